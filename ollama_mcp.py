@@ -1,0 +1,2143 @@
+#!/usr/bin/env python3
+"""ollama-mcp: an MCP server that gives any MCP client the whole Ollama API as tools.
+
+Run it:
+    python ollama_mcp.py                      # Streamable HTTP on http://0.0.0.0:4838/mcp
+    python ollama_mcp.py --transport stdio    # MCP over stdin/stdout (Claude Desktop, Cursor)
+    python ollama_mcp.py --check              # is Ollama reachable with this configuration?
+    python ollama_mcp.py --list-tools         # the tools this server exposes
+
+Copy it: this one file is complete. Put it in any project, `pip install requests werkzeug
+jsonschema python-dotenv tenacity`, and every built-in tool works. `make_app(config)` is a
+plain WSGI app; `@tool` adds tools; optional tool packs live in a `tools/` folder beside it.
+
+Sections, in dependency order (each uses only those above it):
+    1. constants           2. Config              3. errors
+    4. JSON-RPC helpers    5. Ollama client       6. tool registry
+    7. built-in tools      8. plugin loader       9. MCP dispatcher
+   10. transports         11. server             12. CLI
+"""
+
+__version__ = "0.1.0"
+__license__ = "MIT"
+
+import argparse
+import dataclasses
+import fnmatch
+import importlib.util
+import ipaddress
+import itertools
+import json
+import logging
+import os
+import re
+import secrets
+import select
+import socket
+import sys
+import threading
+import time
+import types
+import urllib.parse
+from collections import namedtuple
+from pathlib import Path
+
+import jsonschema
+import requests
+import tenacity
+from dotenv import dotenv_values
+from requests.adapters import HTTPAdapter
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+log = logging.getLogger("ollama_mcp")
+
+
+# =============================================================================
+# 1. Constants
+# =============================================================================
+
+SERVER_NAME = "ollama-mcp"
+SERVER_TITLE = "Ollama"
+# Newest first. The 2026 stateless era (server/discover) is not spoken: clients fall back.
+PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+LATEST_PROTOCOL_VERSION = PROTOCOL_VERSIONS[0]
+BATCH_PROTOCOL_VERSION = "2025-03-26"  # the only version whose HTTP transport took JSON arrays
+DEFAULT_PROTOCOL_VERSION = "2025-03-26"  # assumed when MCP-Protocol-Version is absent
+
+MCP_LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+MCP_PATH = "/mcp"
+DEFAULT_OLLAMA_PORT = 11434
+PROGRESS_INTERVAL = 0.25  # seconds between count-style progress notifications
+DISCONNECT_PROBE_INTERVAL = 0.25  # seconds between checks that a JSON-mode client is still there
+
+INSTRUCTIONS = (
+    "Tools for a local Ollama server. Start with ollama_list_models to see installed models; "
+    "ollama_pull_model fetches new ones. ollama_generate completes a prompt, ollama_chat holds a "
+    "conversation; the *_stream variants send tokens as progress notifications while they run."
+)
+
+
+# =============================================================================
+# 2. Config
+# =============================================================================
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything the server reads from its environment, resolved once in `main()`.
+
+    Built by `load_config()` from CLI flags over environment variables over a `.env` file.
+    """
+
+    host: str = "0.0.0.0"  # MCP_HOST: address the HTTP transport binds
+    port: int = 4838  # MCP_PORT
+    transport: str = "http"  # http | stdio
+    ollama_url: str = f"http://127.0.0.1:{DEFAULT_OLLAMA_PORT}"  # OLLAMA_HOST (+ OLLAMA_PORT)
+    ollama_timeout: float = 300.0  # OLLAMA_TIMEOUT: read timeout, and the allowed gap between stream chunks
+    ollama_connect_timeout: float = 5.0  # OLLAMA_CONNECT_TIMEOUT
+    ollama_retries: int = 2  # OLLAMA_RETRIES: extra attempts, only where nothing reached Ollama
+    log_level: str = "INFO"  # LOG_LEVEL
+    log_format: str = "text"  # LOG_FORMAT: text | json
+    allowed_origins: tuple = ()  # MCP_ALLOWED_ORIGINS: extra Origins; loopback origins always pass
+    allowed_hosts: tuple = ()  # MCP_ALLOWED_HOSTS: extra Host names accepted on a loopback bind
+    tools_dir: str = ""  # MCP_TOOLS_DIR: where optional tool packs live ("" = tools/ beside this file)
+    page_size: int = 100  # MCP_PAGE_SIZE: tools per tools/list page
+    session_ttl: float = 3600.0  # MCP_SESSION_TTL: seconds an idle session lives
+    max_sessions: int = 1000  # MCP_MAX_SESSIONS
+    max_body_bytes: int = 32 * 1024 * 1024  # MCP_MAX_BODY_BYTES: images travel base64 in the body
+
+    @property
+    def loopback_bind(self):
+        """True when the HTTP transport only listens on this machine."""
+        return _is_loopback(self.host)
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the variable and the fix."""
+
+
+def _is_loopback(host):
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_ollama_host(value, port=None):
+    """Turn OLLAMA_HOST (Ollama's own convention) into a base URL.
+
+    Accepts `localhost`, `host:port`, `:port`, `[::1]:port` and `http(s)://host[:port][/prefix]`.
+    As in Ollama, a bare host defaults to port 11434 and an explicit scheme to 80/443; `port`
+    (OLLAMA_PORT, the split form) fills in a missing port.
+    """
+    value = (value or "").strip() or "127.0.0.1"
+    scheme, has_scheme, rest = value.partition("://")
+    if not has_scheme:
+        scheme, rest = "http", value
+    scheme = scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"OLLAMA_HOST: scheme {scheme!r} is not http or https")
+    hostport, _, path = rest.partition("/")
+    parsed = urllib.parse.urlsplit(f"//{hostport}")
+    try:
+        explicit_port = parsed.port
+    except ValueError:
+        raise ConfigError(f"OLLAMA_HOST: {value!r} has a bad port") from None
+    host = parsed.hostname or "127.0.0.1"
+    default_port = {"http": 80, "https": 443}[scheme] if has_scheme else DEFAULT_OLLAMA_PORT
+    final_port = explicit_port or port or default_port
+    if ":" in host:
+        host = f"[{host}]"
+    prefix = "/" + path.strip("/") if path.strip("/") else ""
+    return f"{scheme}://{host}:{final_port}{prefix}"
+
+
+def _as_int(name, raw, low, high):
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: {value} is out of range ({low}..{high})")
+    return value
+
+
+def _as_float(name, raw, low, high):
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a number of seconds") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: {value} is out of range ({low}..{high})")
+    return value
+
+
+def _as_choice(name, raw, choices, transform=str.lower):
+    value = transform(str(raw).strip())
+    if value not in choices:
+        raise ConfigError(f"{name}: {raw!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _as_list(raw):
+    return tuple(item.strip() for item in str(raw).split(",") if item.strip())
+
+
+# Environment variable -> (Config field, converter). The converters raise ConfigError.
+_ENV_FIELDS = {
+    "MCP_HOST": ("host", lambda n, v: str(v).strip()),
+    "MCP_PORT": ("port", lambda n, v: _as_int(n, v, 0, 65535)),
+    "MCP_TRANSPORT": ("transport", lambda n, v: _as_choice(n, v, ("http", "stdio"))),
+    "OLLAMA_TIMEOUT": ("ollama_timeout", lambda n, v: _as_float(n, v, 0.1, 86400)),
+    "OLLAMA_CONNECT_TIMEOUT": ("ollama_connect_timeout", lambda n, v: _as_float(n, v, 0.1, 600)),
+    "OLLAMA_RETRIES": ("ollama_retries", lambda n, v: _as_int(n, v, 0, 10)),
+    "LOG_LEVEL": ("log_level", lambda n, v: _as_choice(n, v, LOG_LEVELS, str.upper)),
+    "LOG_FORMAT": ("log_format", lambda n, v: _as_choice(n, v, ("text", "json"))),
+    "MCP_ALLOWED_ORIGINS": ("allowed_origins", lambda n, v: _as_list(v)),
+    "MCP_ALLOWED_HOSTS": ("allowed_hosts", lambda n, v: tuple(h.lower() for h in _as_list(v))),
+    "MCP_TOOLS_DIR": ("tools_dir", lambda n, v: str(v).strip()),
+    "MCP_PAGE_SIZE": ("page_size", lambda n, v: _as_int(n, v, 1, 10000)),
+    "MCP_SESSION_TTL": ("session_ttl", lambda n, v: _as_float(n, v, 1, 30 * 86400)),
+    "MCP_MAX_SESSIONS": ("max_sessions", lambda n, v: _as_int(n, v, 1, 1_000_000)),
+    "MCP_MAX_BODY_BYTES": ("max_body_bytes", lambda n, v: _as_int(n, v, 1024, 1 << 30)),
+}
+
+# CLI flag (argparse dest) -> environment variable it overrides.
+_FLAG_ENV = {
+    "host": "MCP_HOST",
+    "port": "MCP_PORT",
+    "transport": "MCP_TRANSPORT",
+    "log_level": "LOG_LEVEL",
+}
+
+
+def load_config(flags=None, environ=None, env_file=None):
+    """Build a Config: CLI `flags` (a dict) over `environ` over the `.env` file.
+
+    `env_file` None means `.env` in the working directory when it exists. Raises ConfigError.
+    """
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    environ = os.environ if environ is None else environ
+    if env_file is None:
+        env_file = ".env" if os.path.isfile(".env") else ""
+    elif not os.path.isfile(env_file):
+        raise ConfigError(f"--env-file: {env_file!r} does not exist")
+    values = {k: v for k, v in (dotenv_values(env_file) if env_file else {}).items() if v is not None}
+    values.update({k: v for k, v in environ.items() if k in _ENV_FIELDS or k.startswith("OLLAMA_")})
+    for flag, name in _FLAG_ENV.items():
+        if flag in flags:
+            values[name] = str(flags[flag])
+
+    fields = {}
+    for name, (field, convert) in _ENV_FIELDS.items():
+        if name in values and str(values[name]).strip() != "":
+            fields[field] = convert(name, values[name])
+    if "ollama_url" in flags:
+        fields["ollama_url"] = parse_ollama_host(flags["ollama_url"])
+    else:
+        port = values.get("OLLAMA_PORT")
+        port = _as_int("OLLAMA_PORT", port, 1, 65535) if port not in (None, "") else None
+        fields["ollama_url"] = parse_ollama_host(values.get("OLLAMA_HOST"), port)
+    return Config(**fields)
+
+
+# =============================================================================
+# 3. Errors
+# =============================================================================
+# ProtocolError subclasses become JSON-RPC errors; ToolError (and OllamaError under it)
+# become tool results with isError: true. Both are converted at one boundary, the dispatcher.
+
+
+class ProtocolError(Exception):
+    """A JSON-RPC level failure; `code` is the JSON-RPC error code."""
+
+    code = -32603
+
+    def __init__(self, message, data=None):
+        super().__init__(message)
+        self.data = data
+
+
+class ParseError(ProtocolError):
+    code = -32700
+
+
+class InvalidRequest(ProtocolError):
+    code = -32600
+
+
+class MethodNotFound(ProtocolError):
+    code = -32601
+
+
+class InvalidParams(ProtocolError):
+    code = -32602
+
+
+class InternalError(ProtocolError):
+    code = -32603
+
+
+class ToolError(Exception):
+    """A tool failed in a way the model should read: becomes an `isError: true` result."""
+
+
+class OllamaError(ToolError):
+    """Ollama answered with an error, or could not be reached. `status` is the HTTP status."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+class Cancelled(Exception):
+    """The call was cancelled (notification, tool, or the client left): send no response."""
+
+
+# =============================================================================
+# 4. JSON-RPC helpers
+# =============================================================================
+
+
+def dumps(obj):
+    """Compact JSON, UTF-8 kept as is."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def rpc_result(msg_id, result):
+    return {"jsonrpc": "2.0", "id": msg_id, "result": result}
+
+
+def rpc_error(msg_id, code, message, data=None):
+    error = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": msg_id, "error": error}
+
+
+def rpc_notification(method, params):
+    return {"jsonrpc": "2.0", "method": method, "params": params}
+
+
+def parse_json(raw):
+    """Parse a JSON-RPC payload (bytes or str); raise ParseError on bad JSON."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise ParseError(f"Parse error: {e}") from None
+
+
+def message_kind(msg):
+    """Classify one JSON-RPC message: 'request', 'notification' or 'response'.
+
+    Raises InvalidRequest for anything that is none of them.
+    """
+    if not isinstance(msg, dict) or msg.get("jsonrpc") != "2.0":
+        raise InvalidRequest("Invalid Request: expected a JSON-RPC 2.0 object")
+    has_id = "id" in msg
+    msg_id = msg.get("id")
+    if has_id and (isinstance(msg_id, bool) or not isinstance(msg_id, (str, int))):
+        raise InvalidRequest("Invalid Request: id must be a string or an integer")
+    if "method" in msg:
+        if not isinstance(msg["method"], str):
+            raise InvalidRequest("Invalid Request: method must be a string")
+        if "params" in msg and not isinstance(msg["params"], dict):
+            raise InvalidRequest("Invalid Request: params must be an object")
+        return "request" if has_id else "notification"
+    if has_id and ("result" in msg or "error" in msg):
+        return "response"
+    raise InvalidRequest("Invalid Request: neither a request, a notification nor a response")
+
+
+def is_notification(msg):
+    """True for an outgoing notification (has a method, no id)."""
+    return "method" in msg
+
+
+# =============================================================================
+# 5. Ollama client
+# =============================================================================
+
+
+def _human_bytes(n):
+    if n is None:
+        return None
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return None  # unreachable
+
+
+def _next_step(status, text):
+    """What the model should do after an Ollama error, appended to Ollama's own text."""
+    low = text.lower()
+    if "not found" in low and "model" in low:
+        return "call ollama_list_models to see installed models, or ollama_pull_model to fetch it"
+    if "does not support embeddings" in low:
+        return "use an embedding model such as all-minilm or nomic-embed-text"
+    if "does not support generate" in low or "does not support chat" in low:
+        return "this is an embedding model: use ollama_embeddings, or pick a chat model from ollama_list_models"
+    if "does not support thinking" in low:
+        return "call again without `think`, or use a model whose capabilities include thinking"
+    if "does not support tools" in low:
+        return "call again without `tools`, or use a model whose capabilities include tools"
+    if "does not support insert" in low:
+        return "call again without `suffix`, or use a model whose capabilities include insert"
+    if "missing data required for image input" in low:
+        return "this model has no vision: call again without `images`, or use a vision model"
+    if status == 500 and "pull model manifest" in low:
+        return "Ollama could not reach the model registry: check its internet connection or the model name"
+    return ""
+
+
+class OllamaClient:
+    """Synchronous client for the Ollama REST API.
+
+    One `requests.Session` per thread (pooled, keep-alive), an explicit (connect, read) timeout
+    on every call, tenacity retries only where nothing reached Ollama (connection refused) or
+    the call is an idempotent GET answered 503, and every failure translated to OllamaError here.
+    """
+
+    def __init__(self, config):
+        self.base_url = config.ollama_url.rstrip("/")
+        self.timeout = (config.ollama_connect_timeout, config.ollama_timeout)
+        self._config = config
+        self._local = threading.local()
+        self._retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_retry_safe),
+            stop=tenacity.stop_after_attempt(config.ollama_retries + 1),
+            wait=tenacity.wait_exponential(multiplier=0.1, max=1.0),
+            reraise=True,
+        )
+
+    @property
+    def session(self):
+        """This thread's pooled session."""
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            s.trust_env = False  # HTTP(S)_PROXY must not reroute calls to a local Ollama
+            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=4, max_retries=0)
+            s.mount("http://", adapter)
+            s.mount("https://", adapter)
+            self._local.session = s
+        return s
+
+    def _send(self, method, path, *, stream=False, timeout=None, **kwargs):
+        url = self.base_url + path
+        response = self.session.request(method, url, stream=stream, timeout=timeout or self.timeout, **kwargs)
+        if response.status_code == 503 and method in ("GET", "HEAD"):
+            response.close()
+            raise _Unavailable()
+        return response
+
+    def request(self, method, path, body=None, *, stream=False, timeout=None, data=None, headers=None):
+        """Send one request; return the `requests.Response` (2xx only) or raise OllamaError."""
+        kwargs = {"headers": headers}
+        if body is not None:
+            kwargs["json"] = body
+        if data is not None:
+            kwargs["data"] = data
+        try:
+            response = self._retrying(self._send, method, path, stream=stream, timeout=timeout, **kwargs)
+        except _Unavailable:
+            raise OllamaError(f"Ollama at {self.base_url} answered 503 (busy or starting); try again shortly", 503) from None
+        except requests.RequestException as e:
+            raise self._translate(e, timeout) from e
+        if response.status_code >= 400:
+            try:
+                raise self._http_error(response)
+            finally:
+                response.close()
+        return response
+
+    def json(self, method, path, body=None, **kwargs):
+        """Send one request and decode its JSON body (None for an empty body)."""
+        response = self.request(method, path, body, **kwargs)
+        try:
+            content = response.content
+        except requests.RequestException as e:
+            raise self._translate(e) from e
+        if not content.strip():
+            return None
+        try:
+            return json.loads(content)
+        except ValueError:
+            raise OllamaError(f"Ollama at {self.base_url} sent something that is not JSON for {path}") from None
+
+    def stream(self, path, body, call=None):
+        """POST `body` with `stream: true` and yield each NDJSON object as it arrives.
+
+        Checks `call` for cancellation before every chunk and raises Cancelled; leaving the
+        generator early (cancel, client gone, error) closes the HTTP response, which makes
+        Ollama stop generating.
+        """
+        response = self.request("POST", path, {**body, "stream": True}, stream=True)
+        with response:
+            try:
+                for line in response.iter_lines(chunk_size=None):
+                    if call is not None and call.cancelled():
+                        raise Cancelled()
+                    if not line:
+                        continue
+                    try:
+                        chunk = json.loads(line)
+                    except ValueError:
+                        raise OllamaError(f"Ollama sent a line that is not JSON on {path}: {line[:200]!r}") from None
+                    if "error" in chunk:
+                        text = str(chunk["error"])
+                        step = _next_step(500, text)
+                        raise OllamaError(f"Ollama: {text}" + (f"; {step}" if step else ""), 500)
+                    yield chunk
+            except requests.RequestException as e:
+                raise self._translate(e) from e
+
+    def _translate(self, e, timeout=None):
+        timeout = timeout or self.timeout
+        where = self.base_url
+        if isinstance(e, requests.ConnectTimeout):
+            return OllamaError(
+                f"Ollama at {where} did not accept a connection within {timeout[0]} s "
+                "(OLLAMA_CONNECT_TIMEOUT). Check that `ollama serve` is running there, or set OLLAMA_HOST."
+            )
+        if isinstance(e, requests.ReadTimeout):
+            return OllamaError(
+                f"Ollama at {where} sent nothing for {timeout[1]} s (OLLAMA_TIMEOUT). A large model may "
+                "still be loading: raise OLLAMA_TIMEOUT (or --env OLLAMA_TIMEOUT=600) and try again."
+            )
+        if isinstance(e, requests.ConnectionError) and _is_connect_failure(e):
+            return OllamaError(
+                f"Ollama is not reachable at {where} (connection refused). Start it with `ollama serve`, "
+                "or set OLLAMA_HOST (or --ollama-url) to the address where it runs."
+            )
+        if isinstance(e, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+            return OllamaError(f"Ollama at {where} closed the connection before answering completely: {e}")
+        return OllamaError(f"Request to Ollama at {where} failed: {e}")
+
+    def _http_error(self, response):
+        status = response.status_code
+        text = ""
+        try:
+            payload = response.json()
+            if isinstance(payload, dict) and "error" in payload:
+                error = payload["error"]
+                text = error.get("message", "") if isinstance(error, dict) else str(error)
+        except ValueError:
+            text = response.text.strip()
+        text = text or f"HTTP {status}"
+        step = _next_step(status, text)
+        return OllamaError(f"Ollama: {text}" + (f"; {step}" if step else ""), status)
+
+
+class _Unavailable(Exception):
+    """503 on an idempotent GET: safe to retry."""
+
+
+def _is_connect_failure(e):
+    """True when the connection was never established, so nothing reached Ollama."""
+    if isinstance(e, requests.ConnectTimeout):
+        return True
+    reason = e.args[0] if e.args else None
+    reason = getattr(reason, "reason", reason)
+    text = f"{type(reason).__name__}: {reason}"
+    return any(s in text for s in ("NewConnectionError", "Connection refused", "Failed to establish", "Name or service"))
+
+
+def _retry_safe(e):
+    return isinstance(e, _Unavailable) or (isinstance(e, requests.ConnectionError) and _is_connect_failure(e))
+
+
+# =============================================================================
+# 6. Tool registry
+# =============================================================================
+
+TOOL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+Progress = namedtuple("Progress", "progress total message")
+Progress.__doc__ = "Yielded by a tool handler: becomes notifications/progress when the call has a progressToken."
+Log = namedtuple("Log", "level data")
+Log.__doc__ = "Yielded by a tool handler: becomes notifications/message at or above the session's level."
+
+_Validator = jsonschema.Draft202012Validator
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Tool:
+    """One MCP tool: its advertised description and the handler that runs it."""
+
+    name: str
+    title: str
+    description: str
+    input_schema: dict
+    output_schema: dict
+    annotations: dict
+    handler: object
+    validator: object
+
+    @property
+    def read_only(self):
+        return bool(self.annotations.get("readOnlyHint"))
+
+    def spec(self):
+        """The tools/list entry."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "inputSchema": self.input_schema,
+            "outputSchema": self.output_schema,
+            "annotations": self.annotations,
+        }
+
+    def check_arguments(self, arguments):
+        """Raise ToolError naming the JSON path of the first bad field and what is expected."""
+        error = jsonschema.exceptions.best_match(self.validator.iter_errors(arguments))
+        if error is None:
+            return
+        path = error.json_path
+        expected = error.schema.get("description") if isinstance(error.schema, dict) else None
+        hint = f" Expected: {expected}" if expected else ""
+        if error.validator == "additionalProperties":
+            allowed = sorted((error.schema.get("properties") or {}).keys())
+            hint = f" Allowed keys: {', '.join(allowed)}." if allowed else ""
+        raise ToolError(f"Invalid arguments for {self.name} at {path}: {error.message}.{hint}")
+
+
+def tool(*, title, description, input_schema, output_schema, read_only, destructive=False, idempotent=False, open_world=False, name=None):
+    """Declare a function as an MCP tool. Returns the function unchanged, with `.tool` attached.
+
+    The handler is called as `handler(call, arguments)` with validated arguments and returns a
+    dict (the structured result), or is a generator that yields Progress/Log events and returns
+    that dict. Schemas are checked here, once, and one validator is built per tool.
+    """
+
+    def decorate(fn):
+        tool_name = name or fn.__name__
+        if not TOOL_NAME.match(tool_name):
+            raise ValueError(f"tool name {tool_name!r} must match {TOOL_NAME.pattern}")
+        for label, schema in (("input_schema", input_schema), ("output_schema", output_schema)):
+            _Validator.check_schema(schema)
+            if schema.get("type") != "object":
+                raise ValueError(f"{tool_name}: {label} must have type object")
+        fn.tool = Tool(
+            name=tool_name,
+            title=title,
+            description=description,
+            input_schema=input_schema,
+            output_schema=output_schema,
+            annotations={
+                "title": title,
+                "readOnlyHint": read_only,
+                "destructiveHint": destructive,
+                "idempotentHint": idempotent,
+                "openWorldHint": open_world,
+            },
+            handler=fn,
+            validator=_Validator(input_schema, format_checker=_Validator.FORMAT_CHECKER),
+        )
+        return fn
+
+    return decorate
+
+
+class Registry:
+    """The tools one server exposes, in order, by name."""
+
+    def __init__(self, tools=()):
+        self._tools = {}
+        for t in tools:
+            self.add(t)
+
+    def add(self, t):
+        if t.name in self._tools:
+            raise ValueError(f"duplicate tool name {t.name!r}")
+        self._tools[t.name] = t
+
+    def get(self, name):
+        return self._tools.get(name)
+
+    def __iter__(self):
+        return iter(self._tools.values())
+
+    def __len__(self):
+        return len(self._tools)
+
+    def __contains__(self, name):
+        return name in self._tools
+
+
+def collect_tools(namespace):
+    """The Tool records of every @tool function in `namespace` (a module dict), in order."""
+    return [v.tool for v in namespace.values() if callable(v) and isinstance(getattr(v, "tool", None), Tool)]
+
+
+class Call:
+    """One in-flight tool call: what the handler may use, and how it is cancelled."""
+
+    def __init__(self, *, request_id, tool_name, session_id, client, config, progress_token=None, peer_gone=None):
+        self.request_id = request_id
+        self.tool = tool_name
+        self.session_id = session_id
+        self.client = client
+        self.config = config
+        self.progress_token = progress_token
+        self.model = None  # set by handlers that work on one model, for listings
+        self.started = time.monotonic()
+        self.started_at = time.time()
+        self.cancel_event = threading.Event()
+        self._peer_gone = peer_gone
+        self._next_probe = 0.0
+
+    def cancel(self):
+        self.cancel_event.set()
+
+    def cancelled(self):
+        """True once cancelled, or once the client that asked has gone away."""
+        if self.cancel_event.is_set():
+            return True
+        if self._peer_gone is not None:
+            now = time.monotonic()
+            if now >= self._next_probe:
+                self._next_probe = now + DISCONNECT_PROBE_INTERVAL
+                if self._peer_gone():
+                    self.cancel_event.set()
+                    return True
+        return False
+
+    def check(self):
+        """Raise Cancelled if the call was cancelled."""
+        if self.cancelled():
+            raise Cancelled()
+
+
+# =============================================================================
+# 7. Built-in tools
+# =============================================================================
+# Schema fragments first, then the tools by category. Handlers read only validated arguments.
+
+MODEL = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 300,
+    "pattern": r"^[A-Za-z0-9_][A-Za-z0-9._:/@+-]*$",
+    "description": "a model name as ollama_list_models shows it, e.g. 'llama3.2' or 'qwen2.5:7b'",
+}
+KEEP_ALIVE = {
+    "anyOf": [
+        {"type": "number"},
+        {"type": "string", "pattern": r"^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h)?)+$"},
+    ],
+    "description": "how long the model stays loaded after the call: seconds, or a duration like '5m', '1h'; 0 unloads, -1 keeps it",
+}
+FORMAT = {
+    "anyOf": [{"const": "json"}, {"type": "object"}],
+    "description": "'json' for any JSON answer, or a JSON Schema object the answer must match",
+}
+THINK = {
+    "anyOf": [{"type": "boolean"}, {"enum": ["low", "medium", "high"]}],
+    "description": "reasoning models: true/false, or 'low'|'medium'|'high' effort",
+}
+IMAGES = {
+    "type": "array",
+    "maxItems": 16,
+    "items": {"type": "string", "minLength": 4, "description": "an image as base64 (no data: prefix)"},
+    "description": "base64 images for vision models",
+}
+_INT = {"type": "integer"}
+_NUM = {"type": "number"}
+_BOOL = {"type": "boolean"}
+OPTIONS = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "model options as Ollama documents them (temperature, top_k, top_p, min_p, seed, num_predict, num_ctx, stop, ...)",
+    "properties": {
+        "temperature": {"type": "number", "minimum": 0, "description": "randomness; 0 is deterministic"},
+        "top_k": {"type": "integer", "minimum": 0},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "min_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "typical_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "seed": _INT,
+        "num_predict": {"type": "integer", "minimum": -2, "description": "maximum tokens to generate; -1 unlimited"},
+        "num_ctx": {"type": "integer", "minimum": 1, "description": "context window in tokens"},
+        "num_keep": _INT,
+        "stop": {"type": "array", "items": {"type": "string"}, "maxItems": 32, "description": "stop sequences"},
+        "repeat_penalty": _NUM,
+        "repeat_last_n": {"type": "integer", "minimum": -1},
+        "presence_penalty": _NUM,
+        "frequency_penalty": _NUM,
+        "penalize_newline": _BOOL,
+        "mirostat": {"type": "integer", "enum": [0, 1, 2]},
+        "mirostat_tau": _NUM,
+        "mirostat_eta": _NUM,
+        "num_batch": {"type": "integer", "minimum": 1},
+        "num_gpu": {"type": "integer", "minimum": -1},
+        "main_gpu": {"type": "integer", "minimum": 0},
+        "num_thread": {"type": "integer", "minimum": 0},
+        "use_mmap": _BOOL,
+        "numa": _BOOL,
+    },
+}
+STATS = {
+    "type": "object",
+    "description": "token counts, durations in milliseconds, and generation speed",
+    "properties": {
+        "prompt_tokens": _INT,
+        "completion_tokens": _INT,
+        "total_ms": _NUM,
+        "load_ms": _NUM,
+        "prompt_eval_ms": _NUM,
+        "eval_ms": _NUM,
+        "tokens_per_second": {"type": ["number", "null"]},
+    },
+    "required": ["prompt_tokens", "completion_tokens", "total_ms", "tokens_per_second"],
+}
+_STR = {"type": "string"}
+_NULLABLE_STR = {"type": ["string", "null"]}
+
+
+def _obj(properties, required=(), **extra):
+    """A strict object schema."""
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    schema.update(extra)
+    return schema
+
+
+def _out(properties, required=()):
+    """An output schema: the documented fields, more allowed (Ollama adds fields over time)."""
+    schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _ms(ns):
+    return round((ns or 0) / 1e6, 3)
+
+
+def _stats(final):
+    """Token counts and timings from Ollama's last chunk (nanoseconds -> milliseconds)."""
+    eval_count = final.get("eval_count") or 0
+    eval_ns = final.get("eval_duration") or 0
+    return {
+        "prompt_tokens": final.get("prompt_eval_count") or 0,
+        "completion_tokens": eval_count,
+        "total_ms": _ms(final.get("total_duration")),
+        "load_ms": _ms(final.get("load_duration")),
+        "prompt_eval_ms": _ms(final.get("prompt_eval_duration")),
+        "eval_ms": _ms(eval_ns),
+        "tokens_per_second": round(eval_count / (eval_ns / 1e9), 2) if eval_count and eval_ns else None,
+    }
+
+
+def _pick(args, *keys):
+    """The given keys of the validated arguments, as Ollama's request fields."""
+    return {k: args[k] for k in keys if k in args}
+
+
+# --- system: health and version -----------------------------------------------------------
+
+
+@tool(
+    title="Check Ollama health",
+    description=(
+        "Check whether the Ollama server answers, and report its version, the round-trip latency, "
+        "how many models are installed and which are loaded in memory. Never fails: when Ollama "
+        "cannot be reached the result has healthy=false, the error, and how to fix it."
+    ),
+    input_schema=_obj({}),
+    output_schema=_out(
+        {
+            "healthy": _BOOL,
+            "url": _STR,
+            "version": _NULLABLE_STR,
+            "latency_ms": _NUM,
+            "models_installed": {"type": ["integer", "null"]},
+            "models_loaded": {"type": "array", "items": _STR},
+            "error": _STR,
+            "fix": _STR,
+        },
+        ["healthy", "url", "latency_ms"],
+    ),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_check_health(call, args):
+    client = call.client
+    start = time.perf_counter()
+    try:
+        version = client.json("GET", "/api/version")
+        latency = (time.perf_counter() - start) * 1000
+        tags = client.json("GET", "/api/tags") or {}
+        ps = client.json("GET", "/api/ps") or {}
+    except OllamaError as e:
+        return {
+            "healthy": False,
+            "url": client.base_url,
+            "version": None,
+            "latency_ms": round((time.perf_counter() - start) * 1000, 3),
+            "models_installed": None,
+            "models_loaded": [],
+            "error": str(e),
+            "fix": "start Ollama with `ollama serve`, or set OLLAMA_HOST to where it runs",
+        }
+    return {
+        "healthy": True,
+        "url": client.base_url,
+        "version": (version or {}).get("version"),
+        "latency_ms": round(latency, 3),
+        "models_installed": len(tags.get("models") or []),
+        "models_loaded": [m.get("name") for m in ps.get("models") or []],
+    }
+
+
+# --- models: list, show, pull -------------------------------------------------------------
+
+MODEL_SUMMARY = _out(
+    {
+        "name": _STR,
+        "size": _INT,
+        "size_human": _STR,
+        "modified_at": _STR,
+        "digest": _STR,
+        "family": _STR,
+        "families": {"type": ["array", "null"], "items": _STR},
+        "parameter_size": _STR,
+        "quantization_level": _STR,
+        "format": _STR,
+        "parent_model": _STR,
+    },
+    ["name"],
+)
+
+
+def _model_summary(entry):
+    details = entry.get("details") or {}
+    return {
+        "name": entry.get("name") or entry.get("model") or "",
+        "size": entry.get("size") or 0,
+        "size_human": _human_bytes(entry.get("size") or 0),
+        "modified_at": entry.get("modified_at") or "",
+        "digest": entry.get("digest") or "",
+        "family": details.get("family") or "",
+        "families": details.get("families"),
+        "parameter_size": details.get("parameter_size") or "",
+        "quantization_level": details.get("quantization_level") or "",
+        "format": details.get("format") or "",
+        "parent_model": details.get("parent_model") or "",
+    }
+
+
+@tool(
+    title="List installed models",
+    description=(
+        "List the models installed in Ollama with their size, family, parameter size and "
+        "quantization. Use the names it returns as `model` in every other tool. Empty list: "
+        "fetch a model with ollama_pull_model."
+    ),
+    input_schema=_obj({}),
+    output_schema=_out({"models": {"type": "array", "items": MODEL_SUMMARY}, "count": _INT}, ["models", "count"]),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_list_models(call, args):
+    models = [_model_summary(m) for m in (call.client.json("GET", "/api/tags") or {}).get("models") or []]
+    return {"models": models, "count": len(models)}
+
+
+_PARAM_LINE = re.compile(r"^(\S+)\s+(.*)$")
+
+
+def _parse_parameters(text):
+    """Ollama's `parameters` text ('stop   \"x\"' per line) as a dict; `stop` becomes a list."""
+    params = {}
+    for line in (text or "").splitlines():
+        m = _PARAM_LINE.match(line.strip())
+        if not m:
+            continue
+        key, raw = m.group(1), m.group(2).strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            value = raw[1:-1]
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    value = {"true": True, "false": False}.get(raw.lower(), raw)
+        if key == "stop":
+            params.setdefault("stop", []).append(value)
+        else:
+            params[key] = value
+    return params
+
+
+def _arch_value(model_info, suffix):
+    """A `<architecture>.<suffix>` field of model_info (e.g. context_length)."""
+    arch = (model_info or {}).get("general.architecture")
+    return (model_info or {}).get(f"{arch}.{suffix}") if arch else None
+
+
+@tool(
+    title="Show model details",
+    description=(
+        "Show everything Ollama knows about one installed model: capabilities (completion, "
+        "chat tools, thinking, vision, embedding, insert), family, parameter size, quantization, "
+        "context length, default parameters, template, system prompt, license and Modelfile. "
+        "Unknown model: the error says how to list or pull models."
+    ),
+    input_schema=_obj({"model": MODEL, "verbose": {"type": "boolean", "description": "include large tokenizer arrays"}}, ["model"]),
+    output_schema=_out(
+        {
+            "model": _STR,
+            "capabilities": {"type": "array", "items": _STR},
+            "details": {"type": "object"},
+            "parameters": {"type": "object"},
+            "context_length": {"type": ["integer", "null"]},
+            "embedding_length": {"type": ["integer", "null"]},
+            "template": _STR,
+            "system": _STR,
+            "license": _STR,
+            "modelfile": _STR,
+            "model_info": {"type": "object"},
+            "modified_at": _STR,
+        },
+        ["model", "capabilities", "details", "parameters"],
+    ),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_show_model(call, args):
+    call.model = args["model"]
+    shown = call.client.json("POST", "/api/show", _pick(args, "model", "verbose")) or {}
+    info = shown.get("model_info") or {}
+    return {
+        "model": args["model"],
+        "capabilities": shown.get("capabilities") or [],
+        "details": shown.get("details") or {},
+        "parameters": _parse_parameters(shown.get("parameters")),
+        "context_length": _arch_value(info, "context_length"),
+        "embedding_length": _arch_value(info, "embedding_length"),
+        "template": shown.get("template") or "",
+        "system": shown.get("system") or "",
+        "license": shown.get("license") or "",
+        "modelfile": shown.get("modelfile") or "",
+        "model_info": info,
+        "modified_at": shown.get("modified_at") or "",
+    }
+
+
+class _Monotonic:
+    """Keeps progress values strictly increasing, as MCP requires."""
+
+    def __init__(self):
+        self.last = 0
+
+    def __call__(self, value):
+        self.last = value if value > self.last else self.last + 1
+        return self.last
+
+
+@tool(
+    title="Pull a model",
+    description=(
+        "Download a model from the Ollama library (e.g. 'llama3.2', 'qwen2.5:0.5b', "
+        "'nomic-embed-text'). Can take minutes: with a progressToken the client receives byte "
+        "progress and the status text. Returns the final status. Fails with Ollama's message when "
+        "the name is wrong or the registry cannot be reached."
+    ),
+    input_schema=_obj(
+        {"model": MODEL, "insecure": {"type": "boolean", "description": "allow an insecure (http) registry"}},
+        ["model"],
+    ),
+    output_schema=_out(
+        {"model": _STR, "status": _STR, "total_bytes": _INT, "size_human": _NULLABLE_STR, "statuses": {"type": "array", "items": _STR}},
+        ["model", "status"],
+    ),
+    read_only=False,
+    idempotent=True,
+    open_world=True,
+)
+def ollama_pull_model(call, args):
+    call.model = args["model"]
+    layers = {}  # digest -> (completed, total)
+    statuses = []
+    status = ""
+    monotonic = _Monotonic()
+    last_sent = 0.0
+    for chunk in call.client.stream("/api/pull", _pick(args, "model", "insecure"), call):
+        status = chunk.get("status") or status
+        if chunk.get("digest") and chunk.get("total"):
+            layers[chunk["digest"]] = (chunk.get("completed") or 0, chunk["total"])
+        changed = not statuses or statuses[-1] != status
+        if changed:
+            statuses.append(status)
+        now = time.monotonic()
+        if changed or now - last_sent >= PROGRESS_INTERVAL:
+            last_sent = now
+            done = sum(c for c, _ in layers.values())
+            total = sum(t for _, t in layers.values()) or None
+            yield Progress(monotonic(done), total, status)
+    total = sum(t for _, t in layers.values())
+    if status != "success":
+        raise OllamaError(f"pull of {args['model']} ended without success (last status: {status or 'none'})")
+    return {"model": args["model"], "status": status, "total_bytes": total, "size_human": _human_bytes(total) if total else None, "statuses": statuses}
+
+
+# --- generation: generate and chat, plain and streaming -----------------------------------
+
+_GENERATE_INPUT = _obj(
+    {
+        "model": MODEL,
+        "prompt": {"type": "string", "description": "the prompt; empty just loads the model"},
+        "system": {"type": "string", "description": "system prompt, overrides the model's"},
+        "template": {"type": "string", "description": "prompt template, overrides the model's"},
+        "suffix": {"type": "string", "description": "text after the insertion point (fill-in-the-middle models)"},
+        "raw": {"type": "boolean", "description": "send the prompt without any template"},
+        "context": {"type": "array", "items": {"type": "integer"}, "maxItems": 1_000_000, "description": "the `context` from an earlier ollama_generate result, to continue it"},
+        "format": FORMAT,
+        "images": IMAGES,
+        "think": THINK,
+        "keep_alive": KEEP_ALIVE,
+        "options": OPTIONS,
+        "logprobs": {"type": "boolean", "description": "return log probabilities of the tokens"},
+        "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
+    },
+    ["model"],
+)
+_GENERATE_OUTPUT = _out(
+    {
+        "model": _STR,
+        "response": _STR,
+        "thinking": _STR,
+        "done_reason": _STR,
+        "context": {"type": "array", "items": _INT},
+        "logprobs": {"type": "array"},
+        "stats": STATS,
+    },
+    ["model", "response", "done_reason", "stats"],
+)
+_GENERATE_FIELDS = ("model", "prompt", "system", "template", "suffix", "raw", "context", "format", "images", "think", "keep_alive", "options", "logprobs", "top_logprobs")
+
+
+def _run_generation(call, path, body, deltas):
+    """Stream one generation from Ollama; yield Progress; return the accumulated parts.
+
+    With `deltas` every chunk that carries text becomes a notification whose message is the
+    text; otherwise a token count goes out a few times a second.
+    """
+    call.model = body.get("model")
+    text, thinking, tool_calls, logprobs = [], [], [], []
+    final = {}
+    count = 0
+    last_sent = time.monotonic()
+    for chunk in call.client.stream(path, body, call):
+        message = chunk.get("message") or {}
+        piece = chunk.get("response", message.get("content")) or ""
+        thought = chunk.get("thinking", message.get("thinking")) or ""
+        if piece:
+            text.append(piece)
+        if thought:
+            thinking.append(thought)
+        tool_calls.extend(message.get("tool_calls") or [])
+        logprobs.extend(chunk.get("logprobs") or [])
+        if chunk.get("done"):
+            final = chunk
+        if piece or thought:
+            count += 1
+            if deltas:
+                yield Progress(count, None, piece or thought)
+            elif time.monotonic() - last_sent >= PROGRESS_INTERVAL:
+                last_sent = time.monotonic()
+                yield Progress(count, None, f"{count} tokens")
+    if not final:
+        raise OllamaError("Ollama closed the stream before its final chunk; the answer may be cut short")
+    return {"text": "".join(text), "thinking": "".join(thinking), "tool_calls": tool_calls, "logprobs": logprobs, "final": final}
+
+
+def _generate(call, args, deltas):
+    run = yield from _run_generation(call, "/api/generate", _pick(args, *_GENERATE_FIELDS), deltas)
+    final = run["final"]
+    result = {"model": args["model"], "response": run["text"], "done_reason": final.get("done_reason") or "", "stats": _stats(final)}
+    if run["thinking"]:
+        result["thinking"] = run["thinking"]
+    if final.get("context"):
+        result["context"] = final["context"]
+    if run["logprobs"]:
+        result["logprobs"] = run["logprobs"]
+    return result
+
+
+_GENERATE_DESCRIPTION = (
+    "Complete a prompt with a local model. Supports system prompt, template, raw mode, "
+    "continuing from an earlier `context`, JSON output (`format`), images for vision models, "
+    "`think` for reasoning models, `keep_alive`, and typed `options` (temperature, seed, "
+    "num_predict, num_ctx, stop, ...). Returns the text, `thinking` when present, done_reason, "
+    "token counts, timings in ms and tokens per second. Unknown model: call ollama_list_models."
+)
+
+
+@tool(
+    title="Generate a completion",
+    description=_GENERATE_DESCRIPTION,
+    input_schema=_GENERATE_INPUT,
+    output_schema=_GENERATE_OUTPUT,
+    read_only=True,
+)
+def ollama_generate(call, args):
+    return (yield from _generate(call, args, deltas=False))
+
+
+@tool(
+    title="Generate a completion, streaming",
+    description=_GENERATE_DESCRIPTION + " Streaming: with a progressToken every token is sent as it is generated, as a progress notification whose message is the new text; the result holds the whole text.",
+    input_schema=_GENERATE_INPUT,
+    output_schema=_GENERATE_OUTPUT,
+    read_only=True,
+)
+def ollama_generate_stream(call, args):
+    return (yield from _generate(call, args, deltas=True))
+
+
+TOOL_CALL = {
+    "type": "object",
+    "properties": {
+        "function": _obj(
+            {"name": _STR, "arguments": {"type": "object"}, "index": _INT},
+            ["name"],
+        )
+    },
+    "required": ["function"],
+}
+MESSAGE = _obj(
+    {
+        "role": {"enum": ["system", "user", "assistant", "tool"]},
+        "content": {"type": "string"},
+        "images": IMAGES,
+        "thinking": {"type": "string"},
+        "tool_calls": {"type": "array", "items": TOOL_CALL},
+        "tool_name": {"type": "string", "description": "for role 'tool': the tool whose result this is"},
+    },
+    ["role", "content"],
+    description="a chat message: role and content, optional images, tool calls and tool results",
+)
+CHAT_TOOL = _obj(
+    {
+        "type": {"const": "function"},
+        "function": _obj(
+            {"name": _STR, "description": _STR, "parameters": {"type": "object"}},
+            ["name"],
+        ),
+    },
+    ["type", "function"],
+)
+_CHAT_INPUT = _obj(
+    {
+        "model": MODEL,
+        "messages": {"type": "array", "items": MESSAGE, "maxItems": 10000, "description": "the conversation so far, oldest first"},
+        "tools": {"type": "array", "items": CHAT_TOOL, "maxItems": 256, "description": "functions the model may call"},
+        "format": FORMAT,
+        "think": THINK,
+        "keep_alive": KEEP_ALIVE,
+        "options": OPTIONS,
+        "logprobs": {"type": "boolean"},
+        "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
+    },
+    ["model", "messages"],
+)
+_CHAT_OUTPUT = _out(
+    {
+        "model": _STR,
+        "message": _out(
+            {"role": _STR, "content": _STR, "thinking": _STR, "tool_calls": {"type": "array"}},
+            ["role", "content"],
+        ),
+        "done_reason": _STR,
+        "logprobs": {"type": "array"},
+        "stats": STATS,
+    },
+    ["model", "message", "done_reason", "stats"],
+)
+_CHAT_FIELDS = ("model", "messages", "tools", "format", "think", "keep_alive", "options", "logprobs", "top_logprobs")
+
+
+def _chat(call, args, deltas):
+    run = yield from _run_generation(call, "/api/chat", _pick(args, *_CHAT_FIELDS), deltas)
+    final = run["final"]
+    message = {"role": "assistant", "content": run["text"]}
+    if run["thinking"]:
+        message["thinking"] = run["thinking"]
+    if run["tool_calls"]:
+        message["tool_calls"] = run["tool_calls"]
+    result = {"model": args["model"], "message": message, "done_reason": final.get("done_reason") or "", "stats": _stats(final)}
+    if run["logprobs"]:
+        result["logprobs"] = run["logprobs"]
+    return result
+
+
+_CHAT_DESCRIPTION = (
+    "Chat with a local model: send the conversation as `messages` (roles system, user, "
+    "assistant, tool) and get the assistant's reply. Supports tool calling (`tools`; the reply "
+    "may carry tool_calls), JSON output (`format`), images, `think`, `keep_alive` and typed "
+    "`options`. Returns the reply message, done_reason, token counts, timings in ms and tokens "
+    "per second. Unknown model: call ollama_list_models."
+)
+
+
+@tool(
+    title="Chat",
+    description=_CHAT_DESCRIPTION,
+    input_schema=_CHAT_INPUT,
+    output_schema=_CHAT_OUTPUT,
+    read_only=True,
+)
+def ollama_chat(call, args):
+    return (yield from _chat(call, args, deltas=False))
+
+
+@tool(
+    title="Chat, streaming",
+    description=_CHAT_DESCRIPTION + " Streaming: with a progressToken every token is sent as it is generated, as a progress notification whose message is the new text; the result holds the whole reply.",
+    input_schema=_CHAT_INPUT,
+    output_schema=_CHAT_OUTPUT,
+    read_only=True,
+)
+def ollama_chat_stream(call, args):
+    return (yield from _chat(call, args, deltas=True))
+
+
+BUILTIN_TOOLS = collect_tools(globals())
+
+
+# =============================================================================
+# 8. Plugin loader
+# =============================================================================
+
+
+def default_tools_dir():
+    """`tools/` beside this file."""
+    return str(Path(__file__).resolve().parent / "tools")
+
+
+def load_tool_packs(directory):
+    """Import every `*.py` in `directory` (sorted) and return the Tool records they define.
+
+    A pack declares tools with `@tool` or defines `register(add)`, which receives a function
+    that takes a decorated function or a Tool. A pack that fails to import is logged and skipped.
+    """
+    # Packs import `ollama_mcp`; when this file runs as a script that must be this module.
+    sys.modules.setdefault("ollama_mcp", sys.modules[__name__])
+    found = []
+    folder = Path(directory)
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module_name = f"ollama_mcp_tools.{path.stem}"
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            pack = [t for t in collect_tools(vars(module)) if t.handler.__module__ == module_name]
+            register = getattr(module, "register", None)
+            if callable(register):
+                register(lambda item: pack.append(getattr(item, "tool", item)))
+        except Exception:
+            log.exception("tool pack %s failed to load; skipped", path)
+            continue
+        log.info("loaded tool pack %s (%d tools)", path.name, len(pack))
+        found.extend(pack)
+    return found
+
+
+def build_registry(config):
+    """The built-in tools plus the tool packs; a pack tool whose name is taken is skipped."""
+    registry = Registry(BUILTIN_TOOLS)
+    for t in load_tool_packs(config.tools_dir or default_tools_dir()):
+        if t.name in registry:
+            log.warning("tool pack tool %s skipped: the name is already taken", t.name)
+            continue
+        registry.add(t)
+    return registry
+
+
+# =============================================================================
+# 9. MCP dispatcher
+# =============================================================================
+
+
+class Session:
+    """One MCP session: negotiated version, log level, and its in-flight calls."""
+
+    def __init__(self, session_id=None):
+        self.id = session_id or secrets.token_hex(16)
+        self.protocol_version = DEFAULT_PROTOCOL_VERSION
+        self.log_level = "info"
+        self.client_info = {}
+        self.initialized = False
+        self.last_seen = time.monotonic()
+        self.calls = {}  # request id -> Call
+        self.event_ids = itertools.count(1)
+        self.lock = threading.Lock()
+
+
+class McpServer:
+    """Transport-independent MCP: sessions, and one `handle()` for every incoming message."""
+
+    def __init__(self, config, registry=None, client=None):
+        self.config = config
+        self.registry = registry if registry is not None else build_registry(config)
+        self.client = client or OllamaClient(config)
+        self.sessions = {}
+        self._lock = threading.Lock()
+        self._tool_specs = [t.spec() for t in self.registry]
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def new_session(self):
+        """A session for an initialize request; it is kept only once `keep_session` is called."""
+        return Session()
+
+    def keep_session(self, session):
+        now = time.monotonic()
+        with self._lock:
+            self._expire(now)
+            if len(self.sessions) >= self.config.max_sessions:
+                oldest = min(self.sessions.values(), key=lambda s: s.last_seen)
+                self._end(oldest)
+            self.sessions[session.id] = session
+
+    def get_session(self, session_id):
+        """The live session with this id, or None (unknown, ended or expired)."""
+        now = time.monotonic()
+        with self._lock:
+            session = self.sessions.get(session_id)
+            if session is None:
+                return None
+            if now - session.last_seen > self.config.session_ttl and not session.calls:
+                self._end(session)
+                return None
+            session.last_seen = now
+            return session
+
+    def end_session(self, session_id):
+        with self._lock:
+            session = self.sessions.get(session_id)
+            if session is None:
+                return False
+            self._end(session)
+            return True
+
+    def _end(self, session):
+        self.sessions.pop(session.id, None)
+        for call in list(session.calls.values()):
+            call.cancel()
+
+    def _expire(self, now):
+        ttl = self.config.session_ttl
+        for session in [s for s in self.sessions.values() if now - s.last_seen > ttl and not s.calls]:
+            self._end(session)
+
+    def cancel_all(self):
+        """Cancel every in-flight call of every session (shutdown)."""
+        with self._lock:
+            sessions = list(self.sessions.values())
+        for session in sessions:
+            for call in list(session.calls.values()):
+                call.cancel()
+
+    # --- messages ---------------------------------------------------------------------------
+
+    def handle(self, msg, session, peer_gone=None):
+        """Handle one parsed JSON-RPC message.
+
+        Returns None (notification or response), a response dict, or, for tools/call, an
+        iterator of messages: notifications first, then the response (absent when cancelled).
+        """
+        try:
+            kind = message_kind(msg)
+        except InvalidRequest as e:
+            return rpc_error(msg.get("id") if isinstance(msg, dict) and _valid_id(msg.get("id")) else None, e.code, str(e))
+        if kind == "response":
+            return None  # we send no requests, so there is nothing to match a response to
+        method = msg["method"]
+        params = msg.get("params") or {}
+        if kind == "notification":
+            handler = NOTIFICATION_HANDLERS.get(method)
+            if handler is not None:
+                try:
+                    handler(self, session, params)
+                except ProtocolError:
+                    pass  # notifications get no answer, not even an error
+            return None
+        handler = RPC_HANDLERS.get(method)
+        try:
+            if handler is None:
+                raise MethodNotFound(f"Method not found: {method}")
+            if method == "tools/call":
+                return self._call_tool(msg["id"], session, params, peer_gone)
+            return rpc_result(msg["id"], handler(self, session, params))
+        except ProtocolError as e:
+            return rpc_error(msg["id"], e.code, str(e), e.data)
+
+    def _call_tool(self, request_id, session, params, peer_gone):
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise InvalidParams("Invalid params: `name` must be a string")
+        arguments = params.get("arguments", {})
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise InvalidParams("Invalid params: `arguments` must be an object")
+        t = self.registry.get(name)
+        if t is None:
+            raise InvalidParams(f"Unknown tool: {name}. Call tools/list to see the available tools.")
+        meta = params.get("_meta") or {}
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        if isinstance(token, bool) or not isinstance(token, (str, int)):
+            token = None
+        call = Call(
+            request_id=request_id,
+            tool_name=name,
+            session_id=session.id,
+            client=self.client,
+            config=self.config,
+            progress_token=token,
+            peer_gone=peer_gone,
+        )
+        with session.lock:
+            session.calls[request_id] = call
+        return self._run_tool(call, t, arguments, session)
+
+    def _run_tool(self, call, t, arguments, session):
+        """The message stream of one tool call (a generator; closing it stops the call)."""
+        started = time.monotonic()
+        outcome = "cancelled"
+        monotonic = _Monotonic()
+        try:
+            try:
+                t.check_arguments(arguments)
+                out = t.handler(call, arguments)
+                if isinstance(out, types.GeneratorType):
+                    try:
+                        while True:
+                            call.check()
+                            try:
+                                event = next(out)
+                            except StopIteration as stop:
+                                out = stop.value
+                                break
+                            note = self._event_message(call, session, event, monotonic)
+                            if note is not None:
+                                yield note
+                    finally:
+                        out.close() if isinstance(out, types.GeneratorType) else None
+                call.check()
+                result = _tool_result(out)
+                outcome = "ok"
+            except ToolError as e:
+                result = _tool_error(str(e))
+                outcome = "error"
+            except Cancelled:
+                return
+            except Exception as e:  # a bug in a handler must not take the server down
+                log.exception("tool %s failed", t.name)
+                result = _tool_error(f"internal error in {t.name}: {type(e).__name__}: {e}")
+                outcome = "error"
+            yield rpc_result(call.request_id, result)
+        finally:
+            with session.lock:
+                session.calls.pop(call.request_id, None)
+            log.info(
+                "tool call",
+                extra={"tool": t.name, "session": session.id, "request_id": call.request_id, "outcome": outcome, "duration_ms": round((time.monotonic() - started) * 1000, 2)},
+            )
+
+    def _event_message(self, call, session, event, monotonic):
+        if isinstance(event, Progress):
+            if call.progress_token is None:
+                return None
+            params = {"progressToken": call.progress_token, "progress": monotonic(event.progress)}
+            if event.total is not None:
+                params["total"] = event.total
+            if event.message is not None:
+                params["message"] = event.message
+            return rpc_notification("notifications/progress", params)
+        if isinstance(event, Log):
+            if MCP_LOG_LEVELS.index(event.level) < MCP_LOG_LEVELS.index(session.log_level):
+                return None
+            return rpc_notification("notifications/message", {"level": event.level, "logger": SERVER_NAME, "data": event.data})
+        raise TypeError(f"a tool handler yielded {event!r}; yield Progress or Log")
+
+    def tool_specs(self):
+        return self._tool_specs
+
+
+def _valid_id(value):
+    return not isinstance(value, bool) and isinstance(value, (str, int))
+
+
+def _tool_result(structured):
+    if not isinstance(structured, dict):
+        raise TypeError(f"a tool handler returned {type(structured).__name__}, expected a dict")
+    return {"content": [{"type": "text", "text": dumps(structured)}], "structuredContent": structured, "isError": False}
+
+
+def _tool_error(text):
+    return {"content": [{"type": "text", "text": text}], "isError": True}
+
+
+def run_to_end(out):
+    """Drain a `handle()` result to its final response (None when cancelled)."""
+    if out is None or isinstance(out, dict):
+        return out
+    final = None
+    for msg in out:
+        if not is_notification(msg):
+            final = msg
+    return final
+
+
+# --- JSON-RPC method handlers: (server, session, params) -> result ---------------------------
+
+
+def _rpc_initialize(server, session, params):
+    requested = params.get("protocolVersion")
+    if not isinstance(requested, str):
+        raise InvalidParams("Invalid params: protocolVersion must be a string")
+    session.protocol_version = requested if requested in PROTOCOL_VERSIONS else LATEST_PROTOCOL_VERSION
+    client_info = params.get("clientInfo")
+    session.client_info = client_info if isinstance(client_info, dict) else {}
+    return {
+        "protocolVersion": session.protocol_version,
+        "capabilities": {"tools": {"listChanged": False}, "logging": {}, "completions": {}},
+        "serverInfo": {"name": SERVER_NAME, "title": SERVER_TITLE, "version": __version__},
+        "instructions": INSTRUCTIONS,
+    }
+
+
+def _rpc_ping(server, session, params):
+    return {}
+
+
+def _rpc_tools_list(server, session, params):
+    cursor = params.get("cursor")
+    start = 0
+    if cursor is not None:
+        if not isinstance(cursor, str) or not cursor.isdigit() or int(cursor) > len(server.tool_specs()):
+            raise InvalidParams("Invalid params: unknown cursor")
+        start = int(cursor)
+    end = start + server.config.page_size
+    specs = server.tool_specs()
+    result = {"tools": specs[start:end]}
+    if end < len(specs):
+        result["nextCursor"] = str(end)
+    return result
+
+
+def _rpc_tools_call(server, session, params):
+    raise AssertionError("tools/call is handled by McpServer._call_tool")  # pragma: no cover
+
+
+def _rpc_logging_set_level(server, session, params):
+    level = params.get("level")
+    if level not in MCP_LOG_LEVELS:
+        raise InvalidParams(f"Invalid params: level must be one of {', '.join(MCP_LOG_LEVELS)}")
+    session.log_level = level
+    return {}
+
+
+COMPLETABLE_ARGUMENTS = ("model", "source", "models", "destination")
+
+
+def _rpc_completion_complete(server, session, params):
+    argument = params.get("argument")
+    if not isinstance(argument, dict) or not isinstance(argument.get("name"), str):
+        raise InvalidParams("Invalid params: argument must be an object with a name")
+    values = []
+    if argument["name"] in COMPLETABLE_ARGUMENTS:
+        prefix = str(argument.get("value") or "")
+        try:
+            tags = server.client.json("GET", "/api/tags") or {}
+        except OllamaError:
+            tags = {}
+        names = sorted(m.get("name", "") for m in tags.get("models") or [])
+        values = [n for n in names if n.startswith(prefix)]
+    return {"completion": {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}}
+
+
+def _note_initialized(server, session, params):
+    session.initialized = True
+
+
+def _note_cancelled(server, session, params):
+    call = session.calls.get(params.get("requestId"))
+    if call is not None:
+        call.cancel()
+
+
+RPC_HANDLERS = {
+    "initialize": _rpc_initialize,
+    "ping": _rpc_ping,
+    "tools/list": _rpc_tools_list,
+    "tools/call": _rpc_tools_call,
+    "logging/setLevel": _rpc_logging_set_level,
+    "completion/complete": _rpc_completion_complete,
+}
+NOTIFICATION_HANDLERS = {
+    "notifications/initialized": _note_initialized,
+    "notifications/cancelled": _note_cancelled,
+}
+
+
+# =============================================================================
+# 10. Transports
+# =============================================================================
+# Streamable HTTP (a WSGI app) and stdio. Both feed McpServer.handle().
+
+
+class HttpError(Exception):
+    """An HTTP-level rejection, answered with `status` and, where useful, a JSON-RPC error body."""
+
+    def __init__(self, status, message, code=-32600, headers=()):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.headers = list(headers)
+
+
+_STATUS_TEXT = {
+    200: "200 OK",
+    202: "202 Accepted",
+    400: "400 Bad Request",
+    403: "403 Forbidden",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    406: "406 Not Acceptable",
+    411: "411 Length Required",
+    413: "413 Content Too Large",
+    415: "415 Unsupported Media Type",
+    500: "500 Internal Server Error",
+}
+SSE_HEADERS = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
+
+
+def _accepts(accept, wanted):
+    types_ = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    if "*/*" in types_:
+        return True
+    major = wanted.split("/")[0] + "/*"
+    return wanted in types_ or major in types_
+
+
+def _host_name(host_header):
+    """The name part of a Host header (no port, IPv6 brackets kept)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _socket_gone(sock):
+    """True when the peer has closed `sock` (readable with no data, or an error)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
+class HttpTransport:
+    """The Streamable HTTP transport as a WSGI application (see DESIGN.md, protocol contract)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.config = server.config
+
+    def __call__(self, environ, start_response):
+        try:
+            if environ.get("PATH_INFO", "") != MCP_PATH:
+                return self._plain(start_response, "404 Not Found", b"not found: the MCP endpoint is /mcp\n")
+            self._check_origin_and_host(environ)
+            method = environ["REQUEST_METHOD"]
+            if method == "POST":
+                return self._post(environ, start_response)
+            if method == "DELETE":
+                return self._delete(environ, start_response)
+            raise HttpError(405, f"Method Not Allowed: use POST (or DELETE to end a session)", headers=[("Allow", "POST, DELETE")])
+        except HttpError as e:
+            body = dumps(rpc_error(None, e.code, str(e))).encode()
+            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + e.headers
+            start_response(_STATUS_TEXT.get(e.status, f"{e.status} Error"), headers)
+            return [body]
+
+    @staticmethod
+    def _plain(start_response, status, body):
+        start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _check_origin_and_host(self, environ):
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and origin not in self.config.allowed_origins and "*" not in self.config.allowed_origins:
+            parsed = urllib.parse.urlsplit(origin)
+            if not (parsed.scheme in ("http", "https") and _is_loopback(parsed.hostname or "")):
+                raise HttpError(403, f"Forbidden: Origin {origin!r} is not allowed (set MCP_ALLOWED_ORIGINS)")
+        allowed_hosts = self.config.allowed_hosts
+        if self.config.loopback_bind or allowed_hosts:
+            host = _host_name(environ.get("HTTP_HOST", ""))
+            if host not in allowed_hosts and not (self.config.loopback_bind and host.strip("[]") in LOOPBACK_NAMES):
+                raise HttpError(403, f"Forbidden: Host {host!r} is not allowed (set MCP_ALLOWED_HOSTS)")
+
+    def _session(self, environ, required):
+        session_id = environ.get("HTTP_MCP_SESSION_ID")
+        if session_id is None:
+            if required:
+                raise HttpError(400, "Bad Request: Mcp-Session-Id header is required (call initialize first)")
+            return None
+        session = self.server.get_session(session_id)
+        if session is None:
+            raise HttpError(404, "Session not found: it ended or expired; initialize a new one", code=-32001)
+        return session
+
+    def _check_protocol_version(self, environ, session):
+        version = environ.get("HTTP_MCP_PROTOCOL_VERSION")
+        if version is not None and version not in PROTOCOL_VERSIONS:
+            raise HttpError(400, f"Bad Request: unsupported MCP-Protocol-Version {version!r}; supported: {', '.join(PROTOCOL_VERSIONS)}")
+
+    def _delete(self, environ, start_response):
+        session = self._session(environ, required=True)
+        self.server.end_session(session.id)
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
+
+    def _read_body(self, environ):
+        length = environ.get("CONTENT_LENGTH") or ""
+        limit = self.config.max_body_bytes
+        stream = environ["wsgi.input"]
+        if length.isdigit():
+            if int(length) > limit:
+                raise HttpError(413, f"Content Too Large: the body is over {limit} bytes (MCP_MAX_BODY_BYTES)")
+            return stream.read(int(length))
+        if environ.get("wsgi.input_terminated"):
+            body = stream.read(limit + 1)
+            if len(body) > limit:
+                raise HttpError(413, f"Content Too Large: the body is over {limit} bytes (MCP_MAX_BODY_BYTES)")
+            return body
+        raise HttpError(411, "Length Required")
+
+    def _post(self, environ, start_response):
+        accept = environ.get("HTTP_ACCEPT", "")
+        if not (_accepts(accept, "application/json") and _accepts(accept, "text/event-stream")):
+            raise HttpError(406, "Not Acceptable: Accept must allow application/json and text/event-stream")
+        content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise HttpError(415, "Unsupported Media Type: Content-Type must be application/json")
+        body = self._read_body(environ)
+        try:
+            payload = parse_json(body)
+        except ParseError as e:
+            raise HttpError(400, str(e), code=e.code) from None
+
+        if isinstance(payload, list):
+            return self._post_batch(environ, start_response, payload)
+        is_initialize = isinstance(payload, dict) and payload.get("method") == "initialize" and "id" in payload
+        if is_initialize:
+            session = self.server.new_session()
+        else:
+            # A request for a method we do not have needs no session: an era probe such as
+            # server/discover must get an ordinary JSON-RPC error so clients fall back.
+            unknown = isinstance(payload, dict) and "id" in payload and payload.get("method") not in RPC_HANDLERS
+            session = self._session(environ, required=not unknown) or Session()
+            self._check_protocol_version(environ, session)
+
+        sock = environ.get("werkzeug.socket")
+        out = self.server.handle(payload, session, peer_gone=(lambda: _socket_gone(sock)) if sock else None)
+        extra = []
+        if is_initialize and isinstance(out, dict) and "result" in out:
+            self.server.keep_session(session)
+            extra.append(("Mcp-Session-Id", session.id))
+        if out is None:
+            start_response("202 Accepted", [("Content-Length", "0")])
+            return [b""]
+        if isinstance(out, dict):
+            return self._json(start_response, out, extra)
+        first = next(out, None)
+        if first is None or not is_notification(first):
+            out.close()
+            if first is None:  # cancelled before anything was said: an empty stream, no response
+                start_response("200 OK", SSE_HEADERS)
+                return [b""]
+            return self._json(start_response, first, extra)
+        start_response("200 OK", SSE_HEADERS + extra)
+        return self._sse(first, out, session)
+
+    def _post_batch(self, environ, start_response, payload):
+        session = self._session(environ, required=True)
+        self._check_protocol_version(environ, session)
+        if session.protocol_version != BATCH_PROTOCOL_VERSION:
+            raise HttpError(400, f"Invalid Request: JSON-RPC batches are not supported in protocol {session.protocol_version}")
+        if not payload:
+            raise HttpError(400, "Invalid Request: empty batch")
+        responses = []
+        for msg in payload:
+            if isinstance(msg, dict) and msg.get("method") == "initialize":
+                responses.append(rpc_error(msg.get("id"), -32600, "Invalid Request: initialize cannot be batched"))
+                continue
+            final = run_to_end(self.server.handle(msg, session))
+            if final is not None:
+                responses.append(final)
+        if not responses:
+            start_response("202 Accepted", [("Content-Length", "0")])
+            return [b""]
+        return self._json(start_response, responses, [])
+
+    @staticmethod
+    def _json(start_response, msg, extra):
+        body = dumps(msg).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + extra)
+        return [body]
+
+    @staticmethod
+    def _sse(first, rest, session):
+        """SSE frames for `first` and every later message; closing this closes the tool call."""
+        try:
+            yield _sse_frame(first, session)
+            for msg in rest:
+                yield _sse_frame(msg, session)
+        finally:
+            rest.close()
+
+
+def _sse_frame(msg, session):
+    return f"event: message\nid: {next(session.event_ids)}\ndata: {dumps(msg)}\n\n".encode()
+
+
+def make_app(config, registry=None, client=None):
+    """The WSGI application serving MCP at /mcp. `server` is kept on it as `.server`."""
+    return HttpTransport(McpServer(config, registry, client))
+
+
+class StdioTransport:
+    """MCP over stdin/stdout: one JSON message per line. Logs go to stderr only.
+
+    Requests run on worker threads, so cancellations and pings are read while a call streams;
+    one lock serializes writes. EOF cancels what is in flight and returns.
+    """
+
+    def __init__(self, server, stdin=None, stdout=None):
+        self.server = server
+        self.stdin = stdin or sys.stdin.buffer
+        self.stdout = stdout or sys.stdout.buffer
+        self.session = Session()
+        self._write_lock = threading.Lock()
+        self._workers = set()
+
+    def send(self, msg):
+        data = dumps(msg).encode() + b"\n"
+        with self._write_lock:
+            self.stdout.write(data)
+            self.stdout.flush()
+
+    def serve(self):
+        for line in self.stdin:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                payload = parse_json(line)
+            except ParseError as e:
+                self.send(rpc_error(None, e.code, str(e)))
+                continue
+            if isinstance(payload, list):
+                self._start(self._batch, payload)
+            elif isinstance(payload, dict) and payload.get("method") == "tools/call" and "id" in payload:
+                self._start(self._respond, payload)
+            else:
+                self._respond(payload)
+        self.shutdown()
+
+    def shutdown(self, timeout=5.0):
+        for call in list(self.session.calls.values()):
+            call.cancel()
+        deadline = time.monotonic() + timeout
+        for worker in list(self._workers):
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    def _start(self, target, payload):
+        worker = threading.Thread(target=target, args=(payload,), daemon=True)
+        self._workers.add(worker)
+        worker.start()
+
+    def _respond(self, payload):
+        try:
+            out = self.server.handle(payload, self.session)
+            if isinstance(out, dict):
+                self.send(out)
+            elif out is not None:
+                for msg in out:
+                    self.send(msg)
+        except (BrokenPipeError, ValueError):
+            self.session.calls.clear()  # stdout is gone: nobody to answer
+        finally:
+            self._workers.discard(threading.current_thread())
+
+    def _batch(self, payload):
+        try:
+            if self.session.protocol_version != BATCH_PROTOCOL_VERSION or not payload:
+                self.send(rpc_error(None, -32600, "Invalid Request: JSON-RPC batches are not supported"))
+                return
+            responses = [r for r in (run_to_end(self.server.handle(m, self.session)) for m in payload) if r is not None]
+            if responses:
+                self.send(responses)
+        finally:
+            self._workers.discard(threading.current_thread())
+
+
+# =============================================================================
+# 11. Server
+# =============================================================================
+
+
+class _RequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler with Nagle off (each SSE frame leaves at once) and quiet access logs."""
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_request(self, code="-", size="-"):
+        log.debug("%s %s %s", self.command, self.path, code)
+
+
+def make_http_server(config, app=None):
+    """A threaded werkzeug server for `config` (port 0 picks a free port; read `.port`)."""
+    app = app or make_app(config)
+    srv = make_server(config.host, config.port, app, threaded=True, request_handler=_RequestHandler)
+    srv.daemon_threads = True
+    srv.app = app
+    return srv
+
+
+def serve(config):
+    """Run the server for `config` until interrupted."""
+    if config.transport == "stdio":
+        StdioTransport(McpServer(config)).serve()
+        return
+    srv = make_http_server(config)
+    log.info("ollama-mcp %s serving MCP on http://%s:%d%s (Ollama at %s)", __version__, config.host, srv.port, MCP_PATH, config.ollama_url)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.app.server.cancel_all()
+        srv.server_close()
+
+
+# =============================================================================
+# 12. CLI
+# =============================================================================
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any structured extras."""
+
+    EXTRAS = ("tool", "session", "request_id", "outcome", "duration_ms")
+
+    def format(self, record):
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in self.EXTRAS:
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return dumps(entry)
+
+
+def configure_logging(config):
+    """Log to stderr (never stdout: stdio transport), text or JSON."""
+    handler = logging.StreamHandler(sys.stderr)
+    if config.log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+        handler.formatter.converter = time.gmtime
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("ollama_mcp")
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level)
+    root.propagate = False
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="ollama_mcp.py", description="MCP server for Ollama.")
+    p.add_argument("--host", help="address to bind (MCP_HOST, default 0.0.0.0)")
+    p.add_argument("--port", help="port to bind (MCP_PORT, default 4838)")
+    p.add_argument("--ollama-url", help="Ollama address, e.g. http://127.0.0.1:11434 (OLLAMA_HOST)")
+    p.add_argument("--env-file", help="read variables from this file instead of ./.env")
+    p.add_argument("--transport", choices=("http", "stdio"), help="http (default) or stdio")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (LOG_LEVEL)")
+    p.add_argument("--version", action="version", version=f"ollama-mcp {__version__}")
+    p.add_argument("--list-tools", action="store_true", help="print every tool's name and title, then exit")
+    p.add_argument("--check", action="store_true", help="check the configuration and that Ollama answers, then exit")
+    return p
+
+
+def run_check(config, out=sys.stdout):
+    """Print the effective configuration and whether Ollama is usable; return the exit code."""
+    print(f"ollama-mcp {__version__}", file=out)
+    for field in dataclasses.fields(config):
+        print(f"  {field.name:<24} {getattr(config, field.name)!r}", file=out)
+    client = OllamaClient(dataclasses.replace(config, ollama_retries=0))
+    try:
+        version = (client.json("GET", "/api/version") or {}).get("version", "?")
+        models = [m.get("name") for m in (client.json("GET", "/api/tags") or {}).get("models") or []]
+    except OllamaError as e:
+        print(f"Ollama: NOT reachable at {config.ollama_url}\n  {e}", file=out)
+        return 1
+    print(f"Ollama: {version} at {config.ollama_url}", file=out)
+    print(f"Models ({len(models)}): {', '.join(models) if models else 'none yet: ollama pull llama3.2'}", file=out)
+    return 0
+
+
+def main(argv=None):
+    """Command-line entry point."""
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(
+            {"host": args.host, "port": args.port, "ollama_url": args.ollama_url, "transport": args.transport, "log_level": args.log_level},
+            env_file=args.env_file,
+        )
+    except ConfigError as e:
+        print(f"ollama-mcp: configuration error: {e}", file=sys.stderr)
+        return 2
+    configure_logging(config)
+    if args.list_tools:
+        for t in build_registry(config):
+            print(f"{t.name:<28} {t.title}")
+        return 0
+    if args.check:
+        return run_check(config)
+    serve(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

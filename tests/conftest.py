@@ -1,0 +1,195 @@
+"""Fixtures: a fake Ollama and a live ollama-mcp server, each on an ephemeral port."""
+
+import dataclasses
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ollama_mcp  # noqa: E402
+from fake_ollama import FakeOllama  # noqa: E402
+
+ACCEPT = "application/json, text/event-stream"
+
+
+def real_ollama_url():
+    """OLLAMA_TEST_URL when a real Ollama answers there, else None."""
+    url = os.environ.get("OLLAMA_TEST_URL")
+    if not url:
+        return None
+    try:
+        requests.get(f"{url}/api/version", timeout=2)
+    except requests.RequestException:
+        return None
+    return url
+
+
+def pytest_collection_modifyitems(config, items):
+    if real_ollama_url() is None:
+        skip = pytest.mark.skip(reason="no real Ollama: set OLLAMA_TEST_URL (../shared/real-ollama/start.sh)")
+        for item in items:
+            if "real_ollama" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def fake():
+    server = FakeOllama().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_config(fake, tmp_path):
+    """Config for a test server: loopback, ephemeral port, the fake Ollama, no tool packs."""
+
+    def make(**overrides):
+        base = dict(host="127.0.0.1", port=0, ollama_url=fake.url, ollama_retries=0, tools_dir=str(tmp_path / "no-packs"))
+        base.update(overrides)
+        return ollama_mcp.Config(**base)
+
+    return make
+
+
+class LiveServer:
+    """An ollama-mcp HTTP server running in a thread."""
+
+    def __init__(self, config):
+        self.srv = ollama_mcp.make_http_server(config)
+        self.app = self.srv.app
+        self.mcp = self.app.server
+        self.config = config
+        self.url = f"http://127.0.0.1:{self.srv.port}/mcp"
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.mcp.cancel_all()
+        self.srv.shutdown()
+        self.srv.server_close()
+
+    def client(self, **kwargs):
+        return McpHttpClient(self.url, **kwargs)
+
+
+@pytest.fixture
+def start_server(make_config):
+    servers = []
+
+    def start(**overrides):
+        server = LiveServer(make_config(**overrides))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server):
+    return start_server()
+
+
+@pytest.fixture
+def client(server):
+    c = server.client()
+    c.initialize()
+    return c
+
+
+class McpHttpClient:
+    """A small raw Streamable HTTP client: every request and reply is visible to the test."""
+
+    def __init__(self, url, protocol_version="2025-11-25"):
+        self.url = url
+        self.protocol_version = protocol_version
+        self.session_id = None
+        self.http = requests.Session()
+        self._ids = iter(range(1, 1_000_000))
+
+    def headers(self, **extra):
+        h = {"Accept": ACCEPT, "Content-Type": "application/json"}
+        if self.session_id:
+            h["Mcp-Session-Id"] = self.session_id
+            h["MCP-Protocol-Version"] = self.protocol_version
+        h.update(extra)
+        return h
+
+    def post(self, payload, stream=False, **headers):
+        data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+        return self.http.post(self.url, data=data, headers=self.headers(**headers), stream=stream, timeout=30)
+
+    def initialize(self):
+        r = self.post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": self.protocol_version, "capabilities": {}, "clientInfo": {"name": "pytest", "version": "1"}}})
+        assert r.status_code == 200, r.text
+        self.session_id = r.headers["Mcp-Session-Id"]
+        self.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return r.json()["result"]
+
+    def next_id(self):
+        return next(self._ids)
+
+    def request(self, method, params=None, msg_id=None):
+        """Send a request; return (final response, notifications before it)."""
+        msg = {"jsonrpc": "2.0", "id": self.next_id() if msg_id is None else msg_id, "method": method}
+        if params is not None:
+            msg["params"] = params
+        r = self.post(msg, stream=True)
+        assert r.status_code == 200, r.text
+        messages = list(read_messages(r))
+        return messages[-1], messages[:-1]
+
+    def call(self, name, arguments=None, progress=False, **kw):
+        params = {"name": name, "arguments": arguments or {}}
+        if progress:
+            params["_meta"] = {"progressToken": "tok"}
+        response, notes = self.request("tools/call", params, **kw)
+        return response["result"], notes
+
+
+def read_messages(response):
+    """The JSON-RPC messages of a response, JSON or SSE."""
+    ctype = response.headers.get("Content-Type", "")
+    if ctype.startswith("application/json"):
+        yield response.json()
+        return
+    assert ctype.startswith("text/event-stream"), ctype
+    for event in iter_sse(response):
+        yield json.loads(event["data"])
+
+
+def iter_sse(response):
+    """Parse SSE events from a streaming requests response, as they arrive."""
+    event = {}
+    for raw in response.iter_lines(chunk_size=None, decode_unicode=False):
+        line = raw.decode()
+        if not line:
+            if event:
+                yield event
+                event = {}
+            continue
+        field, _, value = line.partition(":")
+        event[field] = value[1:] if value.startswith(" ") else value
+    if event:
+        yield event
+
+
+@pytest.fixture
+def real_url():
+    url = real_ollama_url()
+    if url is None:
+        pytest.skip("no real Ollama")
+    return url
+
+
+def replace(config, **changes):
+    return dataclasses.replace(config, **changes)
