@@ -220,13 +220,14 @@ _FLAG_ENV = {
 def load_config(flags=None, environ=None, env_file=None):
     """Build a Config: CLI `flags` (a dict) over `environ` over the `.env` file.
 
-    `env_file` None means `.env` in the working directory when it exists. Raises ConfigError.
+    `env_file` None means `.env` in the working directory when it exists; "" means none.
+    Raises ConfigError.
     """
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     environ = os.environ if environ is None else environ
     if env_file is None:
         env_file = ".env" if os.path.isfile(".env") else ""
-    elif not os.path.isfile(env_file):
+    elif env_file and not os.path.isfile(env_file):
         raise ConfigError(f"--env-file: {env_file!r} does not exist")
     values = {k: v for k, v in (dotenv_values(env_file) if env_file else {}).items() if v is not None}
     values.update({k: v for k, v in environ.items() if k in _ENV_FIELDS or k.startswith("OLLAMA_")})
@@ -1331,8 +1332,8 @@ def default_tools_dir():
 def load_tool_packs(directory):
     """Import every `*.py` in `directory` (sorted) and return the Tool records they define.
 
-    A pack declares tools with `@tool` or defines `register(add)`, which receives a function
-    that takes a decorated function or a Tool. A pack that fails to import is logged and skipped.
+    A pack declares tools with `@tool`, or defines `register(add)` and passes each decorated
+    function (or Tool) to `add` itself. A pack that fails to import is logged and skipped.
     """
     # Packs import `ollama_mcp`; when this file runs as a script that must be this module.
     sys.modules.setdefault("ollama_mcp", sys.modules[__name__])
@@ -1348,10 +1349,12 @@ def load_tool_packs(directory):
             spec = importlib.util.spec_from_file_location(module_name, path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-            pack = [t for t in collect_tools(vars(module)) if t.handler.__module__ == module_name]
             register = getattr(module, "register", None)
-            if callable(register):
+            if callable(register):  # the pack chooses its tools itself
+                pack = []
                 register(lambda item: pack.append(getattr(item, "tool", item)))
+            else:
+                pack = [t for t in collect_tools(vars(module)) if t.handler.__module__ == module_name]
         except Exception:
             log.exception("tool pack %s failed to load; skipped", path)
             continue

@@ -68,7 +68,7 @@ class LiveServer:
         self.mcp = self.app.server
         self.config = config
         self.url = f"http://127.0.0.1:{self.srv.port}/mcp"
-        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
     def stop(self):

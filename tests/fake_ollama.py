@@ -95,7 +95,7 @@ class FakeOllama:
     def start(self):
         self._server = make_server("127.0.0.1", 0, self, threaded=True, request_handler=_QuietHandler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
 
     def stop(self):

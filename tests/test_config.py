@@ -1,0 +1,138 @@
+"""Configuration: flags over environment over .env, Ollama's OLLAMA_HOST forms, clear errors; the CLI."""
+
+import subprocess
+import sys
+
+import pytest
+
+import ollama_mcp
+from conftest import ROOT
+from ollama_mcp import ConfigError, load_config, parse_ollama_host
+
+
+@pytest.mark.parametrize(
+    "value, port, url",
+    [
+        ("", None, "http://127.0.0.1:11434"),
+        ("localhost", None, "http://localhost:11434"),
+        ("localhost", 9999, "http://localhost:9999"),
+        ("gpu-box:11500", None, "http://gpu-box:11500"),
+        (":5555", None, "http://127.0.0.1:5555"),
+        ("0.0.0.0", None, "http://0.0.0.0:11434"),
+        ("http://ollama.lan", None, "http://ollama.lan:80"),
+        ("https://ollama.example.com", None, "https://ollama.example.com:443"),
+        ("https://h:8443/ollama/", None, "https://h:8443/ollama"),
+        ("[::1]:11434", None, "http://[::1]:11434"),
+    ],
+)
+def test_ollama_host_forms(value, port, url):
+    assert parse_ollama_host(value, port) == url
+
+
+def test_ollama_host_rejects_other_schemes():
+    with pytest.raises(ConfigError, match="OLLAMA_HOST"):
+        parse_ollama_host("ftp://x")
+
+
+def test_defaults():
+    config = load_config({}, environ={}, env_file="")
+    assert (config.host, config.port, config.ollama_url) == ("0.0.0.0", 4838, "http://127.0.0.1:11434")
+    assert config.ollama_timeout == 300.0 and config.log_format == "text"
+
+
+def test_flags_over_environment_over_dotenv(tmp_path):
+    env_file = tmp_path / "x.env"
+    env_file.write_text("MCP_PORT=1111\nMCP_HOST=10.0.0.1\nOLLAMA_HOST=dotenv-host\nLOG_LEVEL=debug\n")
+    config = load_config({"port": "3333"}, environ={"MCP_PORT": "2222", "OLLAMA_HOST": "env-host:1"}, env_file=str(env_file))
+    assert config.port == 3333
+    assert config.host == "10.0.0.1"
+    assert config.ollama_url == "http://env-host:1"
+    assert config.log_level == "DEBUG"
+
+
+def test_dotenv_in_working_directory_is_read(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("OLLAMA_HOST=from-dotenv\nOLLAMA_PORT=1234\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config({}, environ={}).ollama_url == "http://from-dotenv:1234"
+
+
+def test_split_form_host_and_port():
+    assert load_config({}, environ={"OLLAMA_HOST": "localhost", "OLLAMA_PORT": "11500"}, env_file="").ollama_url == "http://localhost:11500"
+
+
+def test_ollama_url_flag_wins():
+    config = load_config({"ollama_url": "http://flag:1"}, environ={"OLLAMA_HOST": "env:2"}, env_file="")
+    assert config.ollama_url == "http://flag:1"
+
+
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("MCP_PORT", "abc", "MCP_PORT: 'abc' is not a whole number"),
+        ("MCP_PORT", "70000", "MCP_PORT: 70000 is out of range"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL: 'loud' is not one of"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+        ("OLLAMA_TIMEOUT", "soon", "OLLAMA_TIMEOUT"),
+        ("OLLAMA_PORT", "x", "OLLAMA_PORT"),
+    ],
+)
+def test_bad_values_name_the_variable(name, value, words):
+    with pytest.raises(ConfigError) as info:
+        load_config({}, environ={name: value}, env_file="")
+    assert words in str(info.value)
+
+
+def test_missing_env_file_is_an_error():
+    with pytest.raises(ConfigError, match="--env-file"):
+        load_config({}, environ={}, env_file="/nonexistent/.env")
+
+
+def test_list_values():
+    config = load_config({}, environ={"MCP_ALLOWED_ORIGINS": "https://a.example, https://b.example ,", "MCP_ALLOWED_HOSTS": "Box.LAN"}, env_file="")
+    assert config.allowed_origins == ("https://a.example", "https://b.example")
+    assert config.allowed_hosts == ("box.lan",)
+
+
+def test_env_example_lists_every_variable():
+    text = (ROOT / ".env.example").read_text()
+    for name in list(ollama_mcp._ENV_FIELDS) + ["OLLAMA_HOST", "OLLAMA_PORT"]:
+        assert f"{name}=" in text, name
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def run_cli(*args, env=None, cwd=None):
+    base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ""}
+    base.update(env or {})
+    return subprocess.run([sys.executable, str(ROOT / "ollama_mcp.py"), *args], capture_output=True, text=True, env=base, cwd=cwd, timeout=30)
+
+
+def test_cli_version():
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"ollama-mcp {ollama_mcp.__version__}"
+
+
+def test_cli_list_tools(tmp_path):
+    r = run_cli("--list-tools", env={"MCP_TOOLS_DIR": str(tmp_path)})
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0
+    assert [line.split()[0] for line in lines] == [t.name for t in ollama_mcp.BUILTIN_TOOLS]
+
+
+def test_cli_bad_value_stops_with_one_line(tmp_path):
+    r = run_cli("--list-tools", env={"MCP_PORT": "abc"}, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "ollama-mcp: configuration error: MCP_PORT: 'abc' is not a whole number"
+
+
+def test_cli_check_when_ollama_answers(fake, tmp_path):
+    r = run_cli("--check", "--ollama-url", fake.url, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Ollama: 0.24.0" in r.stdout and "gemma3:270m" in r.stdout and "ollama_timeout" in r.stdout
+
+
+def test_cli_check_when_ollama_is_down(tmp_path):
+    r = run_cli("--check", "--ollama-url", "http://127.0.0.1:9", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "NOT reachable at http://127.0.0.1:9" in r.stdout and "ollama serve" in r.stdout

@@ -1,0 +1,360 @@
+"""The 8 core tools through MCP over a real socket, against the fake Ollama."""
+
+import json
+
+import jsonschema
+import pytest
+
+
+def structured(result):
+    assert result["isError"] is False, result["content"][0]["text"]
+    assert json.loads(result["content"][0]["text"]) == result["structuredContent"]
+    return result["structuredContent"]
+
+
+def error_text(result):
+    assert result["isError"] is True
+    return result["content"][0]["text"]
+
+
+def test_results_match_their_output_schema(client, server):
+    calls = {
+        "ollama_check_health": {},
+        "ollama_list_models": {},
+        "ollama_show_model": {"model": "gemma3:270m"},
+        "ollama_pull_model": {"model": "tinyllama"},
+        "ollama_generate": {"model": "gemma3:270m", "prompt": "hi"},
+        "ollama_generate_stream": {"model": "gemma3:270m", "prompt": "hi"},
+        "ollama_chat": {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}]},
+        "ollama_chat_stream": {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}]},
+    }
+    for name, args in calls.items():
+        result, _ = client.call(name, args)
+        jsonschema.validate(structured(result), server.mcp.registry.get(name).output_schema)
+
+
+# --- health -------------------------------------------------------------------------------
+
+
+def test_health_reports_version_models_and_loaded(client, fake):
+    fake.loaded["gemma3:270m"] = "2026-11-24T21:18:24Z"
+    out = structured(client.call("ollama_check_health")[0])
+    assert out["healthy"] is True
+    assert out["version"] == "0.24.0"
+    assert out["models_installed"] == 4
+    assert out["models_loaded"] == ["gemma3:270m"]
+    assert out["latency_ms"] >= 0
+
+
+def test_health_when_ollama_is_down_is_a_normal_result(start_server):
+    server = start_server(ollama_url="http://127.0.0.1:9")
+    c = server.client()
+    c.initialize()
+    out = structured(c.call("ollama_check_health")[0])
+    assert out["healthy"] is False
+    assert "http://127.0.0.1:9" in out["error"]
+    assert "ollama serve" in out["fix"]
+
+
+# --- list and show ------------------------------------------------------------------------
+
+
+def test_list_models_reads_details(client):
+    out = structured(client.call("ollama_list_models")[0])
+    assert out["count"] == 4
+    gemma = next(m for m in out["models"] if m["name"] == "gemma3:270m")
+    assert gemma["family"] == "gemma3"
+    assert gemma["parameter_size"] == "268.10M"
+    assert gemma["quantization_level"] == "Q4_K_M"
+    assert gemma["size"] == 253113900
+    assert gemma["size_human"] == "253.1 MB"
+
+
+def test_show_model_reads_capabilities_parameters_and_context(client):
+    out = structured(client.call("ollama_show_model", {"model": "gemma3:270m"})[0])
+    assert out["capabilities"] == ["completion"]
+    assert out["context_length"] == 32768
+    assert out["embedding_length"] == 640
+    assert out["parameters"] == {"temperature": 1, "top_k": 64, "top_p": 0.95, "num_predict": 128, "stop": ["<end_of_turn>"]}
+    assert out["template"].startswith("{{- range")
+
+
+def test_show_derived_model_has_system(client):
+    out = structured(client.call("ollama_show_model", {"model": "gemma3-270m-assistant"})[0])
+    assert out["system"] == "You are a terse assistant."
+    assert out["details"]["parent_model"] == "gemma3:270m"
+
+
+def test_show_embedding_model(client):
+    out = structured(client.call("ollama_show_model", {"model": "all-minilm"})[0])
+    assert out["capabilities"] == ["embedding"]
+    assert out["embedding_length"] == 384
+
+
+def test_show_unknown_model_says_what_to_do(client):
+    text = error_text(client.call("ollama_show_model", {"model": "does-not-exist"})[0])
+    assert "model 'does-not-exist:latest' not found" in text
+    assert "ollama_list_models" in text and "ollama_pull_model" in text
+
+
+def test_model_names_that_look_like_paths_or_flags_are_rejected(client, fake):
+    for bad in ["../etc/passwd", "-rf", "a b", ""]:
+        text = error_text(client.call("ollama_show_model", {"model": bad})[0])
+        assert "$.model" in text
+    assert "/api/show" not in fake.paths()
+
+
+# --- pull ---------------------------------------------------------------------------------
+
+
+def test_pull_sends_byte_progress_with_status(client, fake):
+    fake.chunk_delay = 0.01
+    result, notes = client.call("ollama_pull_model", {"model": "tinyllama"}, progress=True)
+    out = structured(result)
+    assert out["status"] == "success"
+    assert out["total_bytes"] == 6000
+    params = [n["params"] for n in notes]
+    assert all(n["method"] == "notifications/progress" for n in notes)
+    assert all(p["progressToken"] == "tok" for p in params)
+    values = [p["progress"] for p in params]
+    assert values == sorted(set(values)), "progress must strictly increase"
+    assert params[0]["message"] == "pulling manifest"
+    assert any(p.get("total") == 6000 for p in params)
+    assert params[-1]["message"] == "success"
+    assert fake.bodies("/api/pull")[0]["stream"] is True
+
+
+def test_pull_without_progress_token_sends_no_notifications(client):
+    result, notes = client.call("ollama_pull_model", {"model": "tinyllama"})
+    assert structured(result)["status"] == "success" and notes == []
+
+
+def test_pull_offline_passes_ollamas_error_on(client):
+    text = error_text(client.call("ollama_pull_model", {"model": "all-minilm"})[0])
+    assert "pull model manifest" in text
+    assert "registry" in text
+
+
+# --- generate -----------------------------------------------------------------------------
+
+ALL_GENERATE_ARGS = {
+    "model": "gemma3:270m",
+    "prompt": "Why is the sky blue?",
+    "system": "Be brief.",
+    "template": "{{ .Prompt }}",
+    "context": [1, 2, 3],
+    "format": {"type": "object", "properties": {"a": {"type": "string"}}},
+    "keep_alive": "10m",
+    "options": {"temperature": 0, "seed": 42, "num_predict": 4, "num_ctx": 2048, "stop": ["\n"], "top_k": 10, "top_p": 0.9, "min_p": 0.05, "repeat_penalty": 1.1},
+    "logprobs": True,
+    "top_logprobs": 2,
+}
+
+
+def test_generate_forwards_every_parameter(client, fake):
+    out = structured(client.call("ollama_generate", ALL_GENERATE_ARGS)[0])
+    sent = fake.bodies("/api/generate")[0]
+    assert sent == dict(ALL_GENERATE_ARGS, stream=True)
+    assert out["response"] == "The sky is blue"
+    assert out["done_reason"] == "length"
+
+
+def test_generate_returns_text_stats_and_context(client):
+    out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "hi"})[0])
+    assert out["response"] == "The sky is blue because of Rayleigh scattering."
+    assert out["done_reason"] == "stop"
+    assert out["stats"] == {"prompt_tokens": 14, "completion_tokens": 9, "total_ms": 220.0, "load_ms": 10.0, "prompt_eval_ms": 5.0, "eval_ms": 180.0, "tokens_per_second": 50.0}
+    assert out["context"][:3] == [105, 2364, 107]
+
+
+def test_generate_never_defaults_format_to_json(client, fake):
+    client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "hi"})
+    assert "format" not in fake.bodies("/api/generate")[0]
+
+
+def test_generate_with_think_returns_thinking(client):
+    out = structured(client.call("ollama_generate", {"model": "qwen3:0.6b", "prompt": "hi", "think": True})[0])
+    assert out["thinking"] == "Let me think."
+    assert out["response"].startswith("The sky")
+
+
+def test_generate_think_on_a_model_without_it(client):
+    text = error_text(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "hi", "think": "high"})[0])
+    assert '"gemma3:270m" does not support thinking' in text
+    assert "without `think`" in text
+
+
+def test_generate_on_an_embedding_model_suggests_embeddings(client):
+    text = error_text(client.call("ollama_generate", {"model": "all-minilm", "prompt": "hi"})[0])
+    assert "does not support generate" in text and "ollama_embeddings" in text
+
+
+def test_generate_unknown_model(client):
+    text = error_text(client.call("ollama_generate", {"model": "nope", "prompt": "hi"})[0])
+    assert "model 'nope' not found" in text and "ollama_pull_model" in text
+
+
+def test_generate_images_on_a_text_model(client):
+    text = error_text(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "what?", "images": ["iVBORw0KGgo="]})[0])
+    assert "image input" in text and "vision" in text
+
+
+def test_generate_empty_prompt_loads_the_model(client):
+    out = structured(client.call("ollama_generate", {"model": "gemma3:270m"})[0])
+    assert out["done_reason"] == "load" and out["response"] == ""
+    assert out["stats"]["tokens_per_second"] is None
+
+
+def test_generate_raw_with_context_passes_the_400_on(client):
+    text = error_text(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "raw": True, "context": [1]})[0])
+    assert "raw mode does not support" in text
+
+
+def test_generate_without_token_sends_json_not_sse(client):
+    r = client.post({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "ollama_generate", "arguments": {"model": "gemma3:270m", "prompt": "x"}}})
+    assert r.headers["Content-Type"] == "application/json"
+
+
+def test_generate_with_token_sends_count_progress_a_few_times_a_second(client, fake):
+    fake.chunk_delay = 0.1
+    result, notes = client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x"}, progress=True)
+    structured(result)
+    assert 2 <= len(notes) <= 6
+    assert all(n["params"]["message"].endswith("tokens") for n in notes)
+
+
+# --- chat ---------------------------------------------------------------------------------
+
+
+def test_chat_returns_the_reply_and_stats(client, fake):
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    out = structured(client.call("ollama_chat", {"model": "gemma3:270m", "messages": messages, "options": {"num_predict": 3}})[0])
+    assert out["message"] == {"role": "assistant", "content": "The sky is"}
+    assert out["done_reason"] == "length"
+    assert out["stats"]["completion_tokens"] == 3
+    assert fake.bodies("/api/chat")[0]["messages"] == messages
+
+
+def test_chat_with_tools_returns_tool_calls(client, fake):
+    fake.tool_calls = [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    out = structured(client.call("ollama_chat", {"model": "qwen3:0.6b", "messages": [{"role": "user", "content": "weather?"}], "tools": tools})[0])
+    assert out["message"]["tool_calls"] == fake.tool_calls
+    assert fake.bodies("/api/chat")[0]["tools"] == tools
+
+
+def test_chat_accepts_tool_result_messages(client, fake):
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "content": "sunny", "tool_name": "get_weather"},
+    ]
+    structured(client.call("ollama_chat", {"model": "qwen3:0.6b", "messages": messages})[0])
+    assert fake.bodies("/api/chat")[0]["messages"] == messages
+
+
+def test_chat_tools_on_a_model_without_them(client):
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    text = error_text(client.call("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}], "tools": tools})[0])
+    assert "does not support tools" in text
+
+
+def test_chat_with_think(client):
+    out = structured(client.call("ollama_chat", {"model": "qwen3:0.6b", "messages": [{"role": "user", "content": "x"}], "think": True})[0])
+    assert out["message"]["thinking"] == "Let me think."
+
+
+def test_chat_rejects_a_bad_role(client):
+    text = error_text(client.call("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "robot", "content": "x"}]})[0])
+    assert "$.messages[0].role" in text
+
+
+def test_chat_tools_must_be_objects_not_strings(client):
+    text = error_text(client.call("ollama_chat", {"model": "gemma3:270m", "messages": [], "tools": '[{"type": "function"}]'})[0])
+    assert "$.tools" in text
+
+
+@pytest.mark.parametrize("tool", ["ollama_generate_stream", "ollama_chat_stream"])
+def test_stream_tools_send_one_notification_per_token(client, tool):
+    args = {"model": "gemma3:270m", "prompt": "x"} if tool == "ollama_generate_stream" else {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]}
+    result, notes = client.call(tool, args, progress=True)
+    out = structured(result)
+    deltas = [n["params"]["message"] for n in notes]
+    assert deltas == ["The", " sky", " is", " blue", " because", " of", " Rayleigh", " scattering", "."]
+    assert [n["params"]["progress"] for n in notes] == list(range(1, 10))
+    text = out["response"] if "response" in out else out["message"]["content"]
+    assert text == "".join(deltas)
+
+
+def test_stream_tool_without_token_still_returns_the_result(client):
+    result, notes = client.call("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"})
+    assert structured(result)["response"].startswith("The sky") and notes == []
+
+
+def test_stream_sends_thinking_deltas_then_text(client):
+    result, notes = client.call("ollama_chat_stream", {"model": "qwen3:0.6b", "messages": [{"role": "user", "content": "x"}], "think": True}, progress=True)
+    deltas = [n["params"]["message"] for n in notes]
+    assert deltas[:4] == ["Let", " me", " think", "."]
+    assert structured(result)["message"]["thinking"] == "Let me think."
+
+
+def test_sse_frames_have_event_id_and_headers(client):
+    r = client.post({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}})
+    assert r.headers["Content-Type"] == "text/event-stream"
+    assert r.headers["Cache-Control"] == "no-cache"
+    assert r.headers["X-Accel-Buffering"] == "no"
+    assert "Content-Length" not in r.headers
+    frames = [f for f in r.text.split("\n\n") if f]
+    assert all(f.startswith("event: message\nid: ") for f in frames)
+    ids = [int(f.split("\n")[1][4:]) for f in frames]
+    assert ids == sorted(set(ids))
+    assert json.loads(frames[-1].split("data: ", 1)[1])["id"] == 5
+
+
+# --- errors from Ollama -------------------------------------------------------------------
+
+
+def test_ollama_not_running_names_the_url_and_the_fix(start_server):
+    server = start_server(ollama_url="http://127.0.0.1:9")
+    c = server.client()
+    c.initialize()
+    text = error_text(c.call("ollama_list_models")[0])
+    assert "http://127.0.0.1:9" in text and "ollama serve" in text and "OLLAMA_HOST" in text
+
+
+def test_ollama_timeout_says_which_and_how_to_raise_it(start_server, fake):
+    server = start_server(ollama_timeout=0.2)
+    fake.latency = 0.5
+    c = server.client()
+    c.initialize()
+    text = error_text(c.call("ollama_list_models")[0])
+    assert "OLLAMA_TIMEOUT" in text and "0.2 s" in text
+
+
+def test_ollama_500_with_text_body(client, fake):
+    fake.fail("/api/tags", 500, "internal explosion")
+    assert "internal explosion" in error_text(client.call("ollama_list_models")[0])
+
+
+def test_ollama_wrong_option_type_error_passes_through(client, fake):
+    fake.fail("/api/generate", 500, {"error": 'option "num_predict" must be of type integer'})
+    assert 'option "num_predict" must be of type integer' in error_text(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x"})[0])
+
+
+def test_ollama_dying_mid_stream_is_a_clean_error_and_the_next_call_works(client, fake):
+    fake.die_after_chunks = 3
+    text = error_text(client.call("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, progress=True)[0])
+    assert "closed" in text
+    assert structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x"})[0])["response"]
+
+
+def test_error_line_inside_a_stream_becomes_a_tool_error(client, fake, monkeypatch):
+    original = fake._pull
+
+    def failing_pull(start_response, body, environ, raw):
+        return fake._ndjson(start_response, iter([{"status": "pulling manifest"}, {"error": "max retries exceeded"}]))
+
+    monkeypatch.setitem(type(fake).ROUTES, ("POST", "/api/pull"), lambda self, *a: failing_pull(*a))
+    assert "max retries exceeded" in error_text(client.call("ollama_pull_model", {"model": "tinyllama"})[0])
+    monkeypatch.setitem(type(fake).ROUTES, ("POST", "/api/pull"), type(fake)._pull)
+    assert original
