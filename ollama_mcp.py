@@ -14,16 +14,19 @@ plain WSGI app; `@tool` adds tools; optional tool packs live in a `tools/` folde
 Sections, in dependency order (each uses only those above it):
     1. constants           2. Config              3. errors
     4. JSON-RPC helpers    5. Ollama client       6. tool registry
-    7. built-in tools      8. plugin loader       9. MCP dispatcher
-   10. transports         11. server             12. CLI
+    7. built-in tools      8. context store       9. plugin loader
+   10. MCP dispatcher     11. transports         12. server
+   13. CLI
 """
 
 __version__ = "0.1.0"
 __license__ = "MIT"
 
 import argparse
+import concurrent.futures
 import dataclasses
 import fnmatch
+import hashlib
 import importlib.util
 import ipaddress
 import itertools
@@ -34,12 +37,14 @@ import re
 import secrets
 import select
 import socket
+import sqlite3
 import sys
 import threading
 import time
 import types
 import urllib.parse
 from collections import namedtuple
+from datetime import datetime
 from pathlib import Path
 
 import jsonschema
@@ -108,11 +113,33 @@ class Config:
     session_ttl: float = 3600.0  # MCP_SESSION_TTL: seconds an idle session lives
     max_sessions: int = 1000  # MCP_MAX_SESSIONS
     max_body_bytes: int = 32 * 1024 * 1024  # MCP_MAX_BODY_BYTES: images travel base64 in the body
+    data_dir: str = ""  # MCP_DATA_DIR: saved chat contexts ("" = the user's data dir)
+    model_dirs: tuple = ()  # MCP_MODEL_DIRS: folders a Modelfile FROM/ADAPTER path may read
+    batch_concurrency: int = 4  # MCP_BATCH_CONCURRENCY: default parallel prompts in a batch
+    batch_max_concurrency: int = 8  # MCP_BATCH_MAX_CONCURRENCY: cap a caller may ask for
+    batch_max_prompts: int = 100  # MCP_BATCH_MAX_PROMPTS
+    context_max_messages: int = 1000  # MCP_CONTEXT_MAX_MESSAGES: per saved context
+    context_max_bytes: int = 4 * 1024 * 1024  # MCP_CONTEXT_MAX_BYTES: per saved context
+    model_library_url: str = "https://ollama.com"  # OLLAMA_LIBRARY_URL: for remote model search
 
     @property
     def loopback_bind(self):
         """True when the HTTP transport only listens on this machine."""
         return _is_loopback(self.host)
+
+    @property
+    def context_path(self):
+        """The SQLite file of saved chat contexts."""
+        base = self.data_dir or os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "ollama-mcp")
+        return os.path.join(base, "contexts.sqlite3")
+
+    @property
+    def readable_model_dirs(self):
+        """Folders a Modelfile may read local files from: configured ones; over stdio also the working directory."""
+        dirs = list(self.model_dirs)
+        if not dirs and self.transport == "stdio":
+            dirs.append(os.getcwd())
+        return tuple(Path(d).expanduser().resolve() for d in dirs)
 
 
 class ConfigError(ValueError):
@@ -206,6 +233,14 @@ _ENV_FIELDS = {
     "MCP_SESSION_TTL": ("session_ttl", lambda n, v: _as_float(n, v, 1, 30 * 86400)),
     "MCP_MAX_SESSIONS": ("max_sessions", lambda n, v: _as_int(n, v, 1, 1_000_000)),
     "MCP_MAX_BODY_BYTES": ("max_body_bytes", lambda n, v: _as_int(n, v, 1024, 1 << 30)),
+    "MCP_DATA_DIR": ("data_dir", lambda n, v: str(v).strip()),
+    "MCP_MODEL_DIRS": ("model_dirs", lambda n, v: tuple(p for p in str(v).split(os.pathsep) if p.strip())),
+    "MCP_BATCH_CONCURRENCY": ("batch_concurrency", lambda n, v: _as_int(n, v, 1, 64)),
+    "MCP_BATCH_MAX_CONCURRENCY": ("batch_max_concurrency", lambda n, v: _as_int(n, v, 1, 64)),
+    "MCP_BATCH_MAX_PROMPTS": ("batch_max_prompts", lambda n, v: _as_int(n, v, 1, 10000)),
+    "MCP_CONTEXT_MAX_MESSAGES": ("context_max_messages", lambda n, v: _as_int(n, v, 1, 1_000_000)),
+    "MCP_CONTEXT_MAX_BYTES": ("context_max_bytes", lambda n, v: _as_int(n, v, 1024, 1 << 30)),
+    "OLLAMA_LIBRARY_URL": ("model_library_url", lambda n, v: str(v).strip().rstrip("/")),
 }
 
 # CLI flag (argparse dest) -> environment variable it overrides.
@@ -682,12 +717,14 @@ def collect_tools(namespace):
 class Call:
     """One in-flight tool call: what the handler may use, and how it is cancelled."""
 
-    def __init__(self, *, request_id, tool_name, session_id, client, config, progress_token=None, peer_gone=None):
+    def __init__(self, *, request_id, tool_name, session_id, client, config, progress_token=None, peer_gone=None, store=None, session_calls=None):
         self.request_id = request_id
         self.tool = tool_name
         self.session_id = session_id
         self.client = client
         self.config = config
+        self.store = store  # saved chat contexts (ContextStore)
+        self.session_calls = session_calls if session_calls is not None else {}  # this MCP session's in-flight calls
         self.progress_token = progress_token
         self.model = None  # set by handlers that work on one model, for listings
         self.started = time.monotonic()
@@ -730,6 +767,7 @@ MODEL = {
     "pattern": r"^[A-Za-z0-9_][A-Za-z0-9._:/@+-]*$",
     "description": "a model name as ollama_list_models shows it, e.g. 'llama3.2' or 'qwen2.5:7b'",
 }
+MODEL_NAME = re.compile(MODEL["pattern"])
 KEEP_ALIVE = {
     "anyOf": [
         {"type": "number"},
@@ -1252,6 +1290,7 @@ _CHAT_INPUT = _obj(
         "options": OPTIONS,
         "logprobs": {"type": "boolean"},
         "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
+        "session_id": {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,128}$", "description": "continue the conversation saved under this id (ollama_save_context); the new turn and reply are saved after it"},
     },
     ["model", "messages"],
 )
@@ -1265,6 +1304,8 @@ _CHAT_OUTPUT = _out(
         "done_reason": _STR,
         "logprobs": {"type": "array"},
         "stats": STATS,
+        "session_id": _STR,
+        "context_messages": _INT,
     },
     ["model", "message", "done_reason", "stats"],
 )
@@ -1272,7 +1313,13 @@ _CHAT_FIELDS = ("model", "messages", "tools", "format", "think", "keep_alive", "
 
 
 def _chat(call, args, deltas):
-    run = yield from _run_generation(call, "/api/chat", _pick(args, *_CHAT_FIELDS), deltas)
+    body = _pick(args, *_CHAT_FIELDS)
+    session_id = args.get("session_id")
+    if session_id:
+        saved = call.store.load(session_id)
+        if saved:
+            body["messages"] = saved["messages"] + args["messages"]
+    run = yield from _run_generation(call, "/api/chat", body, deltas)
     final = run["final"]
     message = {"role": "assistant", "content": run["text"]}
     if run["thinking"]:
@@ -1282,6 +1329,9 @@ def _chat(call, args, deltas):
     result = {"model": args["model"], "message": message, "done_reason": final.get("done_reason") or "", "stats": _stats(final)}
     if run["logprobs"]:
         result["logprobs"] = run["logprobs"]
+    if session_id:
+        saved = call.store.save(session_id, args["messages"] + [message], model=args["model"], append=True)
+        result.update(session_id=session_id, context_messages=saved["count"])
     return result
 
 
@@ -1289,8 +1339,10 @@ _CHAT_DESCRIPTION = (
     "Chat with a local model: send the conversation as `messages` (roles system, user, "
     "assistant, tool) and get the assistant's reply. Supports tool calling (`tools`; the reply "
     "may carry tool_calls), JSON output (`format`), images, `think`, `keep_alive` and typed "
-    "`options`. Returns the reply message, done_reason, token counts, timings in ms and tokens "
-    "per second. Unknown model: call ollama_list_models."
+    "`options`. With `session_id` the saved conversation is sent first and this turn is saved "
+    "after it, so a chat persists across calls and restarts. Returns the reply message, "
+    "done_reason, token counts, timings in ms and tokens per second. Unknown model: call "
+    "ollama_list_models."
 )
 
 
@@ -1316,11 +1368,1095 @@ def ollama_chat_stream(call, args):
     return (yield from _chat(call, args, deltas=True))
 
 
+# --- model management: delete, copy, Modelfile, create, update, blobs ------------------------
+
+
+@tool(
+    title="Delete a model",
+    description=(
+        "Delete an installed model from Ollama's disk. This cannot be undone: the model must be "
+        "pulled or created again to use it. Unknown model: the error says how to list models."
+    ),
+    input_schema=_obj({"model": MODEL}, ["model"]),
+    output_schema=_out({"model": _STR, "deleted": _BOOL, "message": _STR}, ["model", "deleted"]),
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
+def ollama_delete_model(call, args):
+    call.model = args["model"]
+    call.client.json("DELETE", "/api/delete", {"model": args["model"]})
+    return {"model": args["model"], "deleted": True, "message": f"deleted {args['model']}"}
+
+
+@tool(
+    title="Copy a model",
+    description=(
+        "Copy an installed model under a new name (for example to make a variant you will "
+        "change with ollama_update_model). An existing destination is replaced. Unknown source: "
+        "call ollama_list_models."
+    ),
+    input_schema=_obj({"source": MODEL, "destination": MODEL}, ["source", "destination"]),
+    output_schema=_out({"source": _STR, "destination": _STR, "copied": _BOOL, "message": _STR}, ["source", "destination", "copied"]),
+    read_only=False,
+    idempotent=True,
+)
+def ollama_copy_model(call, args):
+    call.model = args["source"]
+    call.client.json("POST", "/api/copy", _pick(args, "source", "destination"))
+    return {"source": args["source"], "destination": args["destination"], "copied": True, "message": f"copied {args['source']} to {args['destination']}"}
+
+
+@tool(
+    title="Get a model's Modelfile",
+    description="Return the Modelfile text of an installed model (FROM, TEMPLATE, SYSTEM, PARAMETER lines), e.g. as a start for ollama_create_model.",
+    input_schema=_obj({"model": MODEL}, ["model"]),
+    output_schema=_out({"model": _STR, "modelfile": _STR}, ["model", "modelfile"]),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_get_modelfile(call, args):
+    call.model = args["model"]
+    shown = call.client.json("POST", "/api/show", {"model": args["model"]}) or {}
+    return {"model": args["model"], "modelfile": shown.get("modelfile") or ""}
+
+
+DIGEST = {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$", "description": "a blob digest: 'sha256:' and 64 lowercase hex digits"}
+
+
+def _blob_exists(client, digest):
+    try:
+        client.request("HEAD", f"/api/blobs/{digest}").close()
+        return True
+    except OllamaError as e:
+        if e.status == 404:
+            return False
+        raise
+
+
+@tool(
+    title="Check a blob",
+    description="Check whether Ollama's blob store holds a file with this digest (sha256:<64 hex>), e.g. before creating a model from a GGUF file.",
+    input_schema=_obj({"digest": DIGEST}, ["digest"]),
+    output_schema=_out({"digest": _STR, "exists": _BOOL}, ["digest", "exists"]),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_check_blobs(call, args):
+    return {"digest": args["digest"], "exists": _blob_exists(call.client, args["digest"])}
+
+
+class ModelfileError(ToolError):
+    """A Modelfile that cannot be parsed or used; the message names the line."""
+
+
+_MODELFILE_COMMANDS = ("from", "parameter", "template", "system", "adapter", "license", "message")
+_MESSAGE_ROLES = ("system", "user", "assistant")
+
+
+def _modelfile_value(lines, index, rest):
+    """Read a value starting at `rest` on line `index`: triple-quoted (maybe multi-line), quoted, or bare."""
+    if rest.startswith('"""'):
+        body = rest[3:]
+        text = []
+        while True:
+            end = body.find('"""')
+            if end >= 0:
+                text.append(body[:end])
+                return "\n".join(text), index
+            text.append(body)
+            index += 1
+            if index >= len(lines):
+                raise ModelfileError('Modelfile: a """ block is never closed')
+            body = lines[index]
+    if len(rest) >= 2 and rest[0] == rest[-1] == '"':
+        return rest[1:-1].replace('\\"', '"'), index
+    return rest, index
+
+
+def _typed_parameter(key, raw, line_no):
+    schema = OPTIONS["properties"].get(key)
+    if schema is None:
+        raise ModelfileError(f"Modelfile line {line_no}: unknown PARAMETER {key!r}; known: {', '.join(sorted(OPTIONS['properties']))}")
+    kind = schema.get("type")
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            return float(raw)
+        if kind == "boolean":
+            if raw.lower() not in ("true", "false"):
+                raise ValueError(raw)
+            return raw.lower() == "true"
+    except ValueError:
+        raise ModelfileError(f"Modelfile line {line_no}: PARAMETER {key} needs a {kind}, got {raw!r}") from None
+    return raw
+
+
+def parse_modelfile(text):
+    """Parse Modelfile text as the ollama CLI does; return a dict of create-request fields.
+
+    Keys: from, adapters (paths or names, resolved later), template, system, parameters,
+    license (list), messages. Keywords are case-insensitive; `#` starts a comment line.
+    """
+    lines = text.splitlines()
+    out = {"parameters": {}, "license": [], "messages": [], "adapters": []}
+    i = 0
+    while i < len(lines):
+        line_no = i + 1
+        line = lines[i].strip()
+        i += 1
+        if not line or line.startswith("#"):
+            continue
+        word, _, rest = line.partition(" ")
+        command = word.lower()
+        rest = rest.strip()
+        if command not in _MODELFILE_COMMANDS:
+            raise ModelfileError(f"Modelfile line {line_no}: unknown instruction {word!r}; expected one of {', '.join(c.upper() for c in _MODELFILE_COMMANDS)}")
+        if not rest:
+            raise ModelfileError(f"Modelfile line {line_no}: {word.upper()} needs a value")
+        if command == "parameter":
+            key, _, raw = rest.partition(" ")
+            value, i_end = _modelfile_value(lines, i - 1, raw.strip())
+            i = i_end + 1
+            if not value:
+                raise ModelfileError(f"Modelfile line {line_no}: PARAMETER {key} needs a value")
+            key = key.lower()
+            if key == "stop":
+                out["parameters"].setdefault("stop", []).append(value)
+            else:
+                out["parameters"][key] = _typed_parameter(key, value, line_no)
+        elif command == "message":
+            role, _, raw = rest.partition(" ")
+            if role.lower() not in _MESSAGE_ROLES:
+                raise ModelfileError(f"Modelfile line {line_no}: MESSAGE role must be one of {', '.join(_MESSAGE_ROLES)}")
+            value, i_end = _modelfile_value(lines, i - 1, raw.strip())
+            i = i_end + 1
+            out["messages"].append({"role": role.lower(), "content": value})
+        else:
+            value, i_end = _modelfile_value(lines, i - 1, rest)
+            i = i_end + 1
+            if command == "license":
+                out["license"].append(value)
+            elif command == "adapter":
+                out["adapters"].append((value, line_no))
+            else:
+                if command in out:
+                    raise ModelfileError(f"Modelfile line {line_no}: {word.upper()} given twice")
+                out[command] = (value, line_no) if command == "from" else value
+    return out
+
+
+def _is_local_path(value):
+    return value.startswith(("/", "./", "../", "~", "\\")) or value.lower().endswith((".gguf", ".safetensors", ".bin")) or os.sep in value and os.path.exists(value)
+
+
+def _allowed_path(config, raw, line_no):
+    """Resolve a local Modelfile path, refusing anything outside the readable model folders."""
+    allowed = config.readable_model_dirs
+    if not allowed:
+        raise ModelfileError(
+            f"Modelfile line {line_no}: local path {raw!r} refused: this server reads no local files "
+            "(set MCP_MODEL_DIRS to the folders it may read models from)"
+        )
+    path = Path(raw).expanduser()
+    path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    if not any(path == d or path.is_relative_to(d) for d in allowed):
+        raise ModelfileError(f"Modelfile line {line_no}: local path {raw!r} refused: it is outside MCP_MODEL_DIRS ({', '.join(map(str, allowed))})")
+    if not path.exists():
+        raise ModelfileError(f"Modelfile line {line_no}: {raw!r} does not exist")
+    return path
+
+
+def _upload_blob(call, path):
+    """Hash `path`, upload it unless Ollama has it; return its digest."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+            call.check()
+    digest = f"sha256:{h.hexdigest()}"
+    if not _blob_exists(call.client, digest):
+        with open(path, "rb") as f:
+            call.client.request("POST", f"/api/blobs/{digest}", data=f, timeout=(call.config.ollama_connect_timeout, max(call.config.ollama_timeout, 600))).close()
+    return digest
+
+
+_MODEL_FILE_SUFFIXES = (".gguf", ".safetensors", ".json", ".model", ".txt", ".bin")
+
+
+def _upload_files(call, path):
+    """`files` for a create request: one GGUF file, or the model files of a safetensors folder."""
+    if path.is_file():
+        return {path.name: _upload_blob(call, path)}
+    files = {}
+    for item in sorted(path.rglob("*")):
+        if item.is_file() and item.suffix.lower() in _MODEL_FILE_SUFFIXES:
+            files[str(item.relative_to(path))] = _upload_blob(call, item)
+    if not files:
+        raise ModelfileError(f"{path} holds no model files (.gguf, .safetensors, config .json)")
+    return files
+
+
+def _create_request(call, model, parsed, quantize=None):
+    """The JSON body of POST /api/create for a parsed Modelfile; uploads local files first."""
+    body = {"model": model}
+    source = parsed.get("from")
+    if source is None:
+        raise ModelfileError("Modelfile: FROM is required (a model name, or a .gguf file / safetensors folder)")
+    value, line_no = source
+    if _is_local_path(value):
+        body["files"] = _upload_files(call, _allowed_path(call.config, value, line_no))
+    else:
+        if not MODEL_NAME.match(value):
+            raise ModelfileError(f"Modelfile line {line_no}: FROM {value!r} is not a model name")
+        body["from"] = value
+    adapters = {}
+    for value, line_no in parsed.get("adapters", []):
+        adapters.update(_upload_files(call, _allowed_path(call.config, value, line_no)))
+    if adapters:
+        body["adapters"] = adapters
+    for key in ("template", "system"):
+        if key in parsed:
+            body[key] = parsed[key]
+    for key in ("parameters", "messages", "license"):
+        if parsed.get(key):
+            body[key] = parsed[key]
+    if quantize:
+        body["quantize"] = quantize
+    return body
+
+
+def _run_create(call, body, send_progress):
+    """POST /api/create streaming; yield Ollama's status lines as progress; return the statuses."""
+    statuses = []
+    for chunk in call.client.stream("/api/create", body, call):
+        status = chunk.get("status") or ""
+        statuses.append(status)
+        if send_progress:
+            yield Progress(len(statuses), None, status)
+    if not statuses or statuses[-1] != "success":
+        raise OllamaError(f"creating {body['model']} ended without success (last status: {statuses[-1] if statuses else 'none'})")
+    return statuses
+
+
+MODELFILE = {"type": "string", "minLength": 1, "maxLength": 1_000_000, "description": "Modelfile text: FROM, PARAMETER, TEMPLATE, SYSTEM, ADAPTER, LICENSE, MESSAGE"}
+QUANTIZE = {"enum": ["q4_K_M", "q4_K_S", "q8_0", "q5_K_M", "q5_K_S", "q6_K", "q3_K_M", "q3_K_S", "q2_K", "q4_0", "q4_1", "q5_0", "q5_1", "f16"], "description": "quantize an F16/F32 source to this type"}
+_CREATE_OUTPUT = _out({"model": _STR, "status": _STR, "statuses": {"type": "array", "items": _STR}, "request": {"type": "object"}}, ["model", "status"])
+
+
+@tool(
+    title="Create a model from a Modelfile",
+    description=(
+        "Create a model from Modelfile text: FROM an installed model (or a .gguf file / "
+        "safetensors folder the server may read), PARAMETER, TEMPLATE, SYSTEM (\"\"\" for several "
+        "lines), ADAPTER, LICENSE, MESSAGE. Example: 'FROM llama3.2\\nSYSTEM You are a pirate.\\n"
+        "PARAMETER temperature 0.3'. A syntax error names the line. Ollama's status lines are sent "
+        "as progress. An existing model of that name is replaced."
+    ),
+    input_schema=_obj(
+        {"model": MODEL, "modelfile": MODELFILE, "quantize": QUANTIZE, "stream": {"type": "boolean", "description": "send Ollama's status lines as progress (default true)"}},
+        ["model", "modelfile"],
+    ),
+    output_schema=_CREATE_OUTPUT,
+    read_only=False,
+)
+def ollama_create_model(call, args):
+    call.model = args["model"]
+    parsed = parse_modelfile(args["modelfile"])
+    body = _create_request(call, args["model"], parsed, args.get("quantize"))
+    statuses = yield from _run_create(call, body, args.get("stream", True))
+    return {"model": args["model"], "status": statuses[-1], "statuses": statuses, "request": {k: v for k, v in body.items() if k != "model"}}
+
+
+def _definition(shown):
+    """The changeable parts of a model as `ollama show` reports them."""
+    license_ = shown.get("license") or ""
+    return {
+        "template": shown.get("template") or "",
+        "system": shown.get("system") or "",
+        "parameters": _parse_parameters(shown.get("parameters")),
+        "license": [license_] if license_ else [],
+        "messages": shown.get("messages") or [],
+    }
+
+
+@tool(
+    title="Update a model",
+    description=(
+        "Change an existing model with Modelfile directives. By default they are merged into the "
+        "model's current definition: a PARAMETER replaces that parameter only, SYSTEM replaces the "
+        "system prompt, TEMPLATE the template, and everything else is kept (no FROM needed). "
+        "With overwrite=true the Modelfile replaces the whole definition (FROM defaults to the "
+        "model itself). Reports what changed. The model must exist: see ollama_list_models."
+    ),
+    input_schema=_obj({"model": MODEL, "modelfile": MODELFILE, "overwrite": {"type": "boolean", "description": "replace the whole definition instead of merging (default false)"}}, ["model", "modelfile"]),
+    output_schema=_out({"model": _STR, "status": _STR, "changed": {"type": "object"}, "overwrite": _BOOL}, ["model", "status", "changed"]),
+    read_only=False,
+)
+def ollama_update_model(call, args):
+    model = call.model = args["model"]
+    before = _definition(call.client.json("POST", "/api/show", {"model": model}) or {})
+    parsed = parse_modelfile(args["modelfile"])
+    parsed.setdefault("from", (model, 0))
+    overwrite = args.get("overwrite", False)
+    if overwrite:
+        # Everything not given is reset, so nothing of the old definition survives by accident.
+        for key in ("template", "system"):
+            parsed.setdefault(key, "")
+        body = _create_request(call, model, parsed)
+        body.setdefault("parameters", {})
+    else:
+        merged = dict(parsed)
+        merged["parameters"] = {**before["parameters"], **parsed["parameters"]}
+        for key in ("template", "system"):
+            if key not in parsed:
+                merged[key] = before[key]
+        merged["license"] = parsed["license"] or before["license"]
+        merged["messages"] = parsed["messages"] or before["messages"]
+        body = _create_request(call, model, merged)
+    statuses = yield from _run_create(call, body, True)
+    after = _definition(call.client.json("POST", "/api/show", {"model": model}) or {})
+    changed = {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after[k]}
+    return {"model": model, "status": statuses[-1], "changed": changed, "overwrite": overwrite}
+
+
+# --- embeddings ------------------------------------------------------------------------------
+
+EMBED_CHUNK = 64  # inputs per /api/embed request
+_EMBED_COMMON = {
+    "model": MODEL,
+    "truncate": {"type": "boolean", "description": "cut inputs longer than the context (default true); false makes them an error"},
+    "dimensions": {"type": "integer", "minimum": 1, "maximum": 65536, "description": "shorten vectors to this many dimensions (models that support it)"},
+    "keep_alive": KEEP_ALIVE,
+    "options": OPTIONS,
+}
+_EMBED_STATS = _out({"total_ms": _NUM, "load_ms": _NUM, "prompt_tokens": _INT, "requests": _INT})
+VECTOR = {"type": "array", "items": _NUM}
+
+
+def _embed(call, args, inputs):
+    """Embed `inputs` through /api/embed in chunks (order kept), or the legacy endpoint if that is missing."""
+    call.model = args["model"]
+    common = _pick(args, "model", "truncate", "dimensions", "keep_alive", "options")
+    vectors, stats = [], {"total_ms": 0.0, "load_ms": 0.0, "prompt_tokens": 0, "requests": 0}
+    for start in range(0, len(inputs), EMBED_CHUNK):
+        call.check()
+        part = inputs[start : start + EMBED_CHUNK]
+        try:
+            answer = call.client.json("POST", "/api/embed", {**common, "input": part}) or {}
+        except OllamaError as e:
+            if e.status == 404 and "page not found" in str(e):
+                return _embed_legacy(call, args, inputs)
+            raise
+        got = answer.get("embeddings") or []
+        if len(got) != len(part):
+            raise OllamaError(f"Ollama returned {len(got)} embeddings for {len(part)} inputs")
+        vectors.extend(got)
+        stats["total_ms"] += _ms(answer.get("total_duration"))
+        stats["load_ms"] += _ms(answer.get("load_duration"))
+        stats["prompt_tokens"] += answer.get("prompt_eval_count") or 0
+        stats["requests"] += 1
+        yield Progress(len(vectors), len(inputs), f"{len(vectors)}/{len(inputs)} embedded")
+    return vectors, stats
+
+
+def _embed_legacy(call, args, inputs):
+    """Old servers: /api/embeddings, one prompt per request."""
+    vectors = []
+    started = time.perf_counter()
+    for text in inputs:
+        call.check()
+        answer = call.client.json("POST", "/api/embeddings", {**_pick(args, "model", "keep_alive", "options"), "prompt": text}) or {}
+        vectors.append(answer.get("embedding") or [])
+    return vectors, {"total_ms": round((time.perf_counter() - started) * 1000, 3), "load_ms": 0.0, "prompt_tokens": 0, "requests": len(inputs)}
+
+
+_EMBED_HINT = " Use an embedding model (capabilities include 'embedding'), e.g. all-minilm, nomic-embed-text or mxbai-embed-large."
+
+
+@tool(
+    title="Embed one text",
+    description="Turn one text into an embedding vector with an embedding model." + _EMBED_HINT + " Returns the vector, its dimension, and timing.",
+    input_schema=_obj({**_EMBED_COMMON, "input": {"type": "string", "description": "the text to embed"}}, ["model", "input"]),
+    output_schema=_out({"model": _STR, "embedding": VECTOR, "dimensions": _INT, "stats": _EMBED_STATS}, ["model", "embedding", "dimensions"]),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_embeddings(call, args):
+    vectors, stats = yield from _embed(call, args, [args["input"]])
+    return {"model": args["model"], "embedding": vectors[0], "dimensions": len(vectors[0]), "stats": stats}
+
+
+@tool(
+    title="Embed many texts",
+    description="Turn a list of texts into embedding vectors, in input order (large lists are sent in chunks)." + _EMBED_HINT + " Returns the vectors, their dimension, count and timing.",
+    input_schema=_obj({**_EMBED_COMMON, "inputs": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 10000, "description": "the texts to embed"}}, ["model", "inputs"]),
+    output_schema=_out({"model": _STR, "embeddings": {"type": "array", "items": VECTOR}, "count": _INT, "dimensions": _INT, "stats": _EMBED_STATS}, ["model", "embeddings", "count", "dimensions"]),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_create_embeddings(call, args):
+    vectors, stats = yield from _embed(call, args, args["inputs"])
+    return {"model": args["model"], "embeddings": vectors, "count": len(vectors), "dimensions": len(vectors[0]) if vectors else 0, "stats": stats}
+
+
+# --- monitoring: processes, version, sizes, info -----------------------------------------------
+
+
+def _parse_time(value):
+    """An Ollama RFC 3339 timestamp (nanosecond precision) as epoch seconds, or None."""
+    if not value:
+        return None
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", value)
+    if not m:
+        return None
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    base = datetime.fromisoformat(m.group(1) + zone).timestamp()
+    return base + float("0" + (m.group(2) or ".0"))
+
+
+def _human_duration(seconds):
+    if seconds is None:
+        return None
+    if seconds > 10 * 365 * 86400:
+        return "never (kept loaded)"
+    if seconds <= 0:
+        return "now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"in {n} {unit}{'s' if n != 1 else ''}"
+    return f"in {int(seconds)} seconds"
+
+
+def _process(entry, now):
+    expires = _parse_time(entry.get("expires_at"))
+    size, vram = entry.get("size") or 0, entry.get("size_vram") or 0
+    return {
+        "name": entry.get("name") or entry.get("model") or "",
+        "size": size,
+        "size_human": _human_bytes(size),
+        "size_vram": vram,
+        "vram_human": _human_bytes(vram),
+        "on_gpu_percent": round(100 * vram / size, 1) if size else 0.0,
+        "context_length": entry.get("context_length"),
+        "expires_at": entry.get("expires_at") or "",
+        "expires_in": _human_duration(expires - now) if expires else None,
+        "details": entry.get("details") or {},
+    }
+
+
+PROCESS = _out(
+    {"name": _STR, "size": _INT, "size_human": _STR, "size_vram": _INT, "vram_human": _STR, "on_gpu_percent": _NUM, "context_length": {"type": ["integer", "null"]}, "expires_at": _STR, "expires_in": _NULLABLE_STR, "details": {"type": "object"}},
+    ["name", "size"],
+)
+
+
+@tool(
+    title="List loaded models",
+    description="List the models loaded in memory right now: memory and VRAM size, share on the GPU, context length, and when each unloads (keep_alive), in human terms.",
+    input_schema=_obj({}),
+    output_schema=_out({"models": {"type": "array", "items": PROCESS}, "count": _INT}, ["models", "count"]),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_list_processes(call, args):
+    now = time.time()
+    models = [_process(m, now) for m in (call.client.json("GET", "/api/ps") or {}).get("models") or []]
+    return {"models": models, "count": len(models)}
+
+
+@tool(
+    title="Get Ollama's version",
+    description="Return the version of the Ollama server, the address this server uses for it, and this server's own version.",
+    input_schema=_obj({}),
+    output_schema=_out({"version": _STR, "url": _STR, "server_version": _STR}, ["version", "url"]),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_get_version(call, args):
+    answer = call.client.json("GET", "/api/version") or {}
+    return {"version": answer.get("version") or "", "url": call.client.base_url, "server_version": __version__}
+
+
+def _find_model(models, name):
+    """The tags entry for `name`, accepting a missing ':latest'."""
+    wanted = {name, name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"}
+    return next((m for m in models if (m.get("name") in wanted or m.get("model") in wanted)), None)
+
+
+@tool(
+    title="Get a model's size",
+    description="Return the disk size of an installed model (bytes and human readable) and, when it is loaded, its memory and VRAM size.",
+    input_schema=_obj({"model": MODEL}, ["model"]),
+    output_schema=_out(
+        {"model": _STR, "size": _INT, "size_human": _STR, "parameter_size": _STR, "quantization_level": _STR, "loaded": _BOOL, "loaded_size": {"type": ["integer", "null"]}, "size_vram": {"type": ["integer", "null"]}, "vram_human": _NULLABLE_STR},
+        ["model", "size", "size_human", "loaded"],
+    ),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_get_model_size(call, args):
+    name = call.model = args["model"]
+    entry = _find_model((call.client.json("GET", "/api/tags") or {}).get("models") or [], name)
+    if entry is None:
+        raise ToolError(f"model {name!r} is not installed: call ollama_list_models to see installed models, or ollama_pull_model to fetch it")
+    running = _find_model((call.client.json("GET", "/api/ps") or {}).get("models") or [], name)
+    details = entry.get("details") or {}
+    return {
+        "model": entry.get("name") or name,
+        "size": entry.get("size") or 0,
+        "size_human": _human_bytes(entry.get("size") or 0),
+        "parameter_size": details.get("parameter_size") or "",
+        "quantization_level": details.get("quantization_level") or "",
+        "loaded": running is not None,
+        "loaded_size": running.get("size") if running else None,
+        "size_vram": running.get("size_vram") if running else None,
+        "vram_human": _human_bytes(running.get("size_vram") or 0) if running else None,
+    }
+
+
+INFO_POOL = 4  # parallel /api/show calls
+
+
+def _show_all(call, names):
+    """show for every name in parallel (bounded pool); per-name result or OllamaError."""
+    def one(name):
+        call.check()
+        return call.client.json("POST", "/api/show", {"model": name}) or {}
+
+    results = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(INFO_POOL, len(names)))) as pool:
+        futures = {pool.submit(one, n): n for n in names}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                results[futures[future]] = future.result()
+            except ToolError as e:
+                results[futures[future]] = e
+    return results
+
+
+@tool(
+    title="Get every model's details",
+    description=(
+        "List every installed model together with its details (capabilities, context length, "
+        "family, parameter size, quantization, default parameters), fetched in parallel. A model "
+        "whose details fail is reported with its error; the others are still returned."
+    ),
+    input_schema=_obj({}),
+    output_schema=_out(
+        {
+            "models": {
+                "type": "array",
+                "items": _out({**MODEL_SUMMARY["properties"], "capabilities": {"type": "array", "items": _STR}, "context_length": {"type": ["integer", "null"]}, "parameters": {"type": "object"}, "error": _STR}, ["name"]),
+            },
+            "count": _INT,
+            "errors": _INT,
+        },
+        ["models", "count", "errors"],
+    ),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_get_models_info(call, args):
+    summaries = [_model_summary(m) for m in (call.client.json("GET", "/api/tags") or {}).get("models") or []]
+    shown = _show_all(call, [m["name"] for m in summaries])
+    models, errors = [], 0
+    for summary in summaries:
+        info = shown.get(summary["name"])
+        if isinstance(info, Exception):
+            errors += 1
+            models.append({**summary, "error": str(info)})
+            continue
+        models.append({**summary, "capabilities": info.get("capabilities") or [], "context_length": _arch_value(info.get("model_info"), "context_length"), "parameters": _parse_parameters(info.get("parameters"))})
+    return {"models": models, "count": len(models), "errors": errors}
+
+
+# --- requests: cancellation ------------------------------------------------------------------
+
+REQUEST_ID = {"type": ["string", "integer"], "description": "the JSON-RPC id of the call to cancel"}
+
+
+@tool(
+    title="List or cancel running calls",
+    description=(
+        "Without request_id: list this client's tool calls that are still running (request_id, "
+        "tool, model, started, elapsed). With request_id: cancel that call; a generation stops "
+        "at once and its request gets no answer. Only calls of the same MCP session are visible."
+    ),
+    input_schema=_obj({"request_id": REQUEST_ID}),
+    output_schema=_out(
+        {
+            "cancelled": _BOOL,
+            "request_id": {"type": ["string", "integer", "null"]},
+            "calls": {"type": "array", "items": _out({"request_id": {"type": ["string", "integer"]}, "tool": _STR, "model": _NULLABLE_STR, "started": _STR, "elapsed_s": _NUM}, ["request_id", "tool"])},
+        },
+        ["cancelled", "calls"],
+    ),
+    read_only=True,
+)
+def ollama_cancel_request(call, args):
+    now = time.monotonic()
+    running = [c for c in list(call.session_calls.values()) if c is not call and not c.cancel_event.is_set()]
+    listing = [
+        {
+            "request_id": c.request_id,
+            "tool": c.tool,
+            "model": c.model,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(c.started_at)),
+            "elapsed_s": round(now - c.started, 3),
+        }
+        for c in running
+    ]
+    if "request_id" not in args:
+        return {"cancelled": False, "request_id": None, "calls": listing}
+    target = next((c for c in running if c.request_id == args["request_id"]), None)
+    if target is None:
+        ids = ", ".join(repr(c["request_id"]) for c in listing) or "none"
+        raise ToolError(f"no running call with request_id {args['request_id']!r} in this session (running: {ids})")
+    target.cancel()
+    return {"cancelled": True, "request_id": target.request_id, "calls": [c for c in listing if c["request_id"] != target.request_id]}
+
+
+# --- batch: many prompts, many models ----------------------------------------------------------
+
+
+class _ItemCall:
+    """A view of a Call for one batch item: cancelled with the whole batch."""
+
+    def __init__(self, parent):
+        self._parent = parent
+        self.client = parent.client
+        self.config = parent.config
+        self.model = None
+
+    def cancelled(self):
+        return self._parent.cancel_event.is_set()
+
+    def check(self):
+        if self.cancelled():
+            raise Cancelled()
+
+
+def _generate_once(call, body):
+    """One non-streaming generation (read as a stream so a cancel stops it): (text, final chunk)."""
+    gen = _run_generation(call, "/api/generate", body, deltas=False)
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        run = stop.value
+    return run["text"], run["final"]
+
+
+@tool(
+    title="Generate for many prompts",
+    description=(
+        "Run one model on many prompts at once with a bounded number in parallel (`concurrency`). "
+        "Results come back in input order; a failed prompt has its own error and the rest still "
+        "run. With a progressToken a notification is sent as each prompt finishes. Cancelling "
+        "stops every outstanding prompt."
+    ),
+    input_schema=_obj(
+        {
+            "model": MODEL,
+            "prompts": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 10000},
+            "system": {"type": "string"},
+            "format": FORMAT,
+            "keep_alive": KEEP_ALIVE,
+            "options": OPTIONS,
+            "concurrency": {"type": "integer", "minimum": 1, "maximum": 64, "description": "prompts run in parallel (default and cap from the server's configuration)"},
+        },
+        ["model", "prompts"],
+    ),
+    output_schema=_out(
+        {
+            "model": _STR,
+            "results": {"type": "array", "items": _out({"index": _INT, "prompt": _STR, "response": _STR, "done_reason": _STR, "stats": STATS, "error": _STR}, ["index", "prompt"])},
+            "succeeded": _INT,
+            "failed": _INT,
+            "concurrency": _INT,
+            "elapsed_ms": _NUM,
+        },
+        ["model", "results", "succeeded", "failed"],
+    ),
+    read_only=True,
+)
+def ollama_batch_generate(call, args):
+    config = call.config
+    prompts = args["prompts"]
+    if len(prompts) > config.batch_max_prompts:
+        raise ToolError(f"{len(prompts)} prompts is over the limit of {config.batch_max_prompts} (MCP_BATCH_MAX_PROMPTS): split the batch")
+    call.model = args["model"]
+    workers = min(args.get("concurrency", config.batch_concurrency), config.batch_max_concurrency, len(prompts))
+    common = _pick(args, "model", "system", "format", "keep_alive", "options")
+    started = time.perf_counter()
+    results = [None] * len(prompts)
+
+    def run(index):
+        try:
+            text, final = _generate_once(_ItemCall(call), {**common, "prompt": prompts[index]})
+            return {"index": index, "prompt": prompts[index], "response": text, "done_reason": final.get("done_reason") or "", "stats": _stats(final)}
+        except ToolError as e:
+            return {"index": index, "prompt": prompts[index], "error": str(e)}
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
+    try:
+        pending = {pool.submit(run, i) for i in range(len(prompts))}
+        finished = 0
+        while pending:
+            done, pending = concurrent.futures.wait(pending, timeout=0.1, return_when=concurrent.futures.FIRST_COMPLETED)
+            call.check()
+            for future in done:
+                item = future.result()
+                results[item["index"]] = item
+                finished += 1
+                yield Progress(finished, len(prompts), f"prompt {item['index'] + 1} {'failed' if 'error' in item else 'done'}")
+    finally:
+        if any(r is None for r in results):  # cancelled or the client left: stop the prompts still running
+            call.cancel_event.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+    failed = sum(1 for r in results if "error" in r)
+    return {"model": args["model"], "results": results, "succeeded": len(results) - failed, "failed": failed, "concurrency": workers, "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+
+
+COMPARE_SEED = 42
+
+
+@tool(
+    title="Compare models on one prompt",
+    description=(
+        "Run the same prompt with the same options (and the same seed: 42 unless given) on "
+        "several models, one after another, and return their answers side by side with token "
+        "counts, tokens per second, load time and total time. A model that fails has its own "
+        "error; the others are still compared."
+    ),
+    input_schema=_obj(
+        {
+            "models": {"type": "array", "items": MODEL, "minItems": 1, "maxItems": 16, "uniqueItems": True},
+            "prompt": {"type": "string", "minLength": 1},
+            "system": {"type": "string"},
+            "options": OPTIONS,
+            "keep_alive": KEEP_ALIVE,
+        },
+        ["models", "prompt"],
+    ),
+    output_schema=_out(
+        {
+            "prompt": _STR,
+            "options": {"type": "object"},
+            "results": {"type": "array", "items": _out({"model": _STR, "response": _STR, "done_reason": _STR, "completion_tokens": _INT, "prompt_tokens": _INT, "tokens_per_second": {"type": ["number", "null"]}, "load_ms": _NUM, "total_ms": _NUM, "error": _STR}, ["model"])},
+        },
+        ["prompt", "options", "results"],
+    ),
+    read_only=True,
+)
+def ollama_compare_models(call, args):
+    options = {"seed": COMPARE_SEED, **args.get("options", {})}
+    results = []
+    for index, model in enumerate(args["models"]):
+        call.model = model
+        body = {**_pick(args, "prompt", "system", "keep_alive"), "model": model, "options": options}
+        try:
+            text, final = _generate_once(call, body)
+            stats = _stats(final)
+            results.append({"model": model, "response": text, "done_reason": final.get("done_reason") or "", "completion_tokens": stats["completion_tokens"], "prompt_tokens": stats["prompt_tokens"], "tokens_per_second": stats["tokens_per_second"], "load_ms": stats["load_ms"], "total_ms": stats["total_ms"]})
+        except ToolError as e:
+            results.append({"model": model, "error": str(e)})
+        yield Progress(index + 1, len(args["models"]), f"{model} {'failed' if 'error' in results[-1] else 'done'}")
+    return {"prompt": args["prompt"], "options": options, "results": results}
+
+
+# --- utilities: validate, search ---------------------------------------------------------------
+
+
+def _timed_check(name, fn):
+    started = time.perf_counter()
+    try:
+        detail = fn()
+        ok = True
+    except ToolError as e:
+        detail, ok = str(e), False
+    return {"check": name, "ok": ok, "ms": round((time.perf_counter() - started) * 1000, 3), "detail": detail}
+
+
+@tool(
+    title="Validate a model",
+    description=(
+        "Check that a model is usable, step by step: it is installed, its manifest is readable "
+        "(show), and it loads and answers (one short generation, or one embedding for embedding "
+        "models). Returns each check with its result and time, and an overall verdict."
+    ),
+    input_schema=_obj({"model": MODEL}, ["model"]),
+    output_schema=_out(
+        {"model": _STR, "valid": _BOOL, "verdict": _STR, "checks": {"type": "array", "items": _out({"check": _STR, "ok": _BOOL, "ms": _NUM, "detail": _STR}, ["check", "ok"])}},
+        ["model", "valid", "verdict", "checks"],
+    ),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_validate_model(call, args):
+    name = call.model = args["model"]
+    checks = []
+    shown = {}
+
+    def installed():
+        if _find_model((call.client.json("GET", "/api/tags") or {}).get("models") or [], name) is None:
+            raise ToolError(f"{name} is not installed: pull it with ollama_pull_model")
+        return "installed"
+
+    def manifest():
+        shown.update(call.client.json("POST", "/api/show", {"model": name}) or {})
+        return f"capabilities: {', '.join(shown.get('capabilities') or []) or 'none listed'}"
+
+    def answers():
+        if "embedding" in (shown.get("capabilities") or []):
+            vector = (call.client.json("POST", "/api/embed", {"model": name, "input": "test"}) or {}).get("embeddings") or [[]]
+            return f"embedding of {len(vector[0])} dimensions"
+        text, final = _generate_once(call, {"model": name, "prompt": "Hi", "options": {"num_predict": 1}})
+        return f"answered {final.get('eval_count') or 0} token(s): {text!r}"
+
+    for label, fn in (("installed", installed), ("manifest readable", manifest), ("loads and answers", answers)):
+        result = _timed_check(label, fn)
+        checks.append(result)
+        yield Progress(len(checks), 3, f"{label}: {'ok' if result['ok'] else 'failed'}")
+        if not result["ok"]:
+            break
+    valid = len(checks) == 3 and all(c["ok"] for c in checks)
+    verdict = "valid: installed, readable, and it answers" if valid else f"not usable: {checks[-1]['check']} failed: {checks[-1]['detail']}"
+    return {"model": name, "valid": valid, "verdict": verdict, "checks": checks}
+
+
+LIBRARY_TIMEOUT = (3.0, 5.0)
+_LIBRARY_LINK = re.compile(r'href="/library/([A-Za-z0-9._-]+)"')
+
+
+def _search_library(config, query):
+    """Model names from the public Ollama library's search page; raises ToolError when unreachable."""
+    url = f"{config.model_library_url}/search"
+    try:
+        response = requests.get(url, params={"q": query}, timeout=LIBRARY_TIMEOUT, headers={"Accept": "text/html"})
+        response.raise_for_status()
+    except requests.RequestException as e:
+        raise ToolError(f"could not reach the model library at {url}: {type(e).__name__}") from e
+    names = []
+    for name in _LIBRARY_LINK.findall(response.text):
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _search_score(query_words, model, capabilities):
+    fields = {
+        "name": model["name"].lower(),
+        "family": " ".join([model["family"], *(model["families"] or [])]).lower(),
+        "parameter_size": model["parameter_size"].lower(),
+        "quantization": model["quantization_level"].lower(),
+        "capabilities": " ".join(capabilities).lower(),
+    }
+    weights = {"name": 3.0, "family": 2.0, "capabilities": 2.0, "parameter_size": 1.0, "quantization": 1.0}
+    score, matched = 0.0, set()
+    for word in query_words:
+        for field, text in fields.items():
+            if word in text:
+                score += weights[field] * (2.0 if text.startswith(word) or f":{word}" in text else 1.0)
+                matched.add(field)
+    return score, sorted(matched)
+
+
+@tool(
+    title="Search models",
+    description=(
+        "Search the installed models by name, family, parameter size, quantization and capability "
+        "(e.g. 'embedding', 'vision', 'tools', 'qwen 7b'), best match first. With remote=true it "
+        "also asks the public Ollama library (names to pull); when the library cannot be reached "
+        "the local results still come back, with a note."
+    ),
+    input_schema=_obj({"query": {"type": "string", "minLength": 1, "maxLength": 200}, "remote": {"type": "boolean", "description": "also search the public library (needs internet)"}, "limit": {"type": "integer", "minimum": 1, "maximum": 200}}, ["query"]),
+    output_schema=_out(
+        {
+            "query": _STR,
+            "local": {"type": "array", "items": _out({"name": _STR, "score": _NUM, "matched": {"type": "array", "items": _STR}, "capabilities": {"type": "array", "items": _STR}, "family": _STR, "parameter_size": _STR, "quantization_level": _STR}, ["name", "score"])},
+            "remote": {"type": ["array", "null"], "items": _STR},
+            "remote_error": _STR,
+        },
+        ["query", "local"],
+    ),
+    read_only=True,
+    idempotent=True,
+    open_world=True,
+)
+def ollama_search_models(call, args):
+    words = [w for w in re.split(r"[\s,]+", args["query"].lower()) if w]
+    limit = args.get("limit", 20)
+    summaries = [_model_summary(m) for m in (call.client.json("GET", "/api/tags") or {}).get("models") or []]
+    shown = _show_all(call, [m["name"] for m in summaries])
+    hits = []
+    for model in summaries:
+        info = shown.get(model["name"])
+        capabilities = [] if isinstance(info, Exception) or info is None else info.get("capabilities") or []
+        score, matched = _search_score(words, model, capabilities)
+        if score:
+            hits.append({"name": model["name"], "score": score, "matched": matched, "capabilities": capabilities, "family": model["family"], "parameter_size": model["parameter_size"], "quantization_level": model["quantization_level"]})
+    hits.sort(key=lambda h: (-h["score"], h["name"]))
+    result = {"query": args["query"], "local": hits[:limit], "remote": None}
+    if args.get("remote"):
+        try:
+            result["remote"] = _search_library(call.config, args["query"])[:limit]
+        except ToolError as e:
+            result["remote_error"] = f"{e}; local results only"
+    return result
+
+
+# --- saved chat contexts -------------------------------------------------------------------------
+
+SESSION_ID = {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,128}$", "not": {"pattern": r"^\.+$"}, "description": "a name for the conversation: letters, digits, '.', '_', '-' (1-128)"}
+STORED_MESSAGE = _obj(
+    {"role": {"enum": ["system", "user", "assistant", "tool"]}, "content": {"type": "string"}, "images": IMAGES, "thinking": {"type": "string"}, "tool_calls": {"type": "array", "items": TOOL_CALL}, "tool_name": {"type": "string"}},
+    ["role", "content"],
+)
+
+
+@tool(
+    title="Save a chat context",
+    description=(
+        "Save a conversation's messages under a session_id so it survives restarts: mode 'replace' "
+        "(default) stores exactly these messages, 'append' adds them after the saved ones. "
+        "ollama_chat with the same session_id continues it. Limits on messages and bytes apply."
+    ),
+    input_schema=_obj({"session_id": SESSION_ID, "messages": {"type": "array", "items": STORED_MESSAGE, "maxItems": 100000}, "model": MODEL, "mode": {"enum": ["replace", "append"]}}, ["session_id", "messages"]),
+    output_schema=_out({"session_id": _STR, "model": _NULLABLE_STR, "count": _INT, "bytes": _INT, "mode": _STR}, ["session_id", "count", "bytes", "mode"]),
+    read_only=False,
+    idempotent=False,
+)
+def ollama_save_context(call, args):
+    mode = args.get("mode", "replace")
+    saved = call.store.save(args["session_id"], args["messages"], model=args.get("model"), append=mode == "append")
+    return {**saved, "mode": mode}
+
+
+@tool(
+    title="Load a chat context",
+    description="Load the messages saved under a session_id (oldest first), with the model and when it was last changed. Unknown id: the error says so.",
+    input_schema=_obj({"session_id": SESSION_ID}, ["session_id"]),
+    output_schema=_out({"session_id": _STR, "model": _NULLABLE_STR, "messages": {"type": "array"}, "count": _INT, "updated_at": _STR}, ["session_id", "messages", "count"]),
+    read_only=True,
+    idempotent=True,
+)
+def ollama_load_context(call, args):
+    saved = call.store.load(args["session_id"])
+    if saved is None:
+        raise ToolError(f"no saved context named {args['session_id']!r}: save one with ollama_save_context, or chat with session_id to start it")
+    return saved
+
+
+@tool(
+    title="Clear a chat context",
+    description="Delete the messages saved under a session_id. Clearing an unknown id is fine; the result says whether something was deleted.",
+    input_schema=_obj({"session_id": SESSION_ID}, ["session_id"]),
+    output_schema=_out({"session_id": _STR, "deleted": _BOOL}, ["session_id", "deleted"]),
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
+def ollama_clear_context(call, args):
+    return {"session_id": args["session_id"], "deleted": call.store.clear(args["session_id"])}
+
+
 BUILTIN_TOOLS = collect_tools(globals())
 
 
 # =============================================================================
-# 8. Plugin loader
+# 8. Context store
+# =============================================================================
+
+
+class ContextStore:
+    """Saved chat contexts in SQLite: WAL mode, one connection per thread, every change in one
+    IMMEDIATE transaction, so concurrent calls serialize and a killed process loses nothing
+    committed. The file and its folder are created on first use."""
+
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS contexts (id TEXT PRIMARY KEY, model TEXT, messages TEXT NOT NULL, "
+        "count INTEGER NOT NULL, bytes INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)"
+    )
+
+    def __init__(self, path, max_messages, max_bytes):
+        self.path = path
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self._local = threading.local()
+        self._setup_lock = threading.Lock()
+        self._ready = False
+
+    def _db(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._setup_lock:
+                if not self._ready:
+                    os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+                    with sqlite3.connect(self.path, timeout=30) as setup:
+                        setup.execute("PRAGMA journal_mode=WAL")
+                        setup.execute(self.SCHEMA)
+                    setup.close()
+                    self._ready = True
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable when the process is killed
+            self._local.conn = conn
+        return conn
+
+    def _transaction(self, work):
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def save(self, session_id, messages, model=None, append=False):
+        """Store `messages` (after the saved ones when `append`); ToolError past a limit."""
+
+        def work(conn):
+            row = conn.execute("SELECT model, messages FROM contexts WHERE id = ?", (session_id,)).fetchone()
+            combined = (json.loads(row[1]) if row and append else []) + list(messages)
+            data = dumps(combined)
+            size = len(data.encode())
+            if len(combined) > self.max_messages:
+                raise ToolError(f"context {session_id!r} would hold {len(combined)} messages, over the limit of {self.max_messages} (MCP_CONTEXT_MAX_MESSAGES): clear it or save a shorter history")
+            if size > self.max_bytes:
+                raise ToolError(f"context {session_id!r} would be {size} bytes, over the limit of {self.max_bytes} (MCP_CONTEXT_MAX_BYTES): clear it or save a shorter history")
+            now = time.time()
+            kept_model = model or (row[0] if row else None)
+            conn.execute(
+                "INSERT INTO contexts (id, model, messages, count, bytes, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET model = excluded.model, messages = excluded.messages, "
+                "count = excluded.count, bytes = excluded.bytes, updated = excluded.updated",
+                (session_id, kept_model, data, len(combined), size, now, now),
+            )
+            return {"session_id": session_id, "model": kept_model, "count": len(combined), "bytes": size}
+
+        return self._transaction(work)
+
+    def load(self, session_id):
+        """The saved context as a dict, or None."""
+        row = self._db().execute("SELECT model, messages, count, updated FROM contexts WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            return None
+        updated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row[3]))
+        return {"session_id": session_id, "model": row[0], "messages": json.loads(row[1]), "count": row[2], "updated_at": updated}
+
+    def clear(self, session_id):
+        """Delete a context; True when there was one."""
+        return self._transaction(lambda conn: conn.execute("DELETE FROM contexts WHERE id = ?", (session_id,)).rowcount > 0)
+
+
+# =============================================================================
+# 9. Plugin loader
 # =============================================================================
 
 
@@ -1375,7 +2511,7 @@ def build_registry(config):
 
 
 # =============================================================================
-# 9. MCP dispatcher
+# 10. MCP dispatcher
 # =============================================================================
 
 
@@ -1401,6 +2537,7 @@ class McpServer:
         self.config = config
         self.registry = registry if registry is not None else build_registry(config)
         self.client = client or OllamaClient(config)
+        self.store = ContextStore(config.context_path, config.context_max_messages, config.context_max_bytes)
         self.sessions = {}
         self._lock = threading.Lock()
         self._tool_specs = [t.spec() for t in self.registry]
@@ -1517,6 +2654,8 @@ class McpServer:
             config=self.config,
             progress_token=token,
             peer_gone=peer_gone,
+            store=self.store,
+            session_calls=session.calls,
         )
         with session.lock:
             session.calls[request_id] = call
@@ -1544,7 +2683,8 @@ class McpServer:
                             if note is not None:
                                 yield note
                     finally:
-                        out.close() if isinstance(out, types.GeneratorType) else None
+                        if isinstance(out, types.GeneratorType):  # still running: cancelled or the client left
+                            out.close()
                 call.check()
                 result = _tool_result(out)
                 outcome = "ok"
@@ -1704,7 +2844,7 @@ NOTIFICATION_HANDLERS = {
 
 
 # =============================================================================
-# 10. Transports
+# 11. Transports
 # =============================================================================
 # Streamable HTTP (a WSGI app) and stdio. Both feed McpServer.handle().
 
@@ -2009,7 +3149,7 @@ class StdioTransport:
 
 
 # =============================================================================
-# 11. Server
+# 12. Server
 # =============================================================================
 
 
@@ -2050,7 +3190,7 @@ def serve(config):
 
 
 # =============================================================================
-# 12. CLI
+# 13. CLI
 # =============================================================================
 
 

@@ -52,7 +52,7 @@ def make_config(fake, tmp_path):
     """Config for a test server: loopback, ephemeral port, the fake Ollama, no tool packs."""
 
     def make(**overrides):
-        base = dict(host="127.0.0.1", port=0, ollama_url=fake.url, ollama_retries=0, tools_dir=str(tmp_path / "no-packs"))
+        base = dict(host="127.0.0.1", port=0, ollama_url=fake.url, ollama_retries=0, tools_dir=str(tmp_path / "no-packs"), data_dir=str(tmp_path / "data"))
         base.update(overrides)
         return ollama_mcp.Config(**base)
 

@@ -25,7 +25,7 @@ def stdio_params(fake, tmp_path):
     return StdioServerParameters(
         command=sys.executable,
         args=[str(ROOT / "ollama_mcp.py"), "--transport", "stdio", "--ollama-url", fake.url],
-        env={"MCP_TOOLS_DIR": str(tmp_path / "none"), "OLLAMA_RETRIES": "0"},
+        env={"MCP_TOOLS_DIR": str(tmp_path / "none"), "MCP_DATA_DIR": str(tmp_path / "data"), "OLLAMA_RETRIES": "0"},
         cwd=str(tmp_path),
     )
 

@@ -19,7 +19,7 @@ def proc(fake, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "MCP_TOOLS_DIR": str(tmp_path / "none")},
+        env={"PATH": "/usr/bin:/bin", "MCP_TOOLS_DIR": str(tmp_path / "none"), "MCP_DATA_DIR": str(tmp_path / "data")},
     )
     yield p
     if p.poll() is None:
