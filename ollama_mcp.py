@@ -2095,8 +2095,10 @@ def ollama_batch_generate(call, args):
     results = [None] * len(prompts)
 
     def run(index):
+        item = _ItemCall(call)
+        item.check()  # a prompt still queued when the batch is cancelled never starts
         try:
-            text, final = _generate_once(_ItemCall(call), {**common, "prompt": prompts[index]})
+            text, final = _generate_once(item, {**common, "prompt": prompts[index]})
             return {"index": index, "prompt": prompts[index], "response": text, "done_reason": final.get("done_reason") or "", "stats": _stats(final)}
         except ToolError as e:
             return {"index": index, "prompt": prompts[index], "error": str(e)}

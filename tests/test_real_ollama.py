@@ -97,3 +97,54 @@ def test_cancel_closes_the_real_generation(real_server):
     health = anyio.run(main)
     assert len(seen) == 2
     assert health.is_error is False
+
+
+def test_official_client_calls_the_other_tools_on_real_ollama(start_server, real_url, tmp_path):
+    import secrets
+
+    # The library URL points at a closed local port: tests send no traffic off this machine.
+    real_server = start_server(ollama_url=real_url, ollama_timeout=120, model_library_url="http://127.0.0.1:9")
+
+    name = f"ollama-mcp-test-{secrets.token_hex(3)}"
+    copy = f"{name}-copy"
+    calls = [
+        ("ollama_get_version", {}),
+        ("ollama_create_model", {"model": name, "modelfile": "FROM gemma3:270m\nSYSTEM You answer in French.\nPARAMETER temperature 0.1\n"}),
+        ("ollama_update_model", {"model": name, "modelfile": "PARAMETER top_k 10\n"}),
+        ("ollama_get_modelfile", {"model": name}),
+        ("ollama_copy_model", {"source": name, "destination": copy}),
+        ("ollama_get_model_size", {"model": copy}),
+        ("ollama_check_blobs", {"digest": "sha256:a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"}),
+        ("ollama_embeddings", {"model": EMBED, "input": "Hello world"}),
+        ("ollama_create_embeddings", {"model": EMBED, "inputs": ["a cat", "a dog", "the stock market"], "dimensions": 64}),
+        ("ollama_list_processes", {}),
+        ("ollama_get_models_info", {}),
+        ("ollama_cancel_request", {}),
+        ("ollama_batch_generate", {"model": GEN, "prompts": ["1, 2, 3,", "a, b, c,"], "options": SMALL, "concurrency": 2}),
+        ("ollama_compare_models", {"models": [GEN, "gemma3-270m-assistant"], "prompt": "Hello", "options": {"num_predict": 4}}),
+        ("ollama_validate_model", {"model": EMBED}),
+        ("ollama_search_models", {"query": "embedding", "remote": True}),
+        ("ollama_save_context", {"session_id": name, "messages": [{"role": "user", "content": "My name is Ada."}]}),
+        ("ollama_chat", {"model": GEN, "messages": [{"role": "user", "content": "What is my name?"}], "session_id": name, "options": SMALL}),
+        ("ollama_load_context", {"session_id": name}),
+        ("ollama_clear_context", {"session_id": name}),
+        ("ollama_delete_model", {"model": copy}),
+        ("ollama_delete_model", {"model": name}),
+    ]
+    results = dict(zip([f"{i}:{n}" for i, (n, _) in enumerate(calls)], call_all(real_server.url, calls)))
+    for key, result in results.items():
+        assert result.is_error is False, (key, result.content[0].text)
+    out = {key.split(":", 1)[1]: r.structured_content for key, r in results.items()}
+    assert out["ollama_get_version"]["version"] == "0.24.0"
+    assert out["ollama_update_model"]["changed"]["parameters"]["after"]["top_k"] == 10
+    assert "You answer in French." in out["ollama_get_modelfile"]["modelfile"]
+    assert out["ollama_check_blobs"]["exists"] is True
+    assert out["ollama_embeddings"]["dimensions"] == 384
+    assert out["ollama_create_embeddings"]["dimensions"] == 64 and out["ollama_create_embeddings"]["count"] == 3
+    assert out["ollama_batch_generate"]["succeeded"] == 2
+    assert [r["model"] for r in out["ollama_compare_models"]["results"]] == [GEN, "gemma3-270m-assistant"]
+    assert out["ollama_validate_model"]["valid"] is True
+    assert [h["name"] for h in out["ollama_search_models"]["local"]] == ["all-minilm:latest"]
+    assert "could not reach the model library" in out["ollama_search_models"]["remote_error"]
+    assert out["ollama_load_context"]["count"] == 3
+    assert out["ollama_clear_context"]["deleted"] is True

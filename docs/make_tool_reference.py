@@ -1,0 +1,71 @@
+"""Write docs/tool_reference.md from the tool registry.
+
+    python docs/make_tool_reference.py          # rewrite the file
+    python docs/make_tool_reference.py --check  # exit 1 when the file is stale
+
+tests/test_docs.py fails when the committed file differs from what this renders.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import ollama_mcp  # noqa: E402
+
+TARGET = ROOT / "docs" / "tool_reference.md"
+
+
+def _type(schema):
+    if "enum" in schema:
+        return " \\| ".join(json.dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "anyOf" in schema:
+        return " or ".join(_type(s) for s in schema["anyOf"])
+    kind = schema.get("type", "any")
+    kind = " or ".join(kind) if isinstance(kind, list) else kind
+    if kind == "array" and "items" in schema:
+        return f"array of {_type(schema['items'])}"
+    return kind
+
+
+def _hints(annotations):
+    flags = [name for name, key in (("read-only", "readOnlyHint"), ("destructive", "destructiveHint"), ("idempotent", "idempotentHint"), ("open world", "openWorldHint")) if annotations.get(key)]
+    return ", ".join(flags) or "changes state"
+
+
+def render():
+    """The Markdown reference of every built-in tool, in registry order."""
+    lines = [
+        "# Tool reference",
+        "",
+        f"The {len(ollama_mcp.BUILTIN_TOOLS)} built-in tools of ollama-mcp {ollama_mcp.__version__}, generated from the registry",
+        "by `python docs/make_tool_reference.py`. Each returns `structuredContent` matching its output",
+        "schema and the same JSON as a text block; a failure is a result with `isError: true`.",
+        "",
+    ]
+    for t in ollama_mcp.BUILTIN_TOOLS:
+        lines += [f"## `{t.name}`: {t.title}", "", t.description, "", f"Hints: {_hints(t.annotations)}.", ""]
+        props = t.input_schema.get("properties", {})
+        required = set(t.input_schema.get("required", []))
+        if props:
+            lines += ["| Argument | Type | Required | Meaning |", "|---|---|---|---|"]
+            for name, schema in props.items():
+                meaning = schema.get("description", "").replace("|", "\\|")
+                lines.append(f"| `{name}` | {_type(schema)} | {'yes' if name in required else ''} | {meaning} |")
+        else:
+            lines.append("No arguments.")
+        outputs = ", ".join(f"`{k}`" for k in t.output_schema.get("properties", {}))
+        lines += ["", f"Returns: {outputs}.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    text = render()
+    if "--check" in sys.argv:
+        sys.exit(0 if TARGET.exists() and TARGET.read_text() == text else 1)
+    TARGET.write_text(text)
+    print(f"wrote {TARGET.relative_to(ROOT)} ({len(ollama_mcp.BUILTIN_TOOLS)} tools)")
