@@ -15,8 +15,8 @@ Sections, in dependency order (each uses only those above it):
     1. constants           2. Config              3. errors
     4. JSON-RPC helpers    5. Ollama client       6. tool registry
     7. built-in tools      8. context store       9. plugin loader
-   10. MCP dispatcher     11. transports         12. server
-   13. CLI
+   10. limits, metrics    11. MCP dispatcher     12. transports
+   13. server             14. CLI
 """
 
 __version__ = "0.1.0"
@@ -27,15 +27,19 @@ import concurrent.futures
 import dataclasses
 import fnmatch
 import hashlib
+import hmac
 import importlib.util
 import ipaddress
+import io
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import secrets
 import select
+import signal
 import socket
 import sqlite3
 import sys
@@ -52,7 +56,7 @@ import requests
 import tenacity
 from dotenv import dotenv_values
 from requests.adapters import HTTPAdapter
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 log = logging.getLogger("ollama_mcp")
 
@@ -121,6 +125,17 @@ class Config:
     context_max_messages: int = 1000  # MCP_CONTEXT_MAX_MESSAGES: per saved context
     context_max_bytes: int = 4 * 1024 * 1024  # MCP_CONTEXT_MAX_BYTES: per saved context
     model_library_url: str = "https://ollama.com"  # OLLAMA_LIBRARY_URL: for remote model search
+    auth_tokens: tuple = dataclasses.field(default=(), repr=False)  # MCP_AUTH_TOKEN / MCP_AUTH_TOKEN_FILE
+    read_only: bool = False  # MCP_READ_ONLY: hide every tool that changes Ollama or saved contexts
+    tools_enabled: tuple = ()  # MCP_TOOLS: glob patterns of the tools to expose (empty = all)
+    tools_disabled: tuple = ()  # MCP_DISABLED_TOOLS: glob patterns of tools to hide
+    rate_limit: float = 600.0  # MCP_RATE_LIMIT: HTTP requests per minute per client (0 = off)
+    rate_burst: int = 60  # MCP_RATE_BURST: requests a client may send at once
+    max_concurrent: int = 32  # MCP_MAX_CONCURRENT: tool calls running at once, all clients
+    max_concurrent_per_client: int = 8  # MCP_MAX_CONCURRENT_PER_CLIENT
+    max_connections: int = 256  # MCP_MAX_CONNECTIONS: open HTTP connections (one thread each)
+    client_timeout: float = 30.0  # MCP_CLIENT_TIMEOUT: to send a whole request; longest a write may block
+    keepalive_interval: float = 15.0  # MCP_SSE_KEEPALIVE: seconds of silence before an SSE comment
 
     @property
     def loopback_bind(self):
@@ -216,6 +231,36 @@ def _as_list(raw):
     return tuple(item.strip() for item in str(raw).split(",") if item.strip())
 
 
+def _as_bool(name, raw):
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: {raw!r} is not true or false")
+
+
+MIN_TOKEN_LENGTH = 16
+_TOKEN_HINT = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def _as_tokens(name, raw):
+    tokens = _as_list(raw)
+    for token in tokens:
+        if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+            raise ConfigError(f"{name}: every token needs {MIN_TOKEN_LENGTH}+ characters and no spaces; {_TOKEN_HINT}")
+    return tokens
+
+
+def _read_token_file(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.strip() for line in f]
+    except OSError as e:
+        raise ConfigError(f"MCP_AUTH_TOKEN_FILE: cannot read {path!r} ({e.strerror})") from None
+    return _as_tokens("MCP_AUTH_TOKEN_FILE", ",".join(line for line in lines if line and not line.startswith("#")))
+
+
 # Environment variable -> (Config field, converter). The converters raise ConfigError.
 _ENV_FIELDS = {
     "MCP_HOST": ("host", lambda n, v: str(v).strip()),
@@ -241,6 +286,17 @@ _ENV_FIELDS = {
     "MCP_CONTEXT_MAX_MESSAGES": ("context_max_messages", lambda n, v: _as_int(n, v, 1, 1_000_000)),
     "MCP_CONTEXT_MAX_BYTES": ("context_max_bytes", lambda n, v: _as_int(n, v, 1024, 1 << 30)),
     "OLLAMA_LIBRARY_URL": ("model_library_url", lambda n, v: str(v).strip().rstrip("/")),
+    "MCP_AUTH_TOKEN": ("auth_tokens", _as_tokens),
+    "MCP_READ_ONLY": ("read_only", _as_bool),
+    "MCP_TOOLS": ("tools_enabled", lambda n, v: _as_list(v)),
+    "MCP_DISABLED_TOOLS": ("tools_disabled", lambda n, v: _as_list(v)),
+    "MCP_RATE_LIMIT": ("rate_limit", lambda n, v: _as_float(n, v, 0, 1_000_000)),
+    "MCP_RATE_BURST": ("rate_burst", lambda n, v: _as_int(n, v, 1, 1_000_000)),
+    "MCP_MAX_CONCURRENT": ("max_concurrent", lambda n, v: _as_int(n, v, 1, 10_000)),
+    "MCP_MAX_CONCURRENT_PER_CLIENT": ("max_concurrent_per_client", lambda n, v: _as_int(n, v, 1, 10_000)),
+    "MCP_MAX_CONNECTIONS": ("max_connections", lambda n, v: _as_int(n, v, 1, 100_000)),
+    "MCP_CLIENT_TIMEOUT": ("client_timeout", lambda n, v: _as_float(n, v, 0.1, 3600)),
+    "MCP_SSE_KEEPALIVE": ("keepalive_interval", lambda n, v: _as_float(n, v, 0.05, 3600)),
 }
 
 # CLI flag (argparse dest) -> environment variable it overrides.
@@ -274,6 +330,9 @@ def load_config(flags=None, environ=None, env_file=None):
     for name, (field, convert) in _ENV_FIELDS.items():
         if name in values and str(values[name]).strip() != "":
             fields[field] = convert(name, values[name])
+    token_file = str(values.get("MCP_AUTH_TOKEN_FILE") or "").strip()
+    if token_file:
+        fields["auth_tokens"] = fields.get("auth_tokens", ()) + _read_token_file(token_file)
     if "ollama_url" in flags:
         fields["ollama_url"] = parse_ollama_host(flags["ollama_url"])
     else:
@@ -318,6 +377,12 @@ class InvalidParams(ProtocolError):
 
 class InternalError(ProtocolError):
     code = -32603
+
+
+class ServerBusy(ProtocolError):
+    """Too many tool calls are running (MCP_MAX_CONCURRENT*): retry when one finishes."""
+
+    code = -32000
 
 
 class ToolError(Exception):
@@ -1315,6 +1380,8 @@ _CHAT_FIELDS = ("model", "messages", "tools", "format", "think", "keep_alive", "
 def _chat(call, args, deltas):
     body = _pick(args, *_CHAT_FIELDS)
     session_id = args.get("session_id")
+    if session_id and call.config.read_only:
+        raise ToolError("session_id saves the conversation, and this server is read-only (MCP_READ_ONLY): call again without session_id")
     if session_id:
         saved = call.store.load(session_id)
         if saved:
@@ -2501,19 +2568,175 @@ def load_tool_packs(directory):
     return found
 
 
+def exposed(t, config):
+    """Whether `config` exposes tool `t`: MCP_READ_ONLY hides every tool that is not read-only,
+    MCP_TOOLS (globs) keeps only matching tools, MCP_DISABLED_TOOLS (globs) hides matching ones."""
+    if config.read_only and not t.read_only:
+        return False
+    if config.tools_enabled and not any(fnmatch.fnmatchcase(t.name, p) for p in config.tools_enabled):
+        return False
+    return not any(fnmatch.fnmatchcase(t.name, p) for p in config.tools_disabled)
+
+
 def build_registry(config):
-    """The built-in tools plus the tool packs; a pack tool whose name is taken is skipped."""
-    registry = Registry(BUILTIN_TOOLS)
-    for t in load_tool_packs(config.tools_dir or default_tools_dir()):
-        if t.name in registry:
+    """The exposed built-in tools plus tool packs; a pack tool whose name is taken is skipped."""
+    registry = Registry()
+    taken = set()  # built-ins come first, so a pack can never take a built-in's name, hidden or not
+    for t in BUILTIN_TOOLS + load_tool_packs(config.tools_dir or default_tools_dir()):
+        if t.name in taken:
             log.warning("tool pack tool %s skipped: the name is already taken", t.name)
             continue
-        registry.add(t)
+        taken.add(t.name)
+        if exposed(t, config):
+            registry.add(t)
     return registry
 
 
 # =============================================================================
-# 10. MCP dispatcher
+# 10. Limits and metrics
+# =============================================================================
+
+
+class RateLimiter:
+    """A token bucket per client: `per_minute` requests on average, bursts up to `burst`."""
+
+    MAX_CLIENTS = 10_000  # buckets kept before full (idle) ones are dropped
+
+    def __init__(self, per_minute, burst):
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._buckets = {}
+        self._lock = threading.Lock()
+
+    def wait_time(self, client):
+        """0 when `client` may send a request now (and it is counted), else seconds to wait."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[client] = (tokens - 1, now)
+                wait = 0.0
+            else:
+                self._buckets[client] = (tokens, now)
+                wait = (1 - tokens) / self.rate
+            if len(self._buckets) > self.MAX_CLIENTS:
+                self._drop_full(now)
+            return wait
+
+    def _drop_full(self, now):
+        for key, (tokens, last) in list(self._buckets.items()):
+            if tokens + (now - last) * self.rate >= self.burst:
+                del self._buckets[key]
+
+
+class CallSlots:
+    """Caps on tool calls running at once, per client and in total."""
+
+    def __init__(self, total, per_client):
+        self.total = total
+        self.per_client = per_client
+        self.running = 0
+        self._by_client = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, client):
+        """Take a slot for `client` or raise ServerBusy."""
+        with self._lock:
+            mine = self._by_client.get(client, 0)
+            if mine >= self.per_client:
+                raise ServerBusy(f"Server busy: {mine} tool calls of this client are running (MCP_MAX_CONCURRENT_PER_CLIENT={self.per_client}); retry when one finishes")
+            if self.running >= self.total:
+                raise ServerBusy(f"Server busy: {self.running} tool calls are running (MCP_MAX_CONCURRENT={self.total}); retry shortly")
+            self._by_client[client] = mine + 1
+            self.running += 1
+
+    def release(self, client):
+        with self._lock:
+            self.running -= 1
+            left = self._by_client.get(client, 1) - 1
+            if left > 0:
+                self._by_client[client] = left
+            else:
+                self._by_client.pop(client, None)
+
+
+class Metrics:
+    """Counters and histograms, rendered in the Prometheus text format."""
+
+    BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+    HELP = {
+        "ollama_mcp_http_requests_total": ("counter", "HTTP requests by method and status"),
+        "ollama_mcp_tool_calls_total": ("counter", "tool calls by tool and outcome (ok, error, cancelled, busy)"),
+        "ollama_mcp_tool_call_duration_seconds": ("histogram", "tool call duration by tool"),
+        "ollama_mcp_tokens_streamed_total": ("counter", "tokens generated by tool calls, by tool"),
+        "ollama_mcp_rate_limited_total": ("counter", "HTTP requests refused with 429"),
+        "ollama_mcp_rejected_requests_total": ("counter", "HTTP requests refused before reaching MCP, by reason"),
+        "ollama_mcp_tool_calls_in_flight": ("gauge", "tool calls running now"),
+        "ollama_mcp_sessions": ("gauge", "live MCP sessions"),
+    }
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counters = {}  # (name, labels) -> value
+        self._histograms = {}  # (name, labels) -> [bucket counts..., sum, count]
+
+    def inc(self, name, value=1, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        with self._lock:
+            self._counters[key] = self._counters.get(key, 0) + value
+
+    def observe(self, name, seconds, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        with self._lock:
+            h = self._histograms.get(key)
+            if h is None:
+                h = self._histograms[key] = [0] * (len(self.BUCKETS) + 2)
+            for i, bound in enumerate(self.BUCKETS):
+                if seconds <= bound:
+                    h[i] += 1
+            h[-2] += seconds
+            h[-1] += 1
+
+    def value(self, name, **labels):
+        """A counter's value (tests and health reports)."""
+        return self._counters.get((name, tuple(sorted(labels.items()))), 0)
+
+    def render(self, gauges):
+        """The exposition text; `gauges` maps a gauge name to its current value."""
+        with self._lock:
+            counters = dict(self._counters)
+            histograms = {k: list(v) for k, v in self._histograms.items()}
+        lines = []
+        for name, (kind, text) in self.HELP.items():
+            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+            if kind == "gauge":
+                lines.append(f"{name} {gauges.get(name, 0)}")
+            elif kind == "counter":
+                lines += [f"{name}{_labels(labels)} {value:g}" for (n, labels), value in sorted(counters.items()) if n == name]
+            else:
+                for (n, labels), h in sorted(histograms.items()):
+                    if n != name:
+                        continue
+                    for bound, count in zip(self.BUCKETS, h):
+                        lines.append(f"{name}_bucket{_labels(labels + (('le', f'{bound:g}'),))} {count}")
+                    lines.append(f"{name}_bucket{_labels(labels + (('le', '+Inf'),))} {h[-1]}")
+                    lines.append(f"{name}_sum{_labels(labels)} {h[-2]:.6f}")
+                    lines.append(f"{name}_count{_labels(labels)} {h[-1]}")
+        return "\n".join(lines) + "\n"
+
+
+def _labels(pairs):
+    if not pairs:
+        return ""
+    inner = ",".join(f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in pairs)
+    return "{" + inner + "}"
+
+
+# =============================================================================
+# 11. MCP dispatcher
 # =============================================================================
 
 
@@ -2541,6 +2764,8 @@ class McpServer:
         self.client = client or OllamaClient(config)
         self.store = ContextStore(config.context_path, config.context_max_messages, config.context_max_bytes)
         self.sessions = {}
+        self.metrics = Metrics()
+        self.slots = CallSlots(config.max_concurrent, config.max_concurrent_per_client)
         self._lock = threading.Lock()
         self._tool_specs = [t.spec() for t in self.registry]
 
@@ -2598,13 +2823,24 @@ class McpServer:
             for call in list(session.calls.values()):
                 call.cancel()
 
+    def wait_idle(self, timeout):
+        """Wait until no tool call runs (their cleanup, store writes included, is done); True if so."""
+        deadline = time.monotonic() + timeout
+        while self.slots.running and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not self.slots.running
+
+    def gauges(self):
+        return {"ollama_mcp_tool_calls_in_flight": self.slots.running, "ollama_mcp_sessions": len(self.sessions)}
+
     # --- messages ---------------------------------------------------------------------------
 
-    def handle(self, msg, session, peer_gone=None):
-        """Handle one parsed JSON-RPC message.
+    def handle(self, msg, session, peer_gone=None, client="local"):
+        """Handle one parsed JSON-RPC message from `client` (who it is, for the concurrency caps).
 
         Returns None (notification or response), a response dict, or, for tools/call, an
         iterator of messages: notifications first, then the response (absent when cancelled).
+        `peer_gone()` tells a long call that the client has left.
         """
         try:
             kind = message_kind(msg)
@@ -2627,12 +2863,12 @@ class McpServer:
             if handler is None:
                 raise MethodNotFound(f"Method not found: {method}")
             if method == "tools/call":
-                return self._call_tool(msg["id"], session, params, peer_gone)
+                return self._call_tool(msg["id"], session, params, peer_gone, client)
             return rpc_result(msg["id"], handler(self, session, params))
         except ProtocolError as e:
             return rpc_error(msg["id"], e.code, str(e), e.data)
 
-    def _call_tool(self, request_id, session, params, peer_gone):
+    def _call_tool(self, request_id, session, params, peer_gone, client):
         name = params.get("name")
         if not isinstance(name, str):
             raise InvalidParams("Invalid params: `name` must be a string")
@@ -2659,14 +2895,25 @@ class McpServer:
             store=self.store,
             session_calls=session.calls,
         )
-        with session.lock:
-            session.calls[request_id] = call
-        return self._run_tool(call, t, arguments, session)
+        return self._run_tool(call, t, arguments, session, client)
 
-    def _run_tool(self, call, t, arguments, session):
-        """The message stream of one tool call (a generator; closing it stops the call)."""
+    def _run_tool(self, call, t, arguments, session, client):
+        """The message stream of one tool call (a generator; closing it stops the call).
+
+        The call takes a concurrency slot and appears in its session's calls from the first
+        step until it ends, so a stream that is dropped unstarted holds nothing.
+        """
+        try:
+            self.slots.acquire(client)
+        except ServerBusy as e:
+            self.metrics.inc("ollama_mcp_tool_calls_total", tool=t.name, outcome="busy")
+            yield rpc_error(call.request_id, e.code, str(e))
+            return
+        with session.lock:
+            session.calls[call.request_id] = call
         started = time.monotonic()
         outcome = "cancelled"
+        result = None
         monotonic = _Monotonic()
         try:
             try:
@@ -2703,9 +2950,16 @@ class McpServer:
         finally:
             with session.lock:
                 session.calls.pop(call.request_id, None)
+            self.slots.release(client)
+            elapsed = time.monotonic() - started
+            self.metrics.inc("ollama_mcp_tool_calls_total", tool=t.name, outcome=outcome)
+            self.metrics.observe("ollama_mcp_tool_call_duration_seconds", elapsed, tool=t.name)
+            tokens = _completion_tokens(result)
+            if tokens:
+                self.metrics.inc("ollama_mcp_tokens_streamed_total", tokens, tool=t.name)
             log.info(
                 "tool call",
-                extra={"tool": t.name, "session": session.id, "request_id": call.request_id, "outcome": outcome, "duration_ms": round((time.monotonic() - started) * 1000, 2)},
+                extra={"tool": t.name, "session": session.id, "request_id": call.request_id, "outcome": outcome, "duration_ms": round(elapsed * 1000, 2)},
             )
 
     def _event_message(self, call, session, event, monotonic):
@@ -2726,6 +2980,13 @@ class McpServer:
 
     def tool_specs(self):
         return self._tool_specs
+
+
+def _completion_tokens(result):
+    """Tokens a tool result reports having generated (0 when it has none)."""
+    structured = (result or {}).get("structuredContent") or {}
+    stats = structured.get("stats")
+    return (stats.get("completion_tokens") or 0) if isinstance(stats, dict) else 0
 
 
 def _valid_id(value):
@@ -2846,25 +3107,30 @@ NOTIFICATION_HANDLERS = {
 
 
 # =============================================================================
-# 11. Transports
+# 12. Transports
 # =============================================================================
 # Streamable HTTP (a WSGI app) and stdio. Both feed McpServer.handle().
 
 
 class HttpError(Exception):
-    """An HTTP-level rejection, answered with `status` and, where useful, a JSON-RPC error body."""
+    """An HTTP-level rejection, answered with `status` and a JSON-RPC error body.
 
-    def __init__(self, status, message, code=-32600, headers=()):
+    `reason` labels it in the metrics of rejected requests.
+    """
+
+    def __init__(self, status, message, code=-32600, headers=(), reason="invalid"):
         super().__init__(message)
         self.status = status
         self.code = code
         self.headers = list(headers)
+        self.reason = reason
 
 
 _STATUS_TEXT = {
     200: "200 OK",
     202: "202 Accepted",
     400: "400 Bad Request",
+    401: "401 Unauthorized",
     403: "403 Forbidden",
     404: "404 Not Found",
     405: "405 Method Not Allowed",
@@ -2872,9 +3138,15 @@ _STATUS_TEXT = {
     411: "411 Length Required",
     413: "413 Content Too Large",
     415: "415 Unsupported Media Type",
+    429: "429 Too Many Requests",
     500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
 }
 SSE_HEADERS = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
+SSE_KEEPALIVE = b": keep-alive\n\n"
+MAX_JSON_DEPTH = 64  # nesting levels of a JSON-RPC message
+MAX_JSON_ITEMS = 200_000  # values in one message (arrays with a schema cap are checked again)
+READY_CACHE_SECONDS = 2.0  # /readyz asks Ollama at most this often
 
 
 def _accepts(accept, wanted):
@@ -2904,28 +3176,119 @@ def _socket_gone(sock):
         return True
 
 
+def _check_shape(payload):
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH or holding more than MAX_JSON_ITEMS values."""
+    stack = [(payload, 1)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidRequest(f"Invalid Request: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            seen += 1
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+        if seen > MAX_JSON_ITEMS:
+            raise InvalidRequest(f"Invalid Request: more than {MAX_JSON_ITEMS} JSON values in one message")
+
+
+class _ClientGone(Exception):
+    """Writing to the HTTP client failed: it has left."""
+
+
+class _Response:
+    """One POST's answer while a tool call runs: plain JSON until the first notification, then SSE.
+
+    Writes go through the WSGI `write` callable under a lock, so the keep-alive ticker can add
+    comments to a silent stream (and start the stream if the call stays silent from the start).
+    """
+
+    def __init__(self, start_response, extra_headers, session, on_gone):
+        self.lock = threading.Lock()
+        self._start_response = start_response
+        self._extra = extra_headers
+        self._session = session
+        self._on_gone = on_gone
+        self._write = None
+        self.finished = False  # answered as JSON, or done: the ticker leaves it alone
+        self.last_write = time.monotonic()
+
+    @property
+    def streaming(self):
+        return self._write is not None
+
+    def _send(self, data):
+        if self._write is None:
+            self._write = self._start_response("200 OK", SSE_HEADERS + self._extra)
+        try:
+            self._write(data)
+        except OSError:
+            self.finished = True
+            self._on_gone()
+            raise _ClientGone() from None
+        self.last_write = time.monotonic()
+
+    def send(self, msg):
+        """Write one message as an SSE event (starting the stream if needed)."""
+        frame = _sse_frame(msg, self._session)
+        with self.lock:
+            self._send(frame)
+
+    def keepalive(self, now, interval):
+        """Called by the ticker: a comment when the stream has been silent for `interval`."""
+        if now - self.last_write < interval or self.finished:
+            return
+        with self.lock:
+            if self.finished:
+                return
+            try:
+                self._send(SSE_KEEPALIVE)
+            except _ClientGone:
+                pass
+
+
 class HttpTransport:
-    """The Streamable HTTP transport as a WSGI application (see DESIGN.md, protocol contract)."""
+    """The Streamable HTTP transport as a WSGI application (see DESIGN.md, protocol contract),
+    plus /healthz, /readyz and /metrics for operators."""
 
     def __init__(self, server):
         self.server = server
         self.config = server.config
+        self.metrics = server.metrics
+        self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_burst)
+        self._token_digests = [hashlib.sha256(t.encode()).digest() for t in self.config.auth_tokens]
+        self._responses = set()
+        self._responses_lock = threading.Lock()
+        self._ticker = None
+        self._ready = (0.0, None)  # (checked at, (status, body))
 
     def __call__(self, environ, start_response):
+        method = environ["REQUEST_METHOD"]
+
+        def counted(status, headers, exc_info=None):
+            self.metrics.inc("ollama_mcp_http_requests_total", method=method, status=status[:3])
+            return start_response(status, headers, exc_info)
+
+        path = environ.get("PATH_INFO", "")
         try:
-            if environ.get("PATH_INFO", "") != MCP_PATH:
-                return self._plain(start_response, "404 Not Found", b"not found: the MCP endpoint is /mcp\n")
-            self._check_origin_and_host(environ)
-            method = environ["REQUEST_METHOD"]
-            if method == "POST":
-                return self._post(environ, start_response)
-            if method == "DELETE":
-                return self._delete(environ, start_response)
-            raise HttpError(405, f"Method Not Allowed: use POST (or DELETE to end a session)", headers=[("Allow", "POST, DELETE")])
+            if path == MCP_PATH:
+                return self._mcp(environ, counted)
+            if path == "/healthz":
+                return self._plain(counted, "200 OK", b"ok\n")
+            if path == "/readyz":
+                return self._readyz(counted)
+            if path == "/metrics":
+                self._client(environ)
+                body = self.metrics.render(self.server.gauges()).encode()
+                counted("200 OK", [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))])
+                return [body]
+            return self._plain(counted, "404 Not Found", b"not found: the MCP endpoint is /mcp\n")
         except HttpError as e:
+            self.metrics.inc("ollama_mcp_rejected_requests_total", reason=e.reason)
             body = dumps(rpc_error(None, e.code, str(e))).encode()
             headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + e.headers
-            start_response(_STATUS_TEXT.get(e.status, f"{e.status} Error"), headers)
+            counted(_STATUS_TEXT.get(e.status, f"{e.status} Error"), headers)
             return [body]
 
     @staticmethod
@@ -2933,33 +3296,84 @@ class HttpTransport:
         start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
 
+    def _readyz(self, start_response):
+        checked, answer = self._ready
+        if answer is None or time.monotonic() - checked > READY_CACHE_SECONDS:
+            try:
+                version = self.server.client.json("GET", "/api/version", timeout=(2.0, 2.0)) or {}
+                answer = ("200 OK", f"ready: Ollama {version.get('version', '?')} at {self.server.client.base_url}\n".encode())
+            except OllamaError as e:
+                answer = ("503 Service Unavailable", f"not ready: {e}\n".encode())
+            self._ready = (time.monotonic(), answer)
+        return self._plain(start_response, *answer)
+
+    # --- access --------------------------------------------------------------------------------
+
     def _check_origin_and_host(self, environ):
         origin = environ.get("HTTP_ORIGIN")
         if origin is not None and origin not in self.config.allowed_origins and "*" not in self.config.allowed_origins:
             parsed = urllib.parse.urlsplit(origin)
             if not (parsed.scheme in ("http", "https") and _is_loopback(parsed.hostname or "")):
-                raise HttpError(403, f"Forbidden: Origin {origin!r} is not allowed (set MCP_ALLOWED_ORIGINS)")
+                raise HttpError(403, f"Forbidden: Origin {origin!r} is not allowed (set MCP_ALLOWED_ORIGINS)", reason="origin")
         allowed_hosts = self.config.allowed_hosts
         if self.config.loopback_bind or allowed_hosts:
             host = _host_name(environ.get("HTTP_HOST", ""))
             if host not in allowed_hosts and not (self.config.loopback_bind and host.strip("[]") in LOOPBACK_NAMES):
-                raise HttpError(403, f"Forbidden: Host {host!r} is not allowed (set MCP_ALLOWED_HOSTS)")
+                raise HttpError(403, f"Forbidden: Host {host!r} is not allowed (set MCP_ALLOWED_HOSTS)", reason="host")
+
+    def _client(self, environ):
+        """Who is asking: a digest of the bearer token when tokens are set (else 401), or the address."""
+        if not self._token_digests:
+            return environ.get("REMOTE_ADDR") or "unknown"
+        scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() == "bearer" and given.strip():
+            digest = hashlib.sha256(given.strip().encode()).digest()
+            # Compare with every token, in constant time, so timing says nothing about which matched.
+            matches = [hmac.compare_digest(digest, known) for known in self._token_digests]
+            if any(matches):
+                return "token-" + digest.hex()[:12]
+        raise HttpError(
+            401,
+            "Unauthorized: send Authorization: Bearer <token> (one of MCP_AUTH_TOKEN)",
+            headers=[("WWW-Authenticate", 'Bearer realm="ollama-mcp"')],
+            reason="auth",
+        )
+
+    def _limit_rate(self, client):
+        wait = self.limiter.wait_time(client)
+        if wait:
+            self.metrics.inc("ollama_mcp_rate_limited_total")
+            retry = max(1, math.ceil(wait))
+            raise HttpError(429, f"Too Many Requests: over MCP_RATE_LIMIT; retry in {retry} s", code=-32000, headers=[("Retry-After", str(retry))], reason="rate")
+
+    # --- /mcp ----------------------------------------------------------------------------------
+
+    def _mcp(self, environ, start_response):
+        self._check_origin_and_host(environ)
+        client = self._client(environ)
+        self._limit_rate(client)
+        method = environ["REQUEST_METHOD"]
+        if method == "POST":
+            return self._post(environ, start_response, client)
+        if method == "DELETE":
+            return self._delete(environ, start_response)
+        raise HttpError(405, "Method Not Allowed: use POST (or DELETE to end a session)", headers=[("Allow", "POST, DELETE")], reason="method")
 
     def _session(self, environ, required):
         session_id = environ.get("HTTP_MCP_SESSION_ID")
         if session_id is None:
             if required:
-                raise HttpError(400, "Bad Request: Mcp-Session-Id header is required (call initialize first)")
+                raise HttpError(400, "Bad Request: Mcp-Session-Id header is required (call initialize first)", reason="session")
             return None
         session = self.server.get_session(session_id)
         if session is None:
-            raise HttpError(404, "Session not found: it ended or expired; initialize a new one", code=-32001)
+            raise HttpError(404, "Session not found: it ended or expired; initialize a new one", code=-32001, reason="session")
         return session
 
     def _check_protocol_version(self, environ, session):
         version = environ.get("HTTP_MCP_PROTOCOL_VERSION")
         if version is not None and version not in PROTOCOL_VERSIONS:
-            raise HttpError(400, f"Bad Request: unsupported MCP-Protocol-Version {version!r}; supported: {', '.join(PROTOCOL_VERSIONS)}")
+            raise HttpError(400, f"Bad Request: unsupported MCP-Protocol-Version {version!r}; supported: {', '.join(PROTOCOL_VERSIONS)}", reason="version")
 
     def _delete(self, environ, start_response):
         session = self._session(environ, required=True)
@@ -2971,32 +3385,34 @@ class HttpTransport:
         length = environ.get("CONTENT_LENGTH") or ""
         limit = self.config.max_body_bytes
         stream = environ["wsgi.input"]
+        too_large = HttpError(413, f"Content Too Large: the body is over {limit} bytes (MCP_MAX_BODY_BYTES)", reason="size")
         if length.isdigit():
             if int(length) > limit:
-                raise HttpError(413, f"Content Too Large: the body is over {limit} bytes (MCP_MAX_BODY_BYTES)")
+                raise too_large
             return stream.read(int(length))
         if environ.get("wsgi.input_terminated"):
             body = stream.read(limit + 1)
             if len(body) > limit:
-                raise HttpError(413, f"Content Too Large: the body is over {limit} bytes (MCP_MAX_BODY_BYTES)")
+                raise too_large
             return body
-        raise HttpError(411, "Length Required")
+        raise HttpError(411, "Length Required", reason="length")
 
-    def _post(self, environ, start_response):
+    def _post(self, environ, start_response, client):
         accept = environ.get("HTTP_ACCEPT", "")
         if not (_accepts(accept, "application/json") and _accepts(accept, "text/event-stream")):
-            raise HttpError(406, "Not Acceptable: Accept must allow application/json and text/event-stream")
+            raise HttpError(406, "Not Acceptable: Accept must allow application/json and text/event-stream", reason="accept")
         content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
         if content_type != "application/json":
-            raise HttpError(415, "Unsupported Media Type: Content-Type must be application/json")
+            raise HttpError(415, "Unsupported Media Type: Content-Type must be application/json", reason="content-type")
         body = self._read_body(environ)
         try:
             payload = parse_json(body)
-        except ParseError as e:
-            raise HttpError(400, str(e), code=e.code) from None
+            _check_shape(payload)
+        except ProtocolError as e:
+            raise HttpError(400, str(e), code=e.code, reason="parse") from None
 
         if isinstance(payload, list):
-            return self._post_batch(environ, start_response, payload)
+            return self._post_batch(environ, start_response, payload, client)
         is_initialize = isinstance(payload, dict) and payload.get("method") == "initialize" and "id" in payload
         if is_initialize:
             session = self.server.new_session()
@@ -3008,7 +3424,7 @@ class HttpTransport:
             self._check_protocol_version(environ, session)
 
         sock = environ.get("werkzeug.socket")
-        out = self.server.handle(payload, session, peer_gone=(lambda: _socket_gone(sock)) if sock else None)
+        out = self.server.handle(payload, session, peer_gone=(lambda: _socket_gone(sock)) if sock else None, client=client)
         extra = []
         if is_initialize and isinstance(out, dict) and "result" in out:
             self.server.keep_session(session)
@@ -3018,29 +3434,73 @@ class HttpTransport:
             return [b""]
         if isinstance(out, dict):
             return self._json(start_response, out, extra)
-        first = next(out, None)
-        if first is None or not is_notification(first):
-            out.close()
-            if first is None:  # cancelled before anything was said: an empty stream, no response
-                start_response("200 OK", SSE_HEADERS)
-                return [b""]
-            return self._json(start_response, first, extra)
-        start_response("200 OK", SSE_HEADERS + extra)
-        return self._sse(first, out, session)
+        return self._answer_call(start_response, out, extra, session, payload["id"])
 
-    def _post_batch(self, environ, start_response, payload):
+    def _answer_call(self, start_response, out, extra, session, request_id):
+        """Run a tool call's message stream: one JSON body if it says nothing before its answer,
+        else an SSE stream. A client that leaves (failed write) cancels the call."""
+
+        def on_gone():
+            call = session.calls.get(request_id)
+            if call is not None:
+                call.cancel()
+
+        response = _Response(start_response, extra, session, on_gone)
+        self._watch(response)
+        try:
+            first = next(out, None)
+            with response.lock:
+                if not response.streaming and (first is None or not is_notification(first)):
+                    response.finished = True
+                    if first is not None:
+                        return self._json(start_response, first, extra)
+                    start_response("200 OK", SSE_HEADERS + extra)  # cancelled before anything was said
+                    return [b""]
+            if first is not None:
+                response.send(first)
+            for msg in out:
+                response.send(msg)
+        except _ClientGone:
+            pass
+        finally:
+            response.finished = True
+            out.close()
+            with self._responses_lock:
+                self._responses.discard(response)
+        return []
+
+    def _watch(self, response):
+        """Let the keep-alive ticker see `response`; start the ticker on first use."""
+        with self._responses_lock:
+            self._responses.add(response)
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, name="sse-keepalive", daemon=True)
+                self._ticker.start()
+
+    def _tick(self):
+        """One thread for the whole server: keep-alive comments on silent SSE streams."""
+        interval = self.config.keepalive_interval
+        while True:
+            time.sleep(min(1.0, interval / 2))
+            with self._responses_lock:
+                responses = list(self._responses)
+            now = time.monotonic()
+            for response in responses:
+                response.keepalive(now, interval)
+
+    def _post_batch(self, environ, start_response, payload, client):
         session = self._session(environ, required=True)
         self._check_protocol_version(environ, session)
         if session.protocol_version != BATCH_PROTOCOL_VERSION:
-            raise HttpError(400, f"Invalid Request: JSON-RPC batches are not supported in protocol {session.protocol_version}")
+            raise HttpError(400, f"Invalid Request: JSON-RPC batches are not supported in protocol {session.protocol_version}", reason="batch")
         if not payload:
-            raise HttpError(400, "Invalid Request: empty batch")
+            raise HttpError(400, "Invalid Request: empty batch", reason="batch")
         responses = []
         for msg in payload:
             if isinstance(msg, dict) and msg.get("method") == "initialize":
                 responses.append(rpc_error(msg.get("id"), -32600, "Invalid Request: initialize cannot be batched"))
                 continue
-            final = run_to_end(self.server.handle(msg, session))
+            final = run_to_end(self.server.handle(msg, session, client=client))
             if final is not None:
                 responses.append(final)
         if not responses:
@@ -3054,23 +3514,14 @@ class HttpTransport:
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + extra)
         return [body]
 
-    @staticmethod
-    def _sse(first, rest, session):
-        """SSE frames for `first` and every later message; closing this closes the tool call."""
-        try:
-            yield _sse_frame(first, session)
-            for msg in rest:
-                yield _sse_frame(msg, session)
-        finally:
-            rest.close()
-
 
 def _sse_frame(msg, session):
     return f"event: message\nid: {next(session.event_ids)}\ndata: {dumps(msg)}\n\n".encode()
 
 
 def make_app(config, registry=None, client=None):
-    """The WSGI application serving MCP at /mcp. `server` is kept on it as `.server`."""
+    """The WSGI application serving MCP at /mcp (and /healthz, /readyz, /metrics).
+    Its McpServer is `.server`."""
     return HttpTransport(McpServer(config, registry, client))
 
 
@@ -3096,13 +3547,21 @@ class StdioTransport:
             self.stdout.flush()
 
     def serve(self):
+        """Read messages until EOF, then cancel what is in flight and return."""
+        try:
+            self._read_loop()
+        finally:
+            self.shutdown()
+
+    def _read_loop(self):
         for line in self.stdin:
             line = line.strip()
             if not line:
                 continue
             try:
                 payload = parse_json(line)
-            except ParseError as e:
+                _check_shape(payload)
+            except ProtocolError as e:
                 self.send(rpc_error(None, e.code, str(e)))
                 continue
             if isinstance(payload, list):
@@ -3111,7 +3570,6 @@ class StdioTransport:
                 self._start(self._respond, payload)
             else:
                 self._respond(payload)
-        self.shutdown()
 
     def shutdown(self, timeout=5.0):
         for call in list(self.session.calls.values()):
@@ -3151,48 +3609,156 @@ class StdioTransport:
 
 
 # =============================================================================
-# 12. Server
+# 13. Server
 # =============================================================================
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The request side of a connection with one deadline for the whole request.
+
+    A per-read socket timeout alone lets a client that sends a byte now and then hold a
+    thread forever; here every read gets only the time left until the handler's deadline.
+    """
+
+    def __init__(self, sock, handler):
+        self._sock = sock
+        self._handler = handler
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        left = self._handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the client did not send its request within MCP_CLIENT_TIMEOUT")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
 class _RequestHandler(WSGIRequestHandler):
-    """Werkzeug's handler with Nagle off (each SSE frame leaves at once) and quiet access logs."""
+    """Werkzeug's handler with Nagle off (each SSE frame leaves at once), a deadline for reading
+    each request (MCP_CLIENT_TIMEOUT), and access logs at DEBUG."""
 
     def setup(self):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.deadline = time.monotonic() + self.server.client_timeout
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+
+    def handle_one_request(self):
+        self.deadline = time.monotonic() + self.server.client_timeout
+        return super().handle_one_request()
 
     def log_request(self, code="-", size="-"):
-        log.debug("%s %s %s", self.command, self.path, code)
+        log.debug("%s %s %s", self.command, self.path.split("?")[0], code)
+
+    def log_error(self, format, *args):
+        log.debug("http: " + format, *args)
+
+
+BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\n"
+    b"Connection: close\r\nContent-Length: 48\r\n\r\ntoo many connections (MCP_MAX_CONNECTIONS); retry"
+)
+
+
+class _HttpServer(ThreadedWSGIServer):
+    """Werkzeug's threaded server with a cap on open connections (each one holds a thread)."""
+
+    daemon_threads = True
+
+    def __init__(self, config, app):
+        super().__init__(config.host, config.port, app, handler=_RequestHandler)
+        self.app = app
+        self.client_timeout = config.client_timeout
+        self._slots = threading.BoundedSemaphore(config.max_connections)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self.app.metrics.inc("ollama_mcp_rejected_requests_total", reason="connections")
+            try:
+                request.sendall(BUSY_RESPONSE)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def make_http_server(config, app=None):
-    """A threaded werkzeug server for `config` (port 0 picks a free port; read `.port`)."""
-    app = app or make_app(config)
-    srv = make_server(config.host, config.port, app, threaded=True, request_handler=_RequestHandler)
-    srv.daemon_threads = True
-    srv.app = app
-    return srv
+    """A threaded HTTP server for `config` (port 0 picks a free port; read `.port`)."""
+    return _HttpServer(config, app or make_app(config))
+
+
+def _exposure_warning(config):
+    """One warning when the HTTP server is reachable from other machines without a token."""
+    if config.loopback_bind or config.auth_tokens:
+        return None
+    return (
+        f"MCP_HOST={config.host} lets anyone who can reach this machine on port {config.port} use "
+        "Ollama through this server, with no authentication. Set MCP_AUTH_TOKEN (see docs/security.md), "
+        "or bind 127.0.0.1 (--host 127.0.0.1) to keep it local."
+    )
+
+
+SHUTDOWN_GRACE = 5.0  # seconds in-flight calls get to stop after SIGTERM
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT."""
+
+
+def _on_signals(handler):
+    """Route SIGTERM and SIGINT to `handler` (main thread only; elsewhere nothing changes)."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, handler)
 
 
 def serve(config):
-    """Run the server for `config` until interrupted."""
+    """Run the server for `config` until SIGTERM/SIGINT, then stop gracefully: stop accepting,
+    cancel in-flight calls (closing their Ollama streams), let them finish their writes."""
     if config.transport == "stdio":
-        StdioTransport(McpServer(config)).serve()
+        transport = StdioTransport(McpServer(config))
+
+        def stop_stdio(signum, frame):
+            raise _Stop()
+
+        _on_signals(stop_stdio)
+        try:
+            transport.serve()  # cancels in-flight calls on the way out, however it ends
+        except _Stop:
+            pass
         return
     srv = make_http_server(config)
+    warning = _exposure_warning(config)
+    if warning:
+        log.warning(warning)
+    _on_signals(lambda signum, frame: threading.Thread(target=srv.shutdown, daemon=True).start())
     log.info("ollama-mcp %s serving MCP on http://%s:%d%s (Ollama at %s)", __version__, config.host, srv.port, MCP_PATH, config.ollama_url)
     try:
         srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
-        srv.app.server.cancel_all()
-        srv.server_close()
+        srv.server_close()  # stop accepting at once
+        mcp = srv.app.server
+        mcp.cancel_all()
+        if not mcp.wait_idle(SHUTDOWN_GRACE):
+            log.warning("%d tool calls still running at exit", mcp.slots.running)
+        log.info("ollama-mcp stopped")
 
 
 # =============================================================================
-# 13. CLI
+# 14. CLI
 # =============================================================================
 
 
@@ -3249,7 +3815,9 @@ def run_check(config, out=sys.stdout):
     """Print the effective configuration and whether Ollama is usable; return the exit code."""
     print(f"ollama-mcp {__version__}", file=out)
     for field in dataclasses.fields(config):
-        print(f"  {field.name:<24} {getattr(config, field.name)!r}", file=out)
+        value = getattr(config, field.name)
+        shown = f"<{len(value)} token(s)>" if field.name == "auth_tokens" else repr(value)
+        print(f"  {field.name:<26} {shown}", file=out)
     client = OllamaClient(dataclasses.replace(config, ollama_retries=0))
     try:
         version = (client.json("GET", "/api/version") or {}).get("version", "?")
