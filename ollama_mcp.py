@@ -299,6 +299,9 @@ _ENV_FIELDS = {
     "MCP_SSE_KEEPALIVE": ("keepalive_interval", lambda n, v: _as_float(n, v, 0.05, 3600)),
 }
 
+# Read by load_config itself rather than mapped to one field.
+_OTHER_VARIABLES = ("OLLAMA_HOST", "OLLAMA_PORT", "MCP_AUTH_TOKEN_FILE")
+
 # CLI flag (argparse dest) -> environment variable it overrides.
 _FLAG_ENV = {
     "host": "MCP_HOST",
@@ -321,7 +324,7 @@ def load_config(flags=None, environ=None, env_file=None):
     elif env_file and not os.path.isfile(env_file):
         raise ConfigError(f"--env-file: {env_file!r} does not exist")
     values = {k: v for k, v in (dotenv_values(env_file) if env_file else {}).items() if v is not None}
-    values.update({k: v for k, v in environ.items() if k in _ENV_FIELDS or k.startswith("OLLAMA_")})
+    values.update({k: v for k, v in environ.items() if k in _ENV_FIELDS or k in _OTHER_VARIABLES})
     for flag, name in _FLAG_ENV.items():
         if flag in flags:
             values[name] = str(flags[flag])

@@ -92,8 +92,8 @@ class FakeOllama:
 
     # --- control -------------------------------------------------------------------------
 
-    def start(self):
-        self._server = make_server("127.0.0.1", 0, self, threaded=True, request_handler=_QuietHandler)
+    def start(self, port=0):
+        self._server = make_server("127.0.0.1", port, self, threaded=True, request_handler=_QuietHandler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
@@ -103,6 +103,11 @@ class FakeOllama:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    @property
+    def open_streams(self):
+        """Streams started and neither finished nor closed by the client."""
+        return self.streams_started - self.streams_finished - self.streams_aborted
 
     @property
     def port(self):

@@ -95,7 +95,7 @@ def test_list_values():
 
 def test_env_example_lists_every_variable():
     text = (ROOT / ".env.example").read_text()
-    for name in list(ollama_mcp._ENV_FIELDS) + ["OLLAMA_HOST", "OLLAMA_PORT"]:
+    for name in list(ollama_mcp._ENV_FIELDS) + list(ollama_mcp._OTHER_VARIABLES):
         assert f"{name}=" in text, name
 
 

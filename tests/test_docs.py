@@ -26,5 +26,5 @@ def test_readme_tools_table_lists_every_tool():
 
 def test_readme_configuration_table_lists_every_variable():
     readme = (ROOT / "README.md").read_text()
-    missing = [name for name in list(ollama_mcp._ENV_FIELDS) + ["OLLAMA_HOST", "OLLAMA_PORT"] if f"| `{name}` |" not in readme]
+    missing = [name for name in list(ollama_mcp._ENV_FIELDS) + list(ollama_mcp._OTHER_VARIABLES) if f"| `{name}` |" not in readme]
     assert missing == []
