@@ -25,7 +25,9 @@ __license__ = "MIT"
 import argparse
 import concurrent.futures
 import dataclasses
+import email.utils
 import fnmatch
+import functools
 import hashlib
 import hmac
 import importlib.util
@@ -57,6 +59,7 @@ import tenacity
 from dotenv import dotenv_values
 from requests.adapters import HTTPAdapter
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.wsgi import LimitedStream
 
 log = logging.getLogger("ollama_mcp")
 
@@ -3242,8 +3245,8 @@ class _Response:
         """Called by the ticker: a comment when the stream has been silent for `interval`."""
         if now - self.last_write < interval or self.finished:
             return
-        with self.lock:
-            if self.finished:
+        with self.lock:  # check again: the call may have written or finished meanwhile
+            if self.finished or time.monotonic() - self.last_write < interval:
                 return
             try:
                 self._send(SSE_KEEPALIVE)
@@ -3466,7 +3469,8 @@ class HttpTransport:
         except _ClientGone:
             pass
         finally:
-            response.finished = True
+            with response.lock:  # the ticker must not write once the answer is complete
+                response.finished = True
             out.close()
             with self._responses_lock:
                 self._responses.discard(response)
@@ -3638,9 +3642,17 @@ class _DeadlineReader(io.RawIOBase):
         return self._sock.recv_into(buffer)
 
 
+@functools.lru_cache(maxsize=2)
+def _http_date(second):
+    return email.utils.formatdate(second, usegmt=True)
+
+
 class _RequestHandler(WSGIRequestHandler):
-    """Werkzeug's handler with Nagle off (each SSE frame leaves at once), a deadline for reading
-    each request (MCP_CLIENT_TIMEOUT), and access logs at DEBUG."""
+    """Werkzeug's request parsing with our own response writing: HTTP/1.1 keep-alive, each
+    piece of a response sent with one system call (SSE frames leave at once: Nagle is off too),
+    a deadline for reading each request (MCP_CLIENT_TIMEOUT), and access logs at DEBUG."""
+
+    protocol_version = "HTTP/1.1"
 
     def setup(self):
         super().setup()
@@ -3651,6 +3663,77 @@ class _RequestHandler(WSGIRequestHandler):
     def handle_one_request(self):
         self.deadline = time.monotonic() + self.server.client_timeout
         return super().handle_one_request()
+
+    def run_wsgi(self):
+        """Serve one request with the WSGI app.
+
+        Unlike werkzeug's own, this keeps the connection open when the request body was read
+        to its end and the response is framed (Content-Length or chunked), and does not linger
+        after the response draining the socket. Status line and headers go out with the first
+        piece of the body; each later piece (an SSE frame) is one chunk in one send.
+        """
+        if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        environ = self.environ = self.make_environ()
+        body = None
+        if not environ.get("wsgi.input_terminated"):  # a chunked request body ends the connection
+            body = environ["wsgi.input"] = LimitedStream(self.rfile, int(environ.get("CONTENT_LENGTH") or 0))
+        head = None
+        sent = chunked = False
+        code = 500
+
+        def start_response(status, headers, exc_info=None):
+            nonlocal head
+            if exc_info and sent:
+                raise exc_info[1].with_traceback(exc_info[2])
+            head = (status, headers)
+            return write
+
+        def write(data):
+            nonlocal sent, chunked, code
+            prefix = b""
+            if not sent:
+                sent = True
+                status, headers = head
+                code = int(status[:3])
+                names = {k.lower() for k, _ in headers}
+                bodyless = code < 200 or code in (204, 304) or environ["REQUEST_METHOD"] == "HEAD"
+                chunked = not bodyless and "content-length" not in names and self.request_version != "HTTP/1.0"
+                framed = bodyless or chunked or "content-length" in names
+                lines = [f"HTTP/1.1 {status}", f"Date: {_http_date(int(time.time()))}"]
+                lines += [f"{k}: {v}" for k, v in headers]
+                if chunked:
+                    lines.append("Transfer-Encoding: chunked")
+                if self.close_connection or not framed or body is None or not body.is_exhausted:
+                    self.close_connection = True
+                    lines.append("Connection: close")
+                prefix = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            if data and chunked:
+                data = b"%x\r\n%s\r\n" % (len(data), data)
+            if prefix or data:
+                self.wfile.write(prefix + data)
+
+        try:
+            app_iter = self.server.app(environ, start_response)
+            try:
+                for data in app_iter:
+                    write(data)
+                if not sent:
+                    write(b"")
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+            finally:
+                if hasattr(app_iter, "close"):
+                    app_iter.close()
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client left
+        except Exception:
+            log.exception("error serving %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
+            self.close_connection = True
+            if not sent:
+                head = ("500 Internal Server Error", [("Content-Type", "text/plain"), ("Content-Length", "22")])
+                write(b"internal server error\n")
+        self.log_request(code)
 
     def log_request(self, code="-", size="-"):
         log.debug("%s %s %s", self.command, self.path.split("?")[0], code)

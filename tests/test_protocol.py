@@ -308,3 +308,57 @@ def test_unknown_option_key_is_rejected_with_the_allowed_keys(client):
 def test_read_messages_helper_handles_json(client):
     r = client.post({"jsonrpc": "2.0", "id": 42, "method": "ping"})
     assert list(read_messages(r)) == [{"jsonrpc": "2.0", "id": 42, "result": {}}]
+
+
+# --- connection handling --------------------------------------------------------------------
+
+
+def test_connections_are_kept_alive_across_requests_and_streams(server):
+    import http.client
+
+    port = int(server.url.split(":")[2].split("/")[0])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Accept": ACCEPT, "Content-Type": "application/json"}
+    conn.request("POST", "/mcp", json.dumps(INIT), headers)
+    first = conn.getresponse()
+    assert first.getheader("Connection") is None
+    headers["Mcp-Session-Id"] = first.getheader("Mcp-Session-Id")
+    first.read()
+    sock = conn.sock
+    stream = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}
+    conn.request("POST", "/mcp", json.dumps(stream), headers)
+    sse = conn.getresponse()
+    assert sse.getheader("Transfer-Encoding") == "chunked"
+    assert sse.read().count(b"event: message") == 10
+    conn.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": 3, "method": "ping"}), headers)
+    assert json.loads(conn.getresponse().read())["result"] == {}
+    assert conn.sock is sock, "one connection served all three requests"
+    conn.close()
+
+
+def test_a_refused_request_with_an_unread_body_closes_the_connection(start_server):
+    server = start_server(max_body_bytes=1024)
+    import http.client
+
+    port = int(server.url.split(":")[2].split("/")[0])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/mcp", b"x" * 4096, {"Accept": ACCEPT, "Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 413 and r.getheader("Connection") == "close"
+    conn.close()
+
+
+def test_http_1_0_clients_get_a_closed_unchunked_stream(client):
+    import socket
+
+    port = int(client.url.split(":")[2].split("/")[0])
+    body = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}).encode()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(f"POST /mcp HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: {ACCEPT}\r\nContent-Type: application/json\r\nMcp-Session-Id: {client.session_id}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding" not in head and b"Connection: close" in head
+    assert rest.startswith(b"event: message") and rest.count(b"event: message") == 10

@@ -277,7 +277,8 @@ def test_silent_stream_gets_keepalive_comments(start_server, fake):
     server = start_server(keepalive_interval=0.1)
     c = server.client()
     c.initialize()
-    fake.chunk_delay = 0.4
+    fake.chunk_delay = 0.25
+    fake.pullable["tinyllama"] = 1
     r = c.post({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "ollama_pull_model", "arguments": {"model": "tinyllama"}, "_meta": {"progressToken": 1}}})
     assert r.headers["Content-Type"] == "text/event-stream"
     assert ": keep-alive" in r.text
