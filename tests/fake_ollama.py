@@ -16,11 +16,13 @@ per chunk, and notices when a client closes a stream early (as Ollama does, it t
 import copy
 import hashlib
 import json
+import sys
 import threading
 import time
 from pathlib import Path
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import ollama_mcp  # noqa: E402  (its HTTP server keeps connections alive, as Ollama's does)
 
 SAMPLES = Path(__file__).resolve().parent / "ollama_samples"
 VERSION = "0.24.0"
@@ -89,12 +91,12 @@ class FakeOllama:
         self._failures = {}
         self._lock = threading.Lock()
         self._server = None
+        self.metrics = ollama_mcp.Metrics()  # the HTTP server counts refused connections here
 
     # --- control -------------------------------------------------------------------------
 
     def start(self, port=0):
-        self._server = make_server("127.0.0.1", port, self, threaded=True, request_handler=_QuietHandler)
-        self._server.daemon_threads = True
+        self._server = _serve(self, port)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
 
@@ -504,7 +506,18 @@ class FakeOllama:
             return self._json(start_response, 200, {"status": "success"})
         return self._ndjson(start_response, iter(statuses))
 
+    def _control(self, start_response, body, environ, raw):
+        """POST /_fake/config {"chunk_delay", "latency", "tokens"}: the benchmark's timing knobs."""
+        if "chunk_delay" in body:
+            self.chunk_delay = float(body["chunk_delay"])
+        if "latency" in body:
+            self.latency = float(body["latency"])
+        if "tokens" in body:
+            self.tokens = [f" t{i}" for i in range(int(body["tokens"]))]
+        return self._json(start_response, 200, {"chunk_delay": self.chunk_delay, "latency": self.latency, "tokens": len(self.tokens)})
+
     ROUTES = {
+        ("POST", "/_fake/config"): _control,
         ("GET", "/"): _root,
         ("HEAD", "/"): _root,
         ("GET", "/api/version"): _version,
@@ -524,9 +537,33 @@ class FakeOllama:
     }
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
+def _serve(app, port):
+    """A threaded keep-alive HTTP server for `app` on 127.0.0.1:`port` (0 picks one)."""
+    config = ollama_mcp.Config(host="127.0.0.1", port=port, max_connections=10_000, client_timeout=300)
+    return ollama_mcp.make_http_server(config, app)
+
+
+def main():
+    """Run the fake on its own: python tests/fake_ollama.py [--port N] [--latency S] [--token-delay S] [--tokens N]."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--latency", type=float, default=0.0, help="seconds before every answer")
+    p.add_argument("--token-delay", type=float, default=0.0, help="seconds before each streamed chunk")
+    p.add_argument("--tokens", type=int, default=0, help="tokens per generation (default: a short sentence)")
+    args = p.parse_args()
+    fake = FakeOllama()
+    fake.latency, fake.chunk_delay = args.latency, args.token_delay
+    if args.tokens:
+        fake.tokens = [f" t{i}" for i in range(args.tokens)]
+    fake._server = _serve(fake, args.port)
+    print(f"FAKE_OLLAMA_URL={fake.url}", flush=True)
+    try:
+        fake._server.serve_forever()
+    except KeyboardInterrupt:
         pass
 
-    def log_error(self, *args, **kwargs):
-        pass
+
+if __name__ == "__main__":
+    main()

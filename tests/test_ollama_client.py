@@ -141,15 +141,14 @@ def test_stream_checks_cancellation_before_each_chunk():
 
 def test_proxy_variables_are_ignored_for_ollama(monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:1")
-    assert make_client().session.trust_env is False
+    with make_client().session() as session:
+        assert session.trust_env is False
 
 
-def test_one_session_per_thread():
-    import threading
-
+def test_sessions_are_reused_and_never_shared_at_once():
     client = make_client()
-    sessions = [client.session]
-    t = threading.Thread(target=lambda: sessions.append(client.session))
-    t.start()
-    t.join()
-    assert sessions[0] is client.session and sessions[1] is not sessions[0]
+    with client.session() as first:
+        with client.session() as second:
+            assert first is not second, "a session is lent to one user at a time"
+    with client.session() as again:
+        assert again in (first, second), "returned sessions (and their connections) are reused"

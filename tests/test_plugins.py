@@ -67,11 +67,22 @@ def test_pack_tools_are_served_over_mcp(tmp_path, start_server):
     assert result["structuredContent"] == {"text": "HI"}
 
 
-def test_decorator_rejects_bad_names_and_schemas():
+def test_decorator_rejects_bad_names_and_non_object_schemas():
     with pytest.raises(ValueError, match="must match"):
         ollama_mcp.tool(title="t", description="d", input_schema=ollama_mcp._obj({}), output_schema=ollama_mcp._out({}), read_only=True, name="bad name")(lambda c, a: {})
-    with pytest.raises(Exception):
-        ollama_mcp.tool(title="t", description="d", input_schema={"type": "object", "properties": 5}, output_schema=ollama_mcp._out({}), read_only=True)(lambda c, a: {})
+    with pytest.raises(ValueError, match="type object"):
+        ollama_mcp.tool(title="t", description="d", input_schema={"type": "array"}, output_schema=ollama_mcp._out({}), read_only=True, name="ok_name")(lambda c, a: {})
+
+
+def test_a_pack_with_an_invalid_schema_is_skipped(tmp_path, caplog):
+    write_pack(tmp_path / "p", "bad.py", GOOD.replace('{"text": {"type": "string"}}, ["text"]', '{"text": {"type": 5}}, ["text"]', 1))
+    assert ollama_mcp.load_tool_packs(tmp_path / "p") == []
+    assert "bad.py failed to load" in caplog.text
+
+
+@pytest.mark.parametrize("t", ollama_mcp.BUILTIN_TOOLS, ids=lambda t: t.name)
+def test_every_builtin_schema_is_valid_json_schema_2020_12(t):
+    ollama_mcp.check_tool(t)
 
 
 def test_registry_rejects_duplicates():
