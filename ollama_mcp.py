@@ -3300,6 +3300,7 @@ class HttpTransport:
         self.metrics = server.metrics
         self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_burst)
         self._token_digests = [hashlib.sha256(t.encode()).digest() for t in self.config.auth_tokens]
+        self._loopback_bind = self.config.loopback_bind  # parsed once, checked on every request
         self._responses = set()
         self._responses_lock = threading.Lock()
         self._ticker = None
@@ -3358,9 +3359,9 @@ class HttpTransport:
             if not (parsed.scheme in ("http", "https") and _is_loopback(parsed.hostname or "")):
                 raise HttpError(403, f"Forbidden: Origin {origin!r} is not allowed (set MCP_ALLOWED_ORIGINS)", reason="origin")
         allowed_hosts = self.config.allowed_hosts
-        if self.config.loopback_bind or allowed_hosts:
+        if self._loopback_bind or allowed_hosts:
             host = _host_name(environ.get("HTTP_HOST", ""))
-            if host not in allowed_hosts and not (self.config.loopback_bind and host.strip("[]") in LOOPBACK_NAMES):
+            if host not in allowed_hosts and not (self._loopback_bind and host.strip("[]") in LOOPBACK_NAMES):
                 raise HttpError(403, f"Forbidden: Host {host!r} is not allowed (set MCP_ALLOWED_HOSTS)", reason="host")
 
     def _client(self, environ):
