@@ -1305,6 +1305,8 @@ def _run_generation(call, path, body, deltas):
                 yield Progress(count, None, f"{count} tokens")
     if not final:
         raise OllamaError("Ollama closed the stream before its final chunk; the answer may be cut short")
+    stats = _stats(final)
+    yield Log("debug", {"model": call.model, "done_reason": final.get("done_reason"), **stats})
     return {"text": "".join(text), "thinking": "".join(thinking), "tool_calls": tool_calls, "logprobs": logprobs, "final": final}
 
 
@@ -2797,6 +2799,10 @@ class Session:
         self.lock = threading.Lock()
 
 
+Incoming = namedtuple("Incoming", "id client peer_gone")
+Incoming.__doc__ = "What a request handler may need beyond its params: the request id, who sent it, and `peer_gone()`."
+
+
 class McpServer:
     """Transport-independent MCP: sessions, and one `handle()` for every incoming message."""
 
@@ -2904,13 +2910,13 @@ class McpServer:
         try:
             if handler is None:
                 raise MethodNotFound(f"Method not found: {method}")
-            if method == "tools/call":
-                return self._call_tool(msg["id"], session, params, peer_gone, client)
-            return rpc_result(msg["id"], handler(self, session, params))
+            out = handler(self, session, params, Incoming(msg["id"], client, peer_gone))
         except ProtocolError as e:
             return rpc_error(msg["id"], e.code, str(e), e.data)
+        return out if isinstance(out, types.GeneratorType) else rpc_result(msg["id"], out)
 
-    def _call_tool(self, request_id, session, params, peer_gone, client):
+    def call_tool(self, session, params, request):
+        """Check a tools/call request and return the message stream of the call."""
         name = params.get("name")
         if not isinstance(name, str):
             raise InvalidParams("Invalid params: `name` must be a string")
@@ -2927,17 +2933,17 @@ class McpServer:
         if isinstance(token, bool) or not isinstance(token, (str, int)):
             token = None
         call = Call(
-            request_id=request_id,
+            request_id=request.id,
             tool_name=name,
             session_id=session.id,
             client=self.client,
             config=self.config,
             progress_token=token,
-            peer_gone=peer_gone,
+            peer_gone=request.peer_gone,
             store=self.store,
             session_calls=session.calls,
         )
-        return self._run_tool(call, t, arguments, session, client)
+        return self._run_tool(call, t, arguments, session, request.client)
 
     def _run_tool(self, call, t, arguments, session, client):
         """The message stream of one tool call (a generator; closing it stops the call).
@@ -3056,10 +3062,11 @@ def run_to_end(out):
     return final
 
 
-# --- JSON-RPC method handlers: (server, session, params) -> result ---------------------------
+# --- JSON-RPC method handlers: (server, session, params, request) -> result, or the message
+# stream (a generator) of a call that may send notifications before its result ----------------
 
 
-def _rpc_initialize(server, session, params):
+def _rpc_initialize(server, session, params, request):
     requested = params.get("protocolVersion")
     if not isinstance(requested, str):
         raise InvalidParams("Invalid params: protocolVersion must be a string")
@@ -3074,11 +3081,11 @@ def _rpc_initialize(server, session, params):
     }
 
 
-def _rpc_ping(server, session, params):
+def _rpc_ping(server, session, params, request):
     return {}
 
 
-def _rpc_tools_list(server, session, params):
+def _rpc_tools_list(server, session, params, request):
     cursor = params.get("cursor")
     start = 0
     if cursor is not None:
@@ -3093,11 +3100,11 @@ def _rpc_tools_list(server, session, params):
     return result
 
 
-def _rpc_tools_call(server, session, params):
-    raise AssertionError("tools/call is handled by McpServer._call_tool")  # pragma: no cover
+def _rpc_tools_call(server, session, params, request):
+    return server.call_tool(session, params, request)
 
 
-def _rpc_logging_set_level(server, session, params):
+def _rpc_logging_set_level(server, session, params, request):
     level = params.get("level")
     if level not in MCP_LOG_LEVELS:
         raise InvalidParams(f"Invalid params: level must be one of {', '.join(MCP_LOG_LEVELS)}")
@@ -3108,7 +3115,7 @@ def _rpc_logging_set_level(server, session, params):
 COMPLETABLE_ARGUMENTS = ("model", "source", "models", "destination")
 
 
-def _rpc_completion_complete(server, session, params):
+def _rpc_completion_complete(server, session, params, request):
     argument = params.get("argument")
     if not isinstance(argument, dict) or not isinstance(argument.get("name"), str):
         raise InvalidParams("Invalid params: argument must be an object with a name")
@@ -3635,8 +3642,9 @@ class StdioTransport:
             elif out is not None:
                 for msg in out:
                     self.send(msg)
-        except (BrokenPipeError, ValueError):
-            self.session.calls.clear()  # stdout is gone: nobody to answer
+        except (BrokenPipeError, ValueError):  # stdout is gone: nobody to answer
+            for call in list(self.session.calls.values()):
+                call.cancel()
         finally:
             self._workers.discard(threading.current_thread())
 

@@ -358,3 +358,15 @@ def test_error_line_inside_a_stream_becomes_a_tool_error(client, fake, monkeypat
     assert "max retries exceeded" in error_text(client.call("ollama_pull_model", {"model": "tinyllama"})[0])
     monkeypatch.setitem(type(fake).ROUTES, ("POST", "/api/pull"), type(fake)._pull)
     assert original
+
+
+def test_debug_log_level_adds_a_generation_summary(client):
+    result, notes = client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x"})
+    assert notes == [], "nothing below the default level (info) is sent"
+    client.request("logging/setLevel", {"level": "debug"})
+    result, notes = client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x"})
+    (note,) = notes
+    assert note["method"] == "notifications/message"
+    assert note["params"]["level"] == "debug" and note["params"]["logger"] == "ollama-mcp"
+    assert note["params"]["data"]["done_reason"] == "stop" and note["params"]["data"]["completion_tokens"] == 9
+    assert structured(result)["response"].startswith("The sky")
