@@ -329,14 +329,16 @@ def load_config(flags=None, environ=None, env_file=None):
         raise ConfigError(f"--env-file: {env_file!r} does not exist")
     values = {k: v for k, v in (dotenv_values(env_file) if env_file else {}).items() if v is not None}
     values.update({k: v for k, v in environ.items() if k in _ENV_FIELDS or k in _OTHER_VARIABLES})
+    sources = {}  # variable -> what to call it in an error: the flag when a flag set it
     for flag, name in _FLAG_ENV.items():
         if flag in flags:
             values[name] = str(flags[flag])
+            sources[name] = "--" + flag.replace("_", "-")
 
     fields = {}
     for name, (field, convert) in _ENV_FIELDS.items():
         if name in values and str(values[name]).strip() != "":
-            fields[field] = convert(name, values[name])
+            fields[field] = convert(sources.get(name, name), values[name])
     token_file = str(values.get("MCP_AUTH_TOKEN_FILE") or "").strip()
     if token_file:
         fields["auth_tokens"] = fields.get("auth_tokens", ()) + _read_token_file(token_file)
@@ -3005,9 +3007,13 @@ class McpServer:
             tokens = _completion_tokens(result)
             if tokens:
                 self.metrics.inc("ollama_mcp_tokens_streamed_total", tokens, tool=t.name)
+            duration_ms = round(elapsed * 1000, 2)
             log.info(
-                "tool call",
-                extra={"tool": t.name, "session": session.id, "request_id": call.request_id, "outcome": outcome, "duration_ms": round(elapsed * 1000, 2)},
+                "tool call %s %s in %.1f ms",
+                t.name,
+                outcome,
+                duration_ms,
+                extra={"tool": t.name, "session": session.id, "request_id": call.request_id, "outcome": outcome, "duration_ms": duration_ms},
             )
 
     def _event_message(self, call, session, event, monotonic):
@@ -3529,11 +3535,15 @@ class HttpTransport:
                 self._ticker.start()
 
     def _tick(self):
-        """One thread for the whole server: keep-alive comments on silent SSE streams."""
+        """One thread for the whole server: keep-alive comments on silent SSE streams.
+        It ends when no call is running; the next call starts it again."""
         interval = self.config.keepalive_interval
         while True:
             time.sleep(min(1.0, interval / 2))
             with self._responses_lock:
+                if not self._responses:
+                    self._ticker = None
+                    return
                 responses = list(self._responses)
             now = time.monotonic()
             for response in responses:
@@ -3856,11 +3866,25 @@ def _on_signals(handler):
             signal.signal(sig, handler)
 
 
+def _report_ollama(client):
+    """Log once, at start-up, whether Ollama answers (in the background: it must not delay start)."""
+
+    def check():
+        try:
+            version = (client.json("GET", "/api/version", timeout=(2.0, 5.0)) or {}).get("version", "?")
+            log.info("Ollama %s answers at %s", version, client.base_url)
+        except OllamaError as e:
+            log.warning("%s Tools will fail until it answers.", e)
+
+    threading.Thread(target=check, name="ollama-check", daemon=True).start()
+
+
 def serve(config):
     """Run the server for `config` until SIGTERM/SIGINT, then stop gracefully: stop accepting,
     cancel in-flight calls (closing their Ollama streams), let them finish their writes."""
     if config.transport == "stdio":
         transport = StdioTransport(McpServer(config))
+        _report_ollama(transport.server.client)
 
         def stop_stdio(signum, frame):
             raise _Stop()
@@ -3871,7 +3895,8 @@ def serve(config):
         except _Stop:
             pass
         return
-    srv = make_http_server(config)
+    srv = make_http_server(config)  # werkzeug explains a busy port or a bad address and exits
+    _report_ollama(srv.app.server.client)
     warning = _exposure_warning(config)
     if warning:
         log.warning(warning)

@@ -82,6 +82,13 @@ def test_bad_values_name_the_variable(name, value, words):
     assert words in str(info.value)
 
 
+def test_a_bad_flag_is_named_as_the_flag():
+    with pytest.raises(ConfigError, match="^--port: 'abc' is not a whole number"):
+        load_config({"port": "abc"}, environ={}, env_file="")
+    with pytest.raises(ConfigError, match="^--log-level: 'loud'"):
+        load_config({"log_level": "loud"}, environ={}, env_file="")
+
+
 def test_missing_env_file_is_an_error():
     with pytest.raises(ConfigError, match="--env-file"):
         load_config({}, environ={}, env_file="/nonexistent/.env")
@@ -136,3 +143,20 @@ def test_cli_check_when_ollama_is_down(tmp_path):
     r = run_cli("--check", "--ollama-url", "http://127.0.0.1:9", cwd=tmp_path)
     assert r.returncode == 1
     assert "NOT reachable at http://127.0.0.1:9" in r.stdout and "ollama serve" in r.stdout
+
+
+def test_a_port_in_use_is_one_clear_line(tmp_path):
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        r = run_cli("--host", "127.0.0.1", "--port", str(port), "--ollama-url", "http://127.0.0.1:9", cwd=tmp_path, env={"MCP_TOOLS_DIR": str(tmp_path)})
+    finally:
+        busy.close()
+    assert r.returncode == 1  # werkzeug reports a busy port itself and exits
+    assert f"Port {port} is in use" in r.stderr
+    assert "Traceback" not in r.stderr
+

@@ -378,7 +378,7 @@ def test_sigterm_cancels_streams_and_exits_promptly(fake, tmp_path):
     t.join(10)
     records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert len(records) == len([line for line in err.splitlines() if line.strip()]), "every log line is one JSON object"
-    call = next(r for r in records if r["message"] == "tool call")
+    call = next(r for r in records if r["message"].startswith("tool call "))
     assert {"time", "level", "tool", "session", "request_id", "duration_ms", "outcome"} <= set(call)
     assert call["outcome"] == "cancelled"
     assert "secret prompt text" not in err, "prompts are never logged at INFO"
