@@ -1659,7 +1659,9 @@ def parse_modelfile(text):
 
 
 def _is_local_path(value):
-    return value.startswith(("/", "./", "../", "~", "\\")) or value.lower().endswith((".gguf", ".safetensors", ".bin")) or os.sep in value and os.path.exists(value)
+    """A FROM/ADAPTER value that names a file: path-like, or a model file's name. Decided from
+    the text alone, so a caller learns nothing about which files exist."""
+    return value.startswith(("/", "./", "../", "~", "\\")) or value.lower().endswith((".gguf", ".safetensors", ".bin"))
 
 
 def _allowed_path(config, raw, line_no):
@@ -1697,13 +1699,17 @@ _MODEL_FILE_SUFFIXES = (".gguf", ".safetensors", ".json", ".model", ".txt", ".bi
 
 
 def _upload_files(call, path):
-    """`files` for a create request: one GGUF file, or the model files of a safetensors folder."""
+    """`files` for a create request: one GGUF file, or the model files of a safetensors folder
+    (a symlink in the folder that leads outside it is refused, like a path outside the folders)."""
     if path.is_file():
         return {path.name: _upload_blob(call, path)}
     files = {}
     for item in sorted(path.rglob("*")):
-        if item.is_file() and item.suffix.lower() in _MODEL_FILE_SUFFIXES:
-            files[str(item.relative_to(path))] = _upload_blob(call, item)
+        if not (item.is_file() and item.suffix.lower() in _MODEL_FILE_SUFFIXES):
+            continue
+        if not item.resolve().is_relative_to(path):
+            raise ModelfileError(f"{item} refused: it links outside {path}")
+        files[str(item.relative_to(path))] = _upload_blob(call, item)
     if not files:
         raise ModelfileError(f"{path} holds no model files (.gguf, .safetensors, config .json)")
     return files

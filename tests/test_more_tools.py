@@ -533,3 +533,40 @@ def test_context_store_is_safe_under_concurrent_appends(tmp_path):
     saved = store.load("shared")
     assert saved["count"] == 200
     assert len({m["content"] for m in saved["messages"]}) == 200
+
+
+def test_a_safetensors_folder_with_a_link_outside_is_refused(start_server, tmp_path, fake):
+    models = tmp_path / "models"
+    folder = models / "mymodel"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (tmp_path / "secret.json").write_text('{"key": "secret"}')
+    (folder / "tokenizer.json").symlink_to(tmp_path / "secret.json")
+    server = start_server(model_dirs=(str(models),))
+    c = server.client()
+    c.initialize()
+    text = error_text(c.call("ollama_create_model", {"model": "x", "modelfile": f"FROM {folder}"})[0])
+    assert "links outside" in text
+    assert hashlib.sha256(b'{"key": "secret"}').hexdigest() not in json.dumps(fake.paths())
+
+
+def test_a_safetensors_folder_is_uploaded_file_by_file(start_server, tmp_path, fake):
+    models = tmp_path / "models"
+    folder = models / "st"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "config.json").write_text("{}")
+    (folder / "notes.md").write_text("not a model file")
+    server = start_server(model_dirs=(str(models),))
+    c = server.client()
+    c.initialize()
+    out = structured(c.call("ollama_create_model", {"model": "st", "modelfile": f"FROM {folder}\n"})[0])
+    assert sorted(out["request"]["files"]) == ["config.json", "model.safetensors"]
+    assert fake.blobs["sha256:" + hashlib.sha256(b"weights").hexdigest()] == b"weights"
+
+
+def test_a_namespaced_model_name_is_not_taken_for_a_path(client, fake):
+    structured(client.call("ollama_create_model", {"model": "x", "modelfile": "FROM gemma3:270m"})[0])
+    text = error_text(client.call("ollama_create_model", {"model": "y", "modelfile": "FROM library/nope"})[0])
+    assert "not found" in text and "refused" not in text
+    assert fake.bodies("/api/create")[-1]["from"] == "library/nope"
