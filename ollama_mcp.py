@@ -2607,7 +2607,7 @@ def load_tool_packs(directory):
             register = getattr(module, "register", None)
             if callable(register):  # the pack chooses its tools itself
                 pack = []
-                register(lambda item: pack.append(getattr(item, "tool", item)))
+                register(lambda item, pack=pack: pack.append(getattr(item, "tool", item)))
             else:
                 pack = [t for t in collect_tools(vars(module)) if t.handler.__module__ == module_name]
             for t in pack:

@@ -376,7 +376,7 @@ def run(args):
                 set_fake(ollama, chunk_delay=delay)
             rows = {"baseline": [], "ours": [], "peer": []}
             conns = {name: McpConn(url).initialize() for name, url in (("ours", ours_url), ("peer", peer_url)) if url}
-            for name, conn in conns.items():  # warm: each server's connection to Ollama is open
+            for conn in conns.values():  # warm: each server's connection to Ollama is open
                 conn.call("ollama_generate_stream", {**gen_args, "options": {"num_predict": 2}}, progress=True)
             for _ in range(stream_runs):  # paired: the baseline runs right before each server
                 for name, conn in conns.items():

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 
-import pytest
 
 from conftest import ROOT, iter_sse
 
