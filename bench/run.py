@@ -297,6 +297,18 @@ def sample_rss(proc, stop, out):
         time.sleep(0.05)
 
 
+def list_throughput(proc, url, concurrency, seconds, rss_samples):
+    """list_models calls/s against an MCP server, sampling its resident memory meanwhile."""
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_rss, args=(proc, stop, rss_samples), daemon=True)
+    sampler.start()
+    try:
+        return throughput(lambda: _caller(url, "ollama_list_models", {}), concurrency, seconds)
+    finally:
+        stop.set()
+        sampler.join()
+
+
 def startup_time(start, runs):
     """Seconds from spawning the server to its first answered initialize (median)."""
     times = []
@@ -352,19 +364,9 @@ def run(args):
         rss_load = {"ours": [], "peer": []}
         for c in (1, 8, 32):
             row = {"baseline": throughput(lambda: Direct(ollama).tags, c, seconds)}
-            stop = threading.Event()
-            sampler = threading.Thread(target=sample_rss, args=(ours, stop, rss_load["ours"]), daemon=True)
-            sampler.start()
-            row["ours"] = throughput(lambda: _caller(ours_url, "ollama_list_models", {}), c, seconds)
-            stop.set()
-            sampler.join()
+            row["ours"] = list_throughput(ours, ours_url, c, seconds, rss_load["ours"])
             if peer:
-                stop = threading.Event()
-                sampler = threading.Thread(target=sample_rss, args=(peer, stop, rss_load["peer"]), daemon=True)
-                sampler.start()
-                row["peer"] = throughput(lambda: _caller(peer_url, "ollama_list_models", {}), c, seconds)
-                stop.set()
-                sampler.join()
+                row["peer"] = list_throughput(peer, peer_url, c, seconds, rss_load["peer"])
             results["list_throughput"][str(c)] = row
         results["rss_load_mb"] = {k: round(max(v), 1) if v else None for k, v in rss_load.items()}
 
