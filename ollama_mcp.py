@@ -141,7 +141,7 @@ class Config:
     client_timeout: float = 30.0  # MCP_CLIENT_TIMEOUT: to send a whole request; longest a write may block
     keepalive_interval: float = 15.0  # MCP_SSE_KEEPALIVE: seconds of silence before an SSE comment
 
-    @property
+    @functools.cached_property  # read on every HTTP request: parse the address once
     def loopback_bind(self):
         """True when the HTTP transport only listens on this machine."""
         return _is_loopback(self.host)
@@ -508,6 +508,12 @@ def _next_step(status, text):
     return ""
 
 
+def _ollama_error(status, text):
+    """Ollama's own error text, with the next step for the model when there is one."""
+    step = _next_step(status, text)
+    return OllamaError(f"Ollama: {text}" + (f"; {step}" if step else ""), status)
+
+
 class OllamaClient:
     """Synchronous client for the Ollama REST API.
 
@@ -523,7 +529,6 @@ class OllamaClient:
     def __init__(self, config):
         self.base_url = config.ollama_url.rstrip("/")
         self.timeout = (config.ollama_connect_timeout, config.ollama_timeout)
-        self._config = config
         self._idle = []  # list.append/pop are atomic: no lock needed
         self._retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_retry_safe),
@@ -628,12 +633,18 @@ class OllamaClient:
                     except ValueError:
                         raise OllamaError(f"Ollama sent a line that is not JSON on {path}: {line[:200]!r}") from None
                     if "error" in chunk:
-                        text = str(chunk["error"])
-                        step = _next_step(500, text)
-                        raise OllamaError(f"Ollama: {text}" + (f"; {step}" if step else ""), 500)
+                        raise _ollama_error(500, str(chunk["error"]))
                     yield chunk
             except requests.RequestException as e:
                 raise self._translate(e) from e
+
+    def installed(self):
+        """The installed models, as /api/tags lists them."""
+        return (self.json("GET", "/api/tags") or {}).get("models") or []
+
+    def loaded(self):
+        """The models loaded in memory, as /api/ps lists them."""
+        return (self.json("GET", "/api/ps") or {}).get("models") or []
 
     def _translate(self, e, timeout=None):
         timeout = timeout or self.timeout
@@ -646,7 +657,7 @@ class OllamaClient:
         if isinstance(e, requests.ReadTimeout):
             return OllamaError(
                 f"Ollama at {where} sent nothing for {timeout[1]} s (OLLAMA_TIMEOUT). A large model may "
-                "still be loading: raise OLLAMA_TIMEOUT (or --env OLLAMA_TIMEOUT=600) and try again."
+                "still be loading: raise OLLAMA_TIMEOUT (e.g. OLLAMA_TIMEOUT=600) and try again."
             )
         if isinstance(e, requests.ConnectionError) and _is_connect_failure(e):
             return OllamaError(
@@ -667,9 +678,7 @@ class OllamaClient:
                 text = error.get("message", "") if isinstance(error, dict) else str(error)
         except ValueError:
             text = response.text.strip()
-        text = text or f"HTTP {status}"
-        step = _next_step(status, text)
-        return OllamaError(f"Ollama: {text}" + (f"; {step}" if step else ""), status)
+        return _ollama_error(status, text or f"HTTP {status}")
 
 
 class _Unavailable(Exception):
@@ -842,6 +851,12 @@ class Call:
 
     def cancel(self):
         self.cancel_event.set()
+
+    def part(self):
+        """A call for one part of this one (a batch item): cancelled with it, with its own model."""
+        part = Call(request_id=self.request_id, tool_name=self.tool, session_id=self.session_id, client=self.client, config=self.config, store=self.store)
+        part.cancel_event = self.cancel_event
+        return part
 
     def cancelled(self):
         """True once cancelled, or once the client that asked has gone away."""
@@ -1022,8 +1037,8 @@ def ollama_check_health(call, args):
     try:
         version = client.json("GET", "/api/version")
         latency = (time.perf_counter() - start) * 1000
-        tags = client.json("GET", "/api/tags") or {}
-        ps = client.json("GET", "/api/ps") or {}
+        installed = client.installed()
+        loaded = client.loaded()
     except OllamaError as e:
         return {
             "healthy": False,
@@ -1040,8 +1055,8 @@ def ollama_check_health(call, args):
         "url": client.base_url,
         "version": (version or {}).get("version"),
         "latency_ms": round(latency, 3),
-        "models_installed": len(tags.get("models") or []),
-        "models_loaded": [m.get("name") for m in ps.get("models") or []],
+        "models_installed": len(installed),
+        "models_loaded": [m.get("name") for m in loaded],
     }
 
 
@@ -1095,7 +1110,7 @@ def _model_summary(entry):
     idempotent=True,
 )
 def ollama_list_models(call, args):
-    models = [_model_summary(m) for m in (call.client.json("GET", "/api/tags") or {}).get("models") or []]
+    models = [_model_summary(m) for m in call.client.installed()]
     return {"models": models, "count": len(models)}
 
 
@@ -1182,17 +1197,6 @@ def ollama_show_model(call, args):
     }
 
 
-class _Monotonic:
-    """Keeps progress values strictly increasing, as MCP requires."""
-
-    def __init__(self):
-        self.last = 0
-
-    def __call__(self, value):
-        self.last = value if value > self.last else self.last + 1
-        return self.last
-
-
 @tool(
     title="Pull a model",
     description=(
@@ -1218,7 +1222,6 @@ def ollama_pull_model(call, args):
     layers = {}  # digest -> (completed, total)
     statuses = []
     status = ""
-    monotonic = _Monotonic()
     last_sent = 0.0
     for chunk in call.client.stream("/api/pull", _pick(args, "model", "insecure"), call):
         status = chunk.get("status") or status
@@ -1232,7 +1235,7 @@ def ollama_pull_model(call, args):
             last_sent = now
             done = sum(c for c, _ in layers.values())
             total = sum(t for _, t in layers.values()) or None
-            yield Progress(monotonic(done), total, status)
+            yield Progress(done, total, status)  # the dispatcher keeps the values increasing
     total = sum(t for _, t in layers.values())
     if status != "success":
         raise OllamaError(f"pull of {args['model']} ended without success (last status: {status or 'none'})")
@@ -1309,13 +1312,13 @@ def _run_generation(call, path, body, deltas):
         raise OllamaError("Ollama closed the stream before its final chunk; the answer may be cut short")
     stats = _stats(final)
     yield Log("debug", {"model": call.model, "done_reason": final.get("done_reason"), **stats})
-    return {"text": "".join(text), "thinking": "".join(thinking), "tool_calls": tool_calls, "logprobs": logprobs, "final": final}
+    return {"text": "".join(text), "thinking": "".join(thinking), "tool_calls": tool_calls, "logprobs": logprobs, "final": final, "stats": stats}
 
 
 def _generate(call, args, deltas):
     run = yield from _run_generation(call, "/api/generate", _pick(args, *_GENERATE_FIELDS), deltas)
     final = run["final"]
-    result = {"model": args["model"], "response": run["text"], "done_reason": final.get("done_reason") or "", "stats": _stats(final)}
+    result = {"model": args["model"], "response": run["text"], "done_reason": final.get("done_reason") or "", "stats": run["stats"]}
     if run["thinking"]:
         result["thinking"] = run["thinking"]
     if final.get("context"):
@@ -1437,7 +1440,7 @@ def _chat(call, args, deltas):
         message["thinking"] = run["thinking"]
     if run["tool_calls"]:
         message["tool_calls"] = run["tool_calls"]
-    result = {"model": args["model"], "message": message, "done_reason": final.get("done_reason") or "", "stats": _stats(final)}
+    result = {"model": args["model"], "message": message, "done_reason": final.get("done_reason") or "", "stats": run["stats"]}
     if run["logprobs"]:
         result["logprobs"] = run["logprobs"]
     if session_id:
@@ -1616,8 +1619,8 @@ def parse_modelfile(text):
     while i < len(lines):
         line_no = i + 1
         line = lines[i].strip()
-        i += 1
         if not line or line.startswith("#"):
+            i += 1
             continue
         word, _, rest = line.partition(" ")
         command = word.lower()
@@ -1626,35 +1629,32 @@ def parse_modelfile(text):
             raise ModelfileError(f"Modelfile line {line_no}: unknown instruction {word!r}; expected one of {', '.join(c.upper() for c in _MODELFILE_COMMANDS)}")
         if not rest:
             raise ModelfileError(f"Modelfile line {line_no}: {word.upper()} needs a value")
+        head = None  # PARAMETER and MESSAGE name a key or a role before their value
+        if command in ("parameter", "message"):
+            head, _, rest = rest.partition(" ")
+            rest = rest.strip()
+        value, i = _modelfile_value(lines, i, rest)
+        i += 1
         if command == "parameter":
-            key, _, raw = rest.partition(" ")
-            value, i_end = _modelfile_value(lines, i - 1, raw.strip())
-            i = i_end + 1
             if not value:
-                raise ModelfileError(f"Modelfile line {line_no}: PARAMETER {key} needs a value")
-            key = key.lower()
+                raise ModelfileError(f"Modelfile line {line_no}: PARAMETER {head} needs a value")
+            key = head.lower()
             if key == "stop":
                 out["parameters"].setdefault("stop", []).append(value)
             else:
                 out["parameters"][key] = _typed_parameter(key, value, line_no)
         elif command == "message":
-            role, _, raw = rest.partition(" ")
-            if role.lower() not in _MESSAGE_ROLES:
+            if head.lower() not in _MESSAGE_ROLES:
                 raise ModelfileError(f"Modelfile line {line_no}: MESSAGE role must be one of {', '.join(_MESSAGE_ROLES)}")
-            value, i_end = _modelfile_value(lines, i - 1, raw.strip())
-            i = i_end + 1
-            out["messages"].append({"role": role.lower(), "content": value})
+            out["messages"].append({"role": head.lower(), "content": value})
+        elif command == "license":
+            out["license"].append(value)
+        elif command == "adapter":
+            out["adapters"].append((value, line_no))
         else:
-            value, i_end = _modelfile_value(lines, i - 1, rest)
-            i = i_end + 1
-            if command == "license":
-                out["license"].append(value)
-            elif command == "adapter":
-                out["adapters"].append((value, line_no))
-            else:
-                if command in out:
-                    raise ModelfileError(f"Modelfile line {line_no}: {word.upper()} given twice")
-                out[command] = (value, line_no) if command == "from" else value
+            if command in out:
+                raise ModelfileError(f"Modelfile line {line_no}: {word.upper()} given twice")
+            out[command] = (value, line_no) if command == "from" else value
     return out
 
 
@@ -1980,7 +1980,7 @@ PROCESS = _out(
 )
 def ollama_list_processes(call, args):
     now = time.time()
-    models = [_process(m, now) for m in (call.client.json("GET", "/api/ps") or {}).get("models") or []]
+    models = [_process(m, now) for m in call.client.loaded()]
     return {"models": models, "count": len(models)}
 
 
@@ -2016,10 +2016,10 @@ def _find_model(models, name):
 )
 def ollama_get_model_size(call, args):
     name = call.model = args["model"]
-    entry = _find_model((call.client.json("GET", "/api/tags") or {}).get("models") or [], name)
+    entry = _find_model(call.client.installed(), name)
     if entry is None:
         raise ToolError(f"model {name!r} is not installed: call ollama_list_models to see installed models, or ollama_pull_model to fetch it")
-    running = _find_model((call.client.json("GET", "/api/ps") or {}).get("models") or [], name)
+    running = _find_model(call.client.loaded(), name)
     details = entry.get("details") or {}
     return {
         "model": entry.get("name") or name,
@@ -2077,7 +2077,7 @@ def _show_all(call, names):
     idempotent=True,
 )
 def ollama_get_models_info(call, args):
-    summaries = [_model_summary(m) for m in (call.client.json("GET", "/api/tags") or {}).get("models") or []]
+    summaries = [_model_summary(m) for m in call.client.installed()]
     shown = _show_all(call, [m["name"] for m in summaries])
     models, errors = [], 0
     for summary in summaries:
@@ -2139,32 +2139,15 @@ def ollama_cancel_request(call, args):
 # --- batch: many prompts, many models ----------------------------------------------------------
 
 
-class _ItemCall:
-    """A view of a Call for one batch item: cancelled with the whole batch."""
-
-    def __init__(self, parent):
-        self._parent = parent
-        self.client = parent.client
-        self.config = parent.config
-        self.model = None
-
-    def cancelled(self):
-        return self._parent.cancel_event.is_set()
-
-    def check(self):
-        if self.cancelled():
-            raise Cancelled()
-
-
 def _generate_once(call, body):
-    """One non-streaming generation (read as a stream so a cancel stops it): (text, final chunk)."""
+    """One generation without progress (read as a stream so a cancel stops it): the parts of
+    `_run_generation`."""
     gen = _run_generation(call, "/api/generate", body, deltas=False)
     try:
         while True:
             next(gen)
     except StopIteration as stop:
-        run = stop.value
-    return run["text"], run["final"]
+        return stop.value
 
 
 @tool(
@@ -2212,11 +2195,11 @@ def ollama_batch_generate(call, args):
     results = [None] * len(prompts)
 
     def run(index):
-        item = _ItemCall(call)
+        item = call.part()
         item.check()  # a prompt still queued when the batch is cancelled never starts
         try:
-            text, final = _generate_once(item, {**common, "prompt": prompts[index]})
-            return {"index": index, "prompt": prompts[index], "response": text, "done_reason": final.get("done_reason") or "", "stats": _stats(final)}
+            run = _generate_once(item, {**common, "prompt": prompts[index]})
+            return {"index": index, "prompt": prompts[index], "response": run["text"], "done_reason": run["final"].get("done_reason") or "", "stats": run["stats"]}
         except ToolError as e:
             return {"index": index, "prompt": prompts[index], "error": str(e)}
 
@@ -2278,9 +2261,9 @@ def ollama_compare_models(call, args):
         call.model = model
         body = {**_pick(args, "prompt", "system", "keep_alive"), "model": model, "options": options}
         try:
-            text, final = _generate_once(call, body)
-            stats = _stats(final)
-            results.append({"model": model, "response": text, "done_reason": final.get("done_reason") or "", "completion_tokens": stats["completion_tokens"], "prompt_tokens": stats["prompt_tokens"], "tokens_per_second": stats["tokens_per_second"], "load_ms": stats["load_ms"], "total_ms": stats["total_ms"]})
+            run = _generate_once(call, body)
+            stats = run["stats"]
+            results.append({"model": model, "response": run["text"], "done_reason": run["final"].get("done_reason") or "", "completion_tokens": stats["completion_tokens"], "prompt_tokens": stats["prompt_tokens"], "tokens_per_second": stats["tokens_per_second"], "load_ms": stats["load_ms"], "total_ms": stats["total_ms"]})
         except ToolError as e:
             results.append({"model": model, "error": str(e)})
         yield Progress(index + 1, len(args["models"]), f"{model} {'failed' if 'error' in results[-1] else 'done'}")
@@ -2321,7 +2304,7 @@ def ollama_validate_model(call, args):
     shown = {}
 
     def installed():
-        if _find_model((call.client.json("GET", "/api/tags") or {}).get("models") or [], name) is None:
+        if _find_model(call.client.installed(), name) is None:
             raise ToolError(f"{name} is not installed: pull it with ollama_pull_model")
         return "installed"
 
@@ -2333,8 +2316,8 @@ def ollama_validate_model(call, args):
         if "embedding" in (shown.get("capabilities") or []):
             vector = (call.client.json("POST", "/api/embed", {"model": name, "input": "test"}) or {}).get("embeddings") or [[]]
             return f"embedding of {len(vector[0])} dimensions"
-        text, final = _generate_once(call, {"model": name, "prompt": "Hi", "options": {"num_predict": 1}})
-        return f"answered {final.get('eval_count') or 0} token(s): {text!r}"
+        run = _generate_once(call, {"model": name, "prompt": "Hi", "options": {"num_predict": 1}})
+        return f"answered {run['stats']['completion_tokens']} token(s): {run['text']!r}"
 
     for label, fn in (("installed", installed), ("manifest readable", manifest), ("loads and answers", answers)):
         result = _timed_check(label, fn)
@@ -2409,7 +2392,7 @@ def _search_score(query_words, model, capabilities):
 def ollama_search_models(call, args):
     words = [w for w in re.split(r"[\s,]+", args["query"].lower()) if w]
     limit = args.get("limit", 20)
-    summaries = [_model_summary(m) for m in (call.client.json("GET", "/api/tags") or {}).get("models") or []]
+    summaries = [_model_summary(m) for m in call.client.installed()]
     shown = _show_all(call, [m["name"] for m in summaries])
     hits = []
     for model in summaries:
@@ -2792,6 +2775,17 @@ def _labels(pairs):
 # =============================================================================
 
 
+class _Monotonic:
+    """Keeps progress values strictly increasing, as MCP requires."""
+
+    def __init__(self):
+        self.last = 0
+
+    def __call__(self, value):
+        self.last = value if value > self.last else self.last + 1
+        return self.last
+
+
 class Session:
     """One MCP session: negotiated version, log level, and its in-flight calls."""
 
@@ -2805,6 +2799,38 @@ class Session:
         self.calls = {}  # request id -> Call
         self.event_ids = itertools.count(1)
         self.lock = threading.Lock()
+
+
+def _completion_tokens(result):
+    """Tokens a tool result reports having generated (0 when it has none)."""
+    structured = (result or {}).get("structuredContent") or {}
+    stats = structured.get("stats")
+    return (stats.get("completion_tokens") or 0) if isinstance(stats, dict) else 0
+
+
+def _valid_id(value):
+    return not isinstance(value, bool) and isinstance(value, (str, int))
+
+
+def _tool_result(structured):
+    if not isinstance(structured, dict):
+        raise TypeError(f"a tool handler returned {type(structured).__name__}, expected a dict")
+    return {"content": [{"type": "text", "text": dumps(structured)}], "structuredContent": structured, "isError": False}
+
+
+def _tool_error(text):
+    return {"content": [{"type": "text", "text": text}], "isError": True}
+
+
+def run_to_end(out):
+    """Drain a `handle()` result to its final response (None when cancelled)."""
+    if out is None or isinstance(out, dict):
+        return out
+    final = None
+    for msg in out:
+        if not is_notification(msg):
+            final = msg
+    return final
 
 
 Incoming = namedtuple("Incoming", "id client peer_gone")
@@ -2922,6 +2948,23 @@ class McpServer:
         except ProtocolError as e:
             return rpc_error(msg["id"], e.code, str(e), e.data)
         return out if isinstance(out, types.GeneratorType) else rpc_result(msg["id"], out)
+
+    def handle_batch(self, messages, session, client="local"):
+        """Handle a JSON-RPC batch (protocol 2025-03-26 only): the responses, in order, each call
+        run to its end. Raises InvalidRequest when batches are not allowed here."""
+        if session.protocol_version != BATCH_PROTOCOL_VERSION:
+            raise InvalidRequest(f"Invalid Request: JSON-RPC batches are not supported in protocol {session.protocol_version}")
+        if not messages:
+            raise InvalidRequest("Invalid Request: empty batch")
+        responses = []
+        for msg in messages:
+            if isinstance(msg, dict) and msg.get("method") == "initialize":
+                responses.append(rpc_error(msg.get("id"), InvalidRequest.code, "Invalid Request: initialize cannot be batched"))
+                continue
+            final = run_to_end(self.handle(msg, session, client=client))
+            if final is not None:
+                responses.append(final)
+        return responses
 
     def call_tool(self, session, params, request):
         """Check a tools/call request and return the message stream of the call."""
@@ -3042,38 +3085,6 @@ class McpServer:
         return self._tool_specs
 
 
-def _completion_tokens(result):
-    """Tokens a tool result reports having generated (0 when it has none)."""
-    structured = (result or {}).get("structuredContent") or {}
-    stats = structured.get("stats")
-    return (stats.get("completion_tokens") or 0) if isinstance(stats, dict) else 0
-
-
-def _valid_id(value):
-    return not isinstance(value, bool) and isinstance(value, (str, int))
-
-
-def _tool_result(structured):
-    if not isinstance(structured, dict):
-        raise TypeError(f"a tool handler returned {type(structured).__name__}, expected a dict")
-    return {"content": [{"type": "text", "text": dumps(structured)}], "structuredContent": structured, "isError": False}
-
-
-def _tool_error(text):
-    return {"content": [{"type": "text", "text": text}], "isError": True}
-
-
-def run_to_end(out):
-    """Drain a `handle()` result to its final response (None when cancelled)."""
-    if out is None or isinstance(out, dict):
-        return out
-    final = None
-    for msg in out:
-        if not is_notification(msg):
-            final = msg
-    return final
-
-
 # --- JSON-RPC method handlers: (server, session, params, request) -> result, or the message
 # stream (a generator) of a call that may send notifications before its result ----------------
 
@@ -3135,10 +3146,10 @@ def _rpc_completion_complete(server, session, params, request):
     if argument["name"] in COMPLETABLE_ARGUMENTS:
         prefix = str(argument.get("value") or "")
         try:
-            tags = server.client.json("GET", "/api/tags") or {}
+            installed = server.client.installed()
         except OllamaError:
-            tags = {}
-        names = sorted(m.get("name", "") for m in tags.get("models") or [])
+            installed = []
+        names = sorted(m.get("name", "") for m in installed)
         values = [n for n in names if n.startswith(prefix)]
     return {"completion": {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}}
 
@@ -3319,7 +3330,6 @@ class HttpTransport:
         self.metrics = server.metrics
         self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_burst)
         self._token_digests = [hashlib.sha256(t.encode()).digest() for t in self.config.auth_tokens]
-        self._loopback_bind = self.config.loopback_bind  # parsed once, checked on every request
         self._responses = set()
         self._responses_lock = threading.Lock()
         self._ticker = None
@@ -3378,9 +3388,9 @@ class HttpTransport:
             if not (parsed.scheme in ("http", "https") and _is_loopback(parsed.hostname or "")):
                 raise HttpError(403, f"Forbidden: Origin {origin!r} is not allowed (set MCP_ALLOWED_ORIGINS)", reason="origin")
         allowed_hosts = self.config.allowed_hosts
-        if self._loopback_bind or allowed_hosts:
+        if self.config.loopback_bind or allowed_hosts:
             host = _host_name(environ.get("HTTP_HOST", ""))
-            if host not in allowed_hosts and not (self._loopback_bind and host.strip("[]") in LOOPBACK_NAMES):
+            if host not in allowed_hosts and not (self.config.loopback_bind and host.strip("[]") in LOOPBACK_NAMES):
                 raise HttpError(403, f"Forbidden: Host {host!r} is not allowed (set MCP_ALLOWED_HOSTS)", reason="host")
 
     def _client(self, environ):
@@ -3558,18 +3568,10 @@ class HttpTransport:
     def _post_batch(self, environ, start_response, payload, client):
         session = self._session(environ, required=True)
         self._check_protocol_version(environ, session)
-        if session.protocol_version != BATCH_PROTOCOL_VERSION:
-            raise HttpError(400, f"Invalid Request: JSON-RPC batches are not supported in protocol {session.protocol_version}", reason="batch")
-        if not payload:
-            raise HttpError(400, "Invalid Request: empty batch", reason="batch")
-        responses = []
-        for msg in payload:
-            if isinstance(msg, dict) and msg.get("method") == "initialize":
-                responses.append(rpc_error(msg.get("id"), -32600, "Invalid Request: initialize cannot be batched"))
-                continue
-            final = run_to_end(self.server.handle(msg, session, client=client))
-            if final is not None:
-                responses.append(final)
+        try:
+            responses = self.server.handle_batch(payload, session, client)
+        except InvalidRequest as e:
+            raise HttpError(400, str(e), reason="batch") from None
         if not responses:
             start_response("202 Accepted", [("Content-Length", "0")])
             return [b""]
@@ -3666,10 +3668,10 @@ class StdioTransport:
 
     def _batch(self, payload):
         try:
-            if self.session.protocol_version != BATCH_PROTOCOL_VERSION or not payload:
-                self.send(rpc_error(None, -32600, "Invalid Request: JSON-RPC batches are not supported"))
-                return
-            responses = [r for r in (run_to_end(self.server.handle(m, self.session)) for m in payload) if r is not None]
+            try:
+                responses = self.server.handle_batch(payload, self.session)
+            except InvalidRequest as e:
+                responses = rpc_error(None, e.code, str(e))
             if responses:
                 self.send(responses)
         finally:
@@ -3984,7 +3986,7 @@ def run_check(config, out=sys.stdout):
     client = OllamaClient(dataclasses.replace(config, ollama_retries=0))
     try:
         version = (client.json("GET", "/api/version") or {}).get("version", "?")
-        models = [m.get("name") for m in (client.json("GET", "/api/tags") or {}).get("models") or []]
+        models = [m.get("name") for m in client.installed()]
     except OllamaError as e:
         print(f"Ollama: NOT reachable at {config.ollama_url}\n  {e}", file=out)
         return 1

@@ -194,3 +194,21 @@ def real_url():
 
 def replace(config, **changes):
     return dataclasses.replace(config, **changes)
+
+
+async def cancel_after_progress(client, tool, arguments, count, timeout):
+    """Call `tool` with the official client and cancel the call after `count` progress
+    notifications (the client then sends notifications/cancelled). Returns the messages seen."""
+    import anyio
+
+    seen = []
+    with anyio.move_on_after(timeout):
+        async with anyio.create_task_group() as tg:
+
+            async def on_progress(progress, total, message):
+                seen.append(message)
+                if len(seen) == count:
+                    tg.cancel_scope.cancel()
+
+            tg.start_soon(lambda: client.call_tool(tool, arguments, progress_callback=on_progress))
+    return seen

@@ -7,7 +7,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 import ollama_mcp
-from conftest import ROOT
+from conftest import ROOT, cancel_after_progress
 
 CALLS = {
     "ollama_check_health": {},
@@ -96,17 +96,8 @@ def test_cancelling_a_stream_midway_stops_ollama(target, fake):
     fake.chunk_delay = 0.1
 
     async def main():
-        seen = []
         async with Client(target) as client:
-            with anyio.move_on_after(10):
-                async with anyio.create_task_group() as tg:
-
-                    async def on_progress(progress, total, message):
-                        seen.append(message)
-                        if len(seen) == 2:
-                            tg.cancel_scope.cancel()
-
-                    tg.start_soon(lambda: client.call_tool("ollama_chat_stream", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]}, progress_callback=on_progress))
+            seen = await cancel_after_progress(client, "ollama_chat_stream", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]}, 2, timeout=10)
             with anyio.fail_after(5):
                 while not fake.aborted.is_set():
                     await anyio.sleep(0.05)

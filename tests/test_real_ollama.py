@@ -7,6 +7,8 @@ import anyio
 import pytest
 from mcp import Client
 
+from conftest import cancel_after_progress
+
 pytestmark = pytest.mark.real_ollama
 
 GEN = "gemma3:270m"
@@ -79,22 +81,12 @@ def test_real_errors_are_clear(real_server):
 
 
 def test_cancel_closes_the_real_generation(real_server):
-    seen = []
-
     async def main():
         async with Client(real_server.url) as client:
-            with anyio.move_on_after(60):
-                async with anyio.create_task_group() as tg:
+            seen = await cancel_after_progress(client, "ollama_generate_stream", {"model": GEN, "prompt": "Count to one hundred:", "options": {"num_predict": 200}}, 2, timeout=60)
+            return seen, await client.call_tool("ollama_check_health", {})
 
-                    async def on_progress(progress, total, message):
-                        seen.append(message)
-                        if len(seen) == 2:
-                            tg.cancel_scope.cancel()
-
-                    tg.start_soon(lambda: client.call_tool("ollama_generate_stream", {"model": GEN, "prompt": "Count to one hundred:", "options": {"num_predict": 200}}, progress_callback=on_progress))
-            return await client.call_tool("ollama_check_health", {})
-
-    health = anyio.run(main)
+    seen, health = anyio.run(main)
     assert len(seen) == 2
     assert health.is_error is False
 
