@@ -51,6 +51,7 @@ import time
 import types
 import urllib.parse
 from collections import namedtuple
+from http import HTTPStatus
 from datetime import datetime
 from pathlib import Path
 
@@ -95,6 +96,7 @@ INSTRUCTIONS = (
 # =============================================================================
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_REGISTRIES = ("registry.ollama.ai", "ollama.com", "hf.co", "huggingface.co")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
@@ -119,7 +121,8 @@ class Config:
     tools_dir: str = ""  # MCP_TOOLS_DIR: where optional tool packs live ("" = tools/ beside this file)
     page_size: int = 100  # MCP_PAGE_SIZE: tools per tools/list page
     session_ttl: float = 3600.0  # MCP_SESSION_TTL: seconds an idle session lives
-    max_sessions: int = 1000  # MCP_MAX_SESSIONS
+    max_sessions: int = 1000  # MCP_MAX_SESSIONS: handshake-era sessions kept, all clients
+    max_sessions_per_client: int = 100  # MCP_MAX_SESSIONS_PER_CLIENT: per token (or address without tokens)
     max_body_bytes: int = 32 * 1024 * 1024  # MCP_MAX_BODY_BYTES: images travel base64 in the body
     data_dir: str = ""  # MCP_DATA_DIR: saved chat contexts ("" = the user's data dir)
     model_dirs: tuple = ()  # MCP_MODEL_DIRS: folders a Modelfile FROM/ADAPTER path may read
@@ -128,6 +131,9 @@ class Config:
     batch_max_prompts: int = 100  # MCP_BATCH_MAX_PROMPTS
     context_max_messages: int = 1000  # MCP_CONTEXT_MAX_MESSAGES: per saved context
     context_max_bytes: int = 4 * 1024 * 1024  # MCP_CONTEXT_MAX_BYTES: per saved context
+    context_max_count: int = 1000  # MCP_CONTEXT_MAX_COUNT: saved contexts per principal
+    pull_registries: tuple = DEFAULT_REGISTRIES  # MCP_PULL_REGISTRIES: hosts a pull may fetch from
+    insecure_registries: tuple = ()  # MCP_INSECURE_REGISTRIES: hosts a pull may reach with insecure=true
     model_library_url: str = "https://ollama.com"  # OLLAMA_LIBRARY_URL: for remote model search
     auth_tokens: tuple = dataclasses.field(default=(), repr=False)  # MCP_AUTH_TOKEN / MCP_AUTH_TOKEN_FILE
     read_only: bool = False  # MCP_READ_ONLY: hide every tool that changes Ollama or saved contexts
@@ -138,6 +144,7 @@ class Config:
     max_concurrent: int = 32  # MCP_MAX_CONCURRENT: tool calls running at once, all clients
     max_concurrent_per_client: int = 8  # MCP_MAX_CONCURRENT_PER_CLIENT
     max_connections: int = 256  # MCP_MAX_CONNECTIONS: open HTTP connections (one thread each)
+    max_connections_per_client: int = 64  # MCP_MAX_CONNECTIONS_PER_CLIENT: per client address
     client_timeout: float = 30.0  # MCP_CLIENT_TIMEOUT: to send a whole request; longest a write may block
     keepalive_interval: float = 15.0  # MCP_SSE_KEEPALIVE: seconds of silence before an SSE comment
 
@@ -248,9 +255,25 @@ MIN_TOKEN_LENGTH = 16
 _TOKEN_HINT = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
+TOKEN_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")  # used with fullmatch
+
+
+def token_name(entry):
+    """(name, token) of an MCP_AUTH_TOKEN entry: `name:token`, or a bare token named by a
+    short hash of itself. The name is the principal: it owns sessions and saved contexts, so a
+    named principal keeps them when its token rotates."""
+    name, sep, token = entry.partition(":")
+    if not sep:
+        return "token-" + hashlib.sha256(entry.encode()).hexdigest()[:12], entry
+    return name, token
+
+
 def _as_tokens(name, raw):
     tokens = _as_list(raw)
-    for token in tokens:
+    for entry in tokens:
+        label, token = token_name(entry)
+        if not TOKEN_NAME.fullmatch(label):
+            raise ConfigError(f"{name}: a token name (before ':') is 1-64 letters, digits, '.', '_' or '-'")
         if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
             raise ConfigError(f"{name}: every token needs {MIN_TOKEN_LENGTH}+ characters and no spaces; {_TOKEN_HINT}")
     return tokens
@@ -281,6 +304,7 @@ _ENV_FIELDS = {
     "MCP_PAGE_SIZE": ("page_size", lambda n, v: _as_int(n, v, 1, 10000)),
     "MCP_SESSION_TTL": ("session_ttl", lambda n, v: _as_float(n, v, 1, 30 * 86400)),
     "MCP_MAX_SESSIONS": ("max_sessions", lambda n, v: _as_int(n, v, 1, 1_000_000)),
+    "MCP_MAX_SESSIONS_PER_CLIENT": ("max_sessions_per_client", lambda n, v: _as_int(n, v, 1, 1_000_000)),
     "MCP_MAX_BODY_BYTES": ("max_body_bytes", lambda n, v: _as_int(n, v, 1024, 1 << 30)),
     "MCP_DATA_DIR": ("data_dir", lambda n, v: str(v).strip()),
     "MCP_MODEL_DIRS": ("model_dirs", lambda n, v: tuple(p for p in str(v).split(os.pathsep) if p.strip())),
@@ -289,6 +313,9 @@ _ENV_FIELDS = {
     "MCP_BATCH_MAX_PROMPTS": ("batch_max_prompts", lambda n, v: _as_int(n, v, 1, 10000)),
     "MCP_CONTEXT_MAX_MESSAGES": ("context_max_messages", lambda n, v: _as_int(n, v, 1, 1_000_000)),
     "MCP_CONTEXT_MAX_BYTES": ("context_max_bytes", lambda n, v: _as_int(n, v, 1024, 1 << 30)),
+    "MCP_CONTEXT_MAX_COUNT": ("context_max_count", lambda n, v: _as_int(n, v, 1, 10_000_000)),
+    "MCP_PULL_REGISTRIES": ("pull_registries", lambda n, v: tuple(h.lower() for h in _as_list(v))),
+    "MCP_INSECURE_REGISTRIES": ("insecure_registries", lambda n, v: tuple(h.lower() for h in _as_list(v))),
     "OLLAMA_LIBRARY_URL": ("model_library_url", lambda n, v: str(v).strip().rstrip("/")),
     "MCP_AUTH_TOKEN": ("auth_tokens", _as_tokens),
     "MCP_READ_ONLY": ("read_only", _as_bool),
@@ -299,6 +326,7 @@ _ENV_FIELDS = {
     "MCP_MAX_CONCURRENT": ("max_concurrent", lambda n, v: _as_int(n, v, 1, 10_000)),
     "MCP_MAX_CONCURRENT_PER_CLIENT": ("max_concurrent_per_client", lambda n, v: _as_int(n, v, 1, 10_000)),
     "MCP_MAX_CONNECTIONS": ("max_connections", lambda n, v: _as_int(n, v, 1, 100_000)),
+    "MCP_MAX_CONNECTIONS_PER_CLIENT": ("max_connections_per_client", lambda n, v: _as_int(n, v, 1, 100_000)),
     "MCP_CLIENT_TIMEOUT": ("client_timeout", lambda n, v: _as_float(n, v, 0.1, 3600)),
     "MCP_SSE_KEEPALIVE": ("keepalive_interval", lambda n, v: _as_float(n, v, 0.05, 3600)),
 }
@@ -315,16 +343,29 @@ _FLAG_ENV = {
 }
 
 
+def find_env_file(start=None):
+    """The `.env` nearest this file's folder, looking upwards (python-dotenv's default), or "".
+
+    Never the working directory: an MCP client may start the stdio server inside an untrusted
+    project, whose `.env` could load code (MCP_TOOLS_DIR) or send prompts elsewhere (OLLAMA_HOST).
+    """
+    folder = Path(start or __file__).resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".env").is_file():
+            return str(candidate / ".env")
+    return ""
+
+
 def load_config(flags=None, environ=None, env_file=None):
     """Build a Config: CLI `flags` (a dict) over `environ` over the `.env` file.
 
-    `env_file` None means `.env` in the working directory when it exists; "" means none.
+    `env_file` None means the `.env` that `find_env_file()` finds; "" means none.
     Raises ConfigError.
     """
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     environ = os.environ if environ is None else environ
     if env_file is None:
-        env_file = ".env" if os.path.isfile(".env") else ""
+        env_file = find_env_file()
     elif env_file and not os.path.isfile(env_file):
         raise ConfigError(f"--env-file: {env_file!r} does not exist")
     values = {k: v for k, v in (dotenv_values(env_file) if env_file else {}).items() if v is not None}
@@ -435,12 +476,52 @@ def rpc_notification(method, params):
     return {"jsonrpc": "2.0", "method": method, "params": params}
 
 
+MAX_JSON_DEPTH = 64  # nesting levels of a JSON-RPC message
+MAX_JSON_ITEMS = 200_000  # values in one message (arrays with a schema cap are checked again)
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: linear, no backtracking
+
+
 def parse_json(raw):
     """Parse a JSON-RPC payload (bytes or str); raise ParseError on bad JSON."""
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as e:
         raise ParseError(f"Parse error: {e}") from None
+
+
+def read_message(raw):
+    """Parse one incoming message (bytes), refusing before parsing anything that would inflate.
+
+    Parsed, 2 bytes of `[]` become a 56-byte list: a 30 MB body of them took 1.5 GB. Outside
+    strings, every value but the first follows a `,` or opens a `[`/`{`, so counting those
+    bytes with the strings blanked bounds the number of values without building one.
+    """
+    if len(raw) > MAX_JSON_ITEMS:
+        bare = _JSON_STRING.sub(b'""', raw)
+        bound = bare.count(b",") + bare.count(b"[") + bare.count(b"{")
+        del bare
+        if bound > MAX_JSON_ITEMS:
+            raise InvalidRequest(f"Invalid Request: more than {MAX_JSON_ITEMS} JSON values in one message")
+    payload = parse_json(raw)
+    _check_shape(payload)
+    return payload
+
+
+def _check_shape(payload):
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH or holding more than MAX_JSON_ITEMS values."""
+    stack = [(payload, 1)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidRequest(f"Invalid Request: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            seen += 1
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+        if seen > MAX_JSON_ITEMS:
+            raise InvalidRequest(f"Invalid Request: more than {MAX_JSON_ITEMS} JSON values in one message")
 
 
 def message_kind(msg):
@@ -703,7 +784,7 @@ def _retry_safe(e):
 # 6. Tool registry
 # =============================================================================
 
-TOOL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+TOOL_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")  # used with fullmatch
 Progress = namedtuple("Progress", "progress total message")
 Progress.__doc__ = "Yielded by a tool handler: becomes notifications/progress when the call has a progressToken."
 Log = namedtuple("Log", "level data")
@@ -767,8 +848,8 @@ def tool(*, title, description, input_schema, output_schema, read_only, destruct
 
     def decorate(fn):
         tool_name = name or fn.__name__
-        if not TOOL_NAME.match(tool_name):
-            raise ValueError(f"tool name {tool_name!r} must match {TOOL_NAME.pattern}")
+        if not TOOL_NAME.fullmatch(tool_name):
+            raise ValueError(f"tool name {tool_name!r} must match ^{TOOL_NAME.pattern}$")
         for label, schema in (("input_schema", input_schema), ("output_schema", output_schema)):
             if schema.get("type") != "object":
                 raise ValueError(f"{tool_name}: {label} must have type object")
@@ -833,8 +914,11 @@ def collect_tools(namespace):
 class Call:
     """One in-flight tool call: what the handler may use, and how it is cancelled."""
 
-    def __init__(self, *, request_id, tool_name, session_id, client, config, progress_token=None, peer_gone=None, store=None, session_calls=None):
+    def __init__(self, *, request_id, tool_name, session_id, client, config, progress_token=None, peer_gone=None, store=None, session_calls=None, principal="", slots=None, slot_owner=None):
         self.request_id = request_id
+        self.principal = principal  # owns what the call saves (contexts)
+        self._slots = slots  # the server's CallSlots: parallel work inside a call takes slots too
+        self._slot_owner = slot_owner
         self.tool = tool_name
         self.session_id = session_id
         self.client = client
@@ -854,9 +938,26 @@ class Call:
 
     def part(self):
         """A call for one part of this one (a batch item): cancelled with it, with its own model."""
-        part = Call(request_id=self.request_id, tool_name=self.tool, session_id=self.session_id, client=self.client, config=self.config, store=self.store)
+        part = Call(request_id=self.request_id, tool_name=self.tool, session_id=self.session_id, client=self.client, config=self.config, store=self.store, principal=self.principal)
         part.cancel_event = self.cancel_event
         return part
+
+    @contextlib.contextmanager
+    def extra_slots(self, wanted):
+        """Up to `wanted` more concurrency slots for parallel work inside this call, as many as
+        the caps allow now (0 when none are free); yields how many were taken."""
+        taken = 0
+        try:
+            while self._slots is not None and taken < wanted:
+                try:
+                    self._slots.acquire(self._slot_owner)
+                except ServerBusy:
+                    break
+                taken += 1
+            yield taken
+        finally:
+            for _ in range(taken):
+                self._slots.release(self._slot_owner)
 
     def cancelled(self):
         """True once cancelled, or once the client that asked has gone away."""
@@ -882,18 +983,32 @@ class Call:
 # =============================================================================
 # Schema fragments first, then the tools by category. Handlers read only validated arguments.
 
+
+
+def whole(body):
+    """A schema `pattern` that must match the whole string. `$` alone also matches before a
+    final newline in Python's `re` (which jsonschema uses), so `"abc\\n"` would pass; the
+    lookahead refuses it, in JavaScript too. Keep `body` free of nested repetition: jsonschema
+    runs patterns holding the GIL, so a backtracking pattern stalls the whole server."""
+    return f"^(?:{body})$(?!\\n)"
+
+
 MODEL = {
     "type": "string",
     "minLength": 1,
     "maxLength": 300,
-    "pattern": r"^[A-Za-z0-9_][A-Za-z0-9._:/@+-]*$",
+    "pattern": whole(r"[A-Za-z0-9_][A-Za-z0-9._:/@+-]*"),
     "description": "a model name as ollama_list_models shows it, e.g. 'llama3.2' or 'qwen2.5:7b'",
 }
-MODEL_NAME = re.compile(MODEL["pattern"])
+MODEL_NAME = re.compile(MODEL["pattern"])  # whole(): .search/.match refuse a trailing newline
+_DECIMAL = r"[0-9]+(?:\.[0-9]+)?"
+# A Go duration as Ollama parses it ('300', '5m', '1h30m', '-1'): each unit at most once, in
+# order, so no part of the pattern repeats another repetition (no catastrophic backtracking).
+_DURATION = "-?(?=[0-9])(?:" + _DECIMAL + "|" + "".join(f"(?:{_DECIMAL}(?:{u}))?" for u in ("h", "m", "s", "ms", "us|µs", "ns")) + ")"
 KEEP_ALIVE = {
     "anyOf": [
         {"type": "number"},
-        {"type": "string", "pattern": r"^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h)?)+$"},
+        {"type": "string", "maxLength": 64, "pattern": whole(_DURATION)},
     ],
     "description": "how long the model stays loaded after the call: seconds, or a duration like '5m', '1h'; 0 unloads, -1 keeps it",
 }
@@ -910,6 +1025,12 @@ IMAGES = {
     "maxItems": 16,
     "items": {"type": "string", "minLength": 4, "description": "an image as base64 (no data: prefix)"},
     "description": "base64 images for vision models",
+}
+SESSION_ID = {
+    "type": "string",
+    "pattern": whole(r"[A-Za-z0-9._-]{1,128}"),
+    "not": {"pattern": whole(r"\.+")},
+    "description": "a name for the conversation: letters, digits, '.', '_', '-' (1-128), not only dots",
 }
 _INT = {"type": "integer"}
 _NUM = {"type": "number"}
@@ -1197,6 +1318,31 @@ def ollama_show_model(call, args):
     }
 
 
+def registry_host(name):
+    """The registry a model name points at, read as Ollama reads names: `[host/]namespace/model
+    [:tag][@digest]`; with fewer than three parts it is Ollama's own registry."""
+    base = name.split("@", 1)[0]
+    if base.rfind(":") > base.rfind("/"):
+        base = base[: base.rfind(":")]
+    parts = base.rsplit("/", 2)
+    if len(parts) < 3:
+        return DEFAULT_REGISTRIES[0]
+    return parts[0].split("://", 1)[-1].lower()
+
+
+def _check_registry(config, name, insecure=False):
+    """Refuse, before Ollama is asked, a name on a registry the operator did not allow: a pull
+    makes Ollama fetch any URL it is given (a request forgery through Ollama otherwise)."""
+    host = registry_host(name)
+    if host not in config.pull_registries:
+        raise ToolError(
+            f"{name!r} is on registry {host!r}, which this server does not pull from (allowed: "
+            f"{', '.join(config.pull_registries) or 'none'}; the operator sets MCP_PULL_REGISTRIES)"
+        )
+    if insecure and host not in config.insecure_registries:
+        raise ToolError(f"insecure=true is refused for {host!r}: only registries in MCP_INSECURE_REGISTRIES may be reached without TLS; call again without insecure")
+
+
 @tool(
     title="Pull a model",
     description=(
@@ -1219,6 +1365,7 @@ def ollama_show_model(call, args):
 )
 def ollama_pull_model(call, args):
     call.model = args["model"]
+    _check_registry(call.config, args["model"], args.get("insecure", False))
     layers = {}  # digest -> (completed, total)
     statuses = []
     status = ""
@@ -1402,7 +1549,7 @@ _CHAT_INPUT = _obj(
         "options": OPTIONS,
         "logprobs": {"type": "boolean"},
         "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
-        "session_id": {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,128}$", "description": "continue the conversation saved under this id (ollama_save_context); the new turn and reply are saved after it"},
+        "session_id": {**SESSION_ID, "description": "continue the conversation saved under this id (ollama_save_context); the new turn and reply are saved after it"},
     },
     ["model", "messages"],
 )
@@ -1430,7 +1577,7 @@ def _chat(call, args, deltas):
     if session_id and call.config.read_only:
         raise ToolError("session_id saves the conversation, and this server is read-only (MCP_READ_ONLY): call again without session_id")
     if session_id:
-        saved = call.store.load(session_id)
+        saved = call.store.load(call.principal, session_id)
         if saved:
             body["messages"] = saved["messages"] + args["messages"]
     run = yield from _run_generation(call, "/api/chat", body, deltas)
@@ -1444,7 +1591,7 @@ def _chat(call, args, deltas):
     if run["logprobs"]:
         result["logprobs"] = run["logprobs"]
     if session_id:
-        saved = call.store.save(session_id, args["messages"] + [message], model=args["model"], append=True)
+        saved = call.store.save(call.principal, session_id, args["messages"] + [message], model=args["model"], append=True)
         result.update(session_id=session_id, context_messages=saved["count"])
     return result
 
@@ -1535,7 +1682,7 @@ def ollama_get_modelfile(call, args):
     return {"model": args["model"], "modelfile": shown.get("modelfile") or ""}
 
 
-DIGEST = {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$", "description": "a blob digest: 'sha256:' and 64 lowercase hex digits"}
+DIGEST = {"type": "string", "pattern": whole(r"sha256:[0-9a-f]{64}"), "description": "a blob digest: 'sha256:' and 64 lowercase hex digits"}
 
 
 def _blob_exists(client, digest):
@@ -1672,8 +1819,11 @@ def _allowed_path(config, raw, line_no):
             f"Modelfile line {line_no}: local path {raw!r} refused: this server reads no local files "
             "(set MCP_MODEL_DIRS to the folders it may read models from)"
         )
-    path = Path(raw).expanduser()
-    path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    try:
+        path = Path(raw).expanduser()
+        path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    except (RuntimeError, OSError):  # ~unknownuser, a symlink loop: say no more than for any refusal
+        raise ModelfileError(f"Modelfile line {line_no}: local path {raw!r} refused: it does not name a readable file under MCP_MODEL_DIRS") from None
     if not any(path == d or path.is_relative_to(d) for d in allowed):
         raise ModelfileError(f"Modelfile line {line_no}: local path {raw!r} refused: it is outside MCP_MODEL_DIRS ({', '.join(map(str, allowed))})")
     if not path.exists():
@@ -1727,6 +1877,7 @@ def _create_request(call, model, parsed, quantize=None):
     else:
         if not MODEL_NAME.match(value):
             raise ModelfileError(f"Modelfile line {line_no}: FROM {value!r} is not a model name")
+        _check_registry(call.config, value)  # Ollama pulls a FROM model it does not have
         body["from"] = value
     adapters = {}
     for value, line_no in parsed.get("adapters", []):
@@ -2189,7 +2340,13 @@ def ollama_batch_generate(call, args):
     if len(prompts) > config.batch_max_prompts:
         raise ToolError(f"{len(prompts)} prompts is over the limit of {config.batch_max_prompts} (MCP_BATCH_MAX_PROMPTS): split the batch")
     call.model = args["model"]
-    workers = min(args.get("concurrency", config.batch_concurrency), config.batch_max_concurrency, len(prompts))
+    wanted = min(args.get("concurrency", config.batch_concurrency), config.batch_max_concurrency, len(prompts))
+    with call.extra_slots(wanted - 1) as extra:  # each parallel prompt counts against the caps
+        return (yield from _batch(call, args, 1 + extra))
+
+
+def _batch(call, args, workers):
+    prompts = args["prompts"]
     common = _pick(args, "model", "system", "format", "keep_alive", "options")
     started = time.perf_counter()
     results = [None] * len(prompts)
@@ -2413,7 +2570,6 @@ def ollama_search_models(call, args):
 
 # --- saved chat contexts -------------------------------------------------------------------------
 
-SESSION_ID = {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,128}$", "not": {"pattern": r"^\.+$"}, "description": "a name for the conversation: letters, digits, '.', '_', '-' (1-128)"}
 STORED_MESSAGE = _obj(
     {"role": {"enum": ["system", "user", "assistant", "tool"]}, "content": {"type": "string"}, "images": IMAGES, "thinking": {"type": "string"}, "tool_calls": {"type": "array", "items": TOOL_CALL}, "tool_name": {"type": "string"}},
     ["role", "content"],
@@ -2434,7 +2590,7 @@ STORED_MESSAGE = _obj(
 )
 def ollama_save_context(call, args):
     mode = args.get("mode", "replace")
-    saved = call.store.save(args["session_id"], args["messages"], model=args.get("model"), append=mode == "append")
+    saved = call.store.save(call.principal, args["session_id"], args["messages"], model=args.get("model"), append=mode == "append")
     return {**saved, "mode": mode}
 
 
@@ -2447,7 +2603,7 @@ def ollama_save_context(call, args):
     idempotent=True,
 )
 def ollama_load_context(call, args):
-    saved = call.store.load(args["session_id"])
+    saved = call.store.load(call.principal, args["session_id"])
     if saved is None:
         raise ToolError(f"no saved context named {args['session_id']!r}: save one with ollama_save_context, or chat with session_id to start it")
     return saved
@@ -2463,7 +2619,7 @@ def ollama_load_context(call, args):
     idempotent=True,
 )
 def ollama_clear_context(call, args):
-    return {"session_id": args["session_id"], "deleted": call.store.clear(args["session_id"])}
+    return {"session_id": args["session_id"], "deleted": call.store.clear(call.principal, args["session_id"])}
 
 
 BUILTIN_TOOLS = collect_tools(globals())
@@ -2477,31 +2633,54 @@ BUILTIN_TOOLS = collect_tools(globals())
 class ContextStore:
     """Saved chat contexts in SQLite: WAL mode, one connection per thread, every change in one
     IMMEDIATE transaction, so concurrent calls serialize and a killed process loses nothing
-    committed. The file and its folder are created on first use."""
+    committed. The file and its folder are created on first use.
+
+    Every context belongs to an owner, the principal that saved it (a token's name; "" for the
+    unauthenticated clients and stdio): the same id under two owners is two contexts, and an
+    owner keeps at most `max_count` of them.
+    """
 
     SCHEMA = (
-        "CREATE TABLE IF NOT EXISTS contexts (id TEXT PRIMARY KEY, model TEXT, messages TEXT NOT NULL, "
-        "count INTEGER NOT NULL, bytes INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)"
+        "CREATE TABLE IF NOT EXISTS contexts (owner TEXT NOT NULL DEFAULT '', id TEXT NOT NULL, model TEXT, "
+        "messages TEXT NOT NULL, count INTEGER NOT NULL, bytes INTEGER NOT NULL, created REAL NOT NULL, "
+        "updated REAL NOT NULL, PRIMARY KEY (owner, id))"
     )
 
-    def __init__(self, path, max_messages, max_bytes):
+    def __init__(self, path, max_messages, max_bytes, max_count=1000):
         self.path = path
         self.max_messages = max_messages
         self.max_bytes = max_bytes
+        self.max_count = max_count
         self._local = threading.local()
         self._setup_lock = threading.Lock()
         self._ready = False
+
+    def _setup(self):
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        setup = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            setup.execute("PRAGMA journal_mode=WAL")
+            setup.execute("BEGIN IMMEDIATE")
+            columns = [row[1] for row in setup.execute("PRAGMA table_info(contexts)")]
+            if columns and "owner" not in columns:  # a file from before owners: its contexts become ""'s
+                setup.execute("ALTER TABLE contexts RENAME TO contexts_unowned")
+                setup.execute(self.SCHEMA)
+                setup.execute(
+                    "INSERT INTO contexts (owner, id, model, messages, count, bytes, created, updated) "
+                    "SELECT '', id, model, messages, count, bytes, created, updated FROM contexts_unowned"
+                )
+                setup.execute("DROP TABLE contexts_unowned")
+            setup.execute(self.SCHEMA)
+            setup.execute("COMMIT")
+        finally:
+            setup.close()
 
     def _db(self):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             with self._setup_lock:
                 if not self._ready:
-                    os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-                    with sqlite3.connect(self.path, timeout=30) as setup:
-                        setup.execute("PRAGMA journal_mode=WAL")
-                        setup.execute(self.SCHEMA)
-                    setup.close()
+                    self._setup()
                     self._ready = True
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=30000")
@@ -2520,11 +2699,15 @@ class ContextStore:
         conn.execute("COMMIT")
         return result
 
-    def save(self, session_id, messages, model=None, append=False):
+    def save(self, owner, session_id, messages, model=None, append=False):
         """Store `messages` (after the saved ones when `append`); ToolError past a limit."""
 
         def work(conn):
-            row = conn.execute("SELECT model, messages FROM contexts WHERE id = ?", (session_id,)).fetchone()
+            row = conn.execute("SELECT model, messages FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)).fetchone()
+            if row is None:
+                (held,) = conn.execute("SELECT COUNT(*) FROM contexts WHERE owner = ?", (owner,)).fetchone()
+                if held >= self.max_count:
+                    raise ToolError(f"{held} contexts are saved, the limit (MCP_CONTEXT_MAX_COUNT={self.max_count}): clear one with ollama_clear_context first")
             combined = (json.loads(row[1]) if row and append else []) + list(messages)
             data = dumps(combined)
             size = len(data.encode())
@@ -2535,26 +2718,26 @@ class ContextStore:
             now = time.time()
             kept_model = model or (row[0] if row else None)
             conn.execute(
-                "INSERT INTO contexts (id, model, messages, count, bytes, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET model = excluded.model, messages = excluded.messages, "
+                "INSERT INTO contexts (owner, id, model, messages, count, bytes, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(owner, id) DO UPDATE SET model = excluded.model, messages = excluded.messages, "
                 "count = excluded.count, bytes = excluded.bytes, updated = excluded.updated",
-                (session_id, kept_model, data, len(combined), size, now, now),
+                (owner, session_id, kept_model, data, len(combined), size, now, now),
             )
             return {"session_id": session_id, "model": kept_model, "count": len(combined), "bytes": size}
 
         return self._transaction(work)
 
-    def load(self, session_id):
+    def load(self, owner, session_id):
         """The saved context as a dict, or None."""
-        row = self._db().execute("SELECT model, messages, count, updated FROM contexts WHERE id = ?", (session_id,)).fetchone()
+        row = self._db().execute("SELECT model, messages, count, updated FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)).fetchone()
         if row is None:
             return None
         updated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row[3]))
         return {"session_id": session_id, "model": row[0], "messages": json.loads(row[1]), "count": row[2], "updated_at": updated}
 
-    def clear(self, session_id):
+    def clear(self, owner, session_id):
         """Delete a context; True when there was one."""
-        return self._transaction(lambda conn: conn.execute("DELETE FROM contexts WHERE id = ?", (session_id,)).rowcount > 0)
+        return self._transaction(lambda conn: conn.execute("DELETE FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)).rowcount > 0)
 
 
 # =============================================================================
@@ -2643,20 +2826,20 @@ class RateLimiter:
         self._buckets = {}
         self._lock = threading.Lock()
 
-    def wait_time(self, client):
-        """0 when `client` may send a request now (and it is counted), else seconds to wait."""
+    def wait_time(self, client, count=1):
+        """0 when `client` may send `count` requests now (and they are counted), else seconds to wait."""
         if self.rate <= 0:
             return 0.0
         now = time.monotonic()
         with self._lock:
             tokens, last = self._buckets.get(client, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[client] = (tokens - 1, now)
+            if tokens >= count:
+                self._buckets[client] = (tokens - count, now)
                 wait = 0.0
             else:
                 self._buckets[client] = (tokens, now)
-                wait = (1 - tokens) / self.rate
+                wait = (count - tokens) / self.rate
             if len(self._buckets) > self.MAX_CLIENTS:
                 self._drop_full(now)
             return wait
@@ -2786,11 +2969,23 @@ class _Monotonic:
         return self.last
 
 
-class Session:
-    """One MCP session: negotiated version, log level, and its in-flight calls."""
+def short_hash(secret):
+    """A short, stable name for a secret (a session id) that logs can carry instead of it."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
-    def __init__(self, session_id=None):
-        self.id = session_id or secrets.token_hex(16)
+
+class Session:
+    """One MCP session: who owns it, negotiated version, log level, and its in-flight calls.
+
+    `principal` (a token's name, or "" without tokens) owns it: nobody else may use it.
+    `client` is who counts against the caps (the principal, or the address without tokens).
+    """
+
+    def __init__(self, principal="", client="local"):
+        self.id = secrets.token_hex(16)
+        self.label = short_hash(self.id)
+        self.principal = principal
+        self.client = client
         self.protocol_version = DEFAULT_PROTOCOL_VERSION
         self.log_level = "info"
         self.client_info = {}
@@ -2844,7 +3039,7 @@ class McpServer:
         self.config = config
         self.registry = registry if registry is not None else build_registry(config)
         self.client = client or OllamaClient(config)
-        self.store = ContextStore(config.context_path, config.context_max_messages, config.context_max_bytes)
+        self.store = ContextStore(config.context_path, config.context_max_messages, config.context_max_bytes, config.context_max_count)
         self.sessions = {}
         self.metrics = Metrics()
         self.slots = CallSlots(config.max_concurrent, config.max_concurrent_per_client)
@@ -2853,25 +3048,32 @@ class McpServer:
 
     # --- sessions ---------------------------------------------------------------------------
 
-    def new_session(self):
-        """A session for an initialize request; it is kept only once `keep_session` is called."""
-        return Session()
-
     def keep_session(self, session):
+        """Keep an initialized session. At a cap (the client's own, then all clients') the
+        longest idle session without running calls makes room; raise ServerBusy when none can."""
         now = time.monotonic()
         with self._lock:
             self._expire(now)
-            if len(self.sessions) >= self.config.max_sessions:
-                oldest = min(self.sessions.values(), key=lambda s: s.last_seen)
-                self._end(oldest)
+            mine = [s for s in self.sessions.values() if s.client == session.client]
+            self._make_room(mine, self.config.max_sessions_per_client, "MCP_MAX_SESSIONS_PER_CLIENT", "of this client ")
+            self._make_room(list(self.sessions.values()), self.config.max_sessions, "MCP_MAX_SESSIONS", "")
             self.sessions[session.id] = session
 
-    def get_session(self, session_id):
-        """The live session with this id, or None (unknown, ended or expired)."""
+    def _make_room(self, sessions, cap, setting, whose):
+        if len(sessions) < cap:
+            return
+        idle = [s for s in sessions if not s.calls]
+        if not idle:
+            raise ServerBusy(f"Server busy: {len(sessions)} sessions {whose}are running calls ({setting}={cap}); end one (DELETE) or retry when a call finishes")
+        self._end(min(idle, key=lambda s: s.last_seen))
+
+    def get_session(self, session_id, principal=""):
+        """The live session with this id owned by `principal`, or None (unknown, someone
+        else's, ended or expired: the caller cannot tell which)."""
         now = time.monotonic()
         with self._lock:
             session = self.sessions.get(session_id)
-            if session is None:
+            if session is None or not hmac.compare_digest(session.principal, principal):
                 return None
             if now - session.last_seen > self.config.session_ttl and not session.calls:
                 self._end(session)
@@ -2879,10 +3081,10 @@ class McpServer:
             session.last_seen = now
             return session
 
-    def end_session(self, session_id):
+    def end_session(self, session_id, principal=""):
         with self._lock:
             session = self.sessions.get(session_id)
-            if session is None:
+            if session is None or session.principal != principal:
                 return False
             self._end(session)
             return True
@@ -2917,8 +3119,8 @@ class McpServer:
 
     # --- messages ---------------------------------------------------------------------------
 
-    def handle(self, msg, session, peer_gone=None, client="local"):
-        """Handle one parsed JSON-RPC message from `client` (who it is, for the concurrency caps).
+    def handle(self, msg, session, peer_gone=None):
+        """Handle one parsed JSON-RPC message within `session` (which says who sent it).
 
         Returns None (notification or response), a response dict, or, for tools/call, an
         iterator of messages: notifications first, then the response (absent when cancelled).
@@ -2944,14 +3146,15 @@ class McpServer:
         try:
             if handler is None:
                 raise MethodNotFound(f"Method not found: {method}")
-            out = handler(self, session, params, Incoming(msg["id"], client, peer_gone))
+            out = handler(self, session, params, Incoming(msg["id"], session.client, peer_gone))
         except ProtocolError as e:
             return rpc_error(msg["id"], e.code, str(e), e.data)
         return out if isinstance(out, types.GeneratorType) else rpc_result(msg["id"], out)
 
-    def handle_batch(self, messages, session, client="local"):
+    def handle_batch(self, messages, session, peer_gone=None):
         """Handle a JSON-RPC batch (protocol 2025-03-26 only): the responses, in order, each call
-        run to its end. Raises InvalidRequest when batches are not allowed here."""
+        run to its end; once the client has gone (`peer_gone()`) the rest is not started.
+        Raises InvalidRequest when batches are not allowed here."""
         if session.protocol_version != BATCH_PROTOCOL_VERSION:
             raise InvalidRequest(f"Invalid Request: JSON-RPC batches are not supported in protocol {session.protocol_version}")
         if not messages:
@@ -2961,7 +3164,9 @@ class McpServer:
             if isinstance(msg, dict) and msg.get("method") == "initialize":
                 responses.append(rpc_error(msg.get("id"), InvalidRequest.code, "Invalid Request: initialize cannot be batched"))
                 continue
-            final = run_to_end(self.handle(msg, session, client=client))
+            if peer_gone is not None and peer_gone():
+                break
+            final = run_to_end(self.handle(msg, session, peer_gone))
             if final is not None:
                 responses.append(final)
         return responses
@@ -2993,6 +3198,9 @@ class McpServer:
             peer_gone=request.peer_gone,
             store=self.store,
             session_calls=session.calls,
+            principal=session.principal,
+            slots=self.slots,
+            slot_owner=request.client,
         )
         return self._run_tool(call, t, arguments, session, request.client)
 
@@ -3002,14 +3210,19 @@ class McpServer:
         The call takes a concurrency slot and appears in its session's calls from the first
         step until it ends, so a stream that is dropped unstarted holds nothing.
         """
+        with session.lock:
+            if call.request_id in session.calls:  # a second call under one id would unlink the first
+                yield rpc_error(call.request_id, InvalidRequest.code, f"Invalid Request: id {call.request_id!r} is already used by a running call of this session")
+                return
+            session.calls[call.request_id] = call
         try:
             self.slots.acquire(client)
         except ServerBusy as e:
+            with session.lock:
+                session.calls.pop(call.request_id, None)
             self.metrics.inc("ollama_mcp_tool_calls_total", tool=t.name, outcome="busy")
             yield rpc_error(call.request_id, e.code, str(e))
             return
-        with session.lock:
-            session.calls[call.request_id] = call
         started = time.monotonic()
         outcome = "cancelled"
         result = None
@@ -3062,7 +3275,7 @@ class McpServer:
                 t.name,
                 outcome,
                 duration_ms,
-                extra={"tool": t.name, "session": session.id, "request_id": call.request_id, "outcome": outcome, "duration_ms": duration_ms},
+                extra={"tool": t.name, "session": session.label, "request_id": call.request_id, "outcome": outcome, "duration_ms": duration_ms},
             )
 
     def _event_message(self, call, session, event, monotonic):
@@ -3184,14 +3397,19 @@ NOTIFICATION_HANDLERS = {
 # Streamable HTTP (a WSGI app) and stdio. Both feed McpServer.handle().
 
 
+class BadFraming(ValueError):
+    """A request body whose framing cannot be trusted (bad chunk sizes, a body cut short)."""
+
+
 class HttpError(Exception):
     """An HTTP-level rejection, answered with `status` and a JSON-RPC error body.
 
     `reason` labels it in the metrics of rejected requests.
     """
 
-    def __init__(self, status, message, code=-32600, headers=(), reason="invalid"):
+    def __init__(self, status, message, code=-32600, headers=(), reason="invalid", msg_id=None):
         super().__init__(message)
+        self.msg_id = msg_id
         self.status = status
         self.code = code
         self.headers = list(headers)
@@ -3214,10 +3432,9 @@ _STATUS_TEXT = {
     500: "500 Internal Server Error",
     503: "503 Service Unavailable",
 }
+HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"))
 SSE_HEADERS = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
 SSE_KEEPALIVE = b": keep-alive\n\n"
-MAX_JSON_DEPTH = 64  # nesting levels of a JSON-RPC message
-MAX_JSON_ITEMS = 200_000  # values in one message (arrays with a schema cap are checked again)
 READY_CACHE_SECONDS = 2.0  # /readyz asks Ollama at most this often
 
 
@@ -3248,21 +3465,8 @@ def _socket_gone(sock):
         return True
 
 
-def _check_shape(payload):
-    """Refuse JSON nested deeper than MAX_JSON_DEPTH or holding more than MAX_JSON_ITEMS values."""
-    stack = [(payload, 1)]
-    seen = 0
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise InvalidRequest(f"Invalid Request: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-        for child in children:
-            seen += 1
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
-        if seen > MAX_JSON_ITEMS:
-            raise InvalidRequest(f"Invalid Request: more than {MAX_JSON_ITEMS} JSON values in one message")
+Who = namedtuple("Who", "principal client")
+Who.__doc__ = "Who sent an HTTP request: the principal that owns what it makes, and the key its caps count under."
 
 
 class _ClientGone(Exception):
@@ -3329,14 +3533,16 @@ class HttpTransport:
         self.config = server.config
         self.metrics = server.metrics
         self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_burst)
-        self._token_digests = [hashlib.sha256(t.encode()).digest() for t in self.config.auth_tokens]
+        # (digest, name) per token: compared by digest, known by name.
+        self._tokens = [(hashlib.sha256(token.encode()).digest(), name) for name, token in map(token_name, self.config.auth_tokens)]
         self._responses = set()
         self._responses_lock = threading.Lock()
         self._ticker = None
         self._ready = (0.0, None)  # (checked at, (status, body))
 
     def __call__(self, environ, start_response):
-        method = environ["REQUEST_METHOD"]
+        # Metric labels never come from the client: an invented method would add a series.
+        method = environ["REQUEST_METHOD"] if environ["REQUEST_METHOD"] in HTTP_METHODS else "other"
 
         def counted(status, headers, exc_info=None):
             self.metrics.inc("ollama_mcp_http_requests_total", method=method, status=status[:3])
@@ -3344,12 +3550,13 @@ class HttpTransport:
 
         path = environ.get("PATH_INFO", "")
         try:
+            self._check_origin_and_host(environ)  # every path: a rebinding page may read none of them
             if path == MCP_PATH:
                 return self._mcp(environ, counted)
             if path == "/healthz":
                 return self._plain(counted, "200 OK", b"ok\n")
             if path == "/readyz":
-                return self._readyz(counted)
+                return self._readyz(environ, counted)
             if path == "/metrics":
                 self._client(environ)
                 body = self.metrics.render(self.server.gauges()).encode()
@@ -3358,7 +3565,7 @@ class HttpTransport:
             return self._plain(counted, "404 Not Found", b"not found: the MCP endpoint is /mcp\n")
         except HttpError as e:
             self.metrics.inc("ollama_mcp_rejected_requests_total", reason=e.reason)
-            body = dumps(rpc_error(None, e.code, str(e))).encode()
+            body = dumps(rpc_error(e.msg_id, e.code, str(e))).encode()
             headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + e.headers
             counted(_STATUS_TEXT.get(e.status, f"{e.status} Error"), headers)
             return [body]
@@ -3368,16 +3575,23 @@ class HttpTransport:
         start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
 
-    def _readyz(self, start_response):
+    def _readyz(self, environ, start_response):
+        """Ready or not for anyone (load balancers); where Ollama is and its version only for a
+        token holder, or when no tokens are set."""
         checked, answer = self._ready
         if answer is None or time.monotonic() - checked > READY_CACHE_SECONDS:
             try:
                 version = self.server.client.json("GET", "/api/version", timeout=(2.0, 2.0)) or {}
-                answer = ("200 OK", f"ready: Ollama {version.get('version', '?')} at {self.server.client.base_url}\n".encode())
+                answer = ("200 OK", "ready", f"Ollama {version.get('version', '?')} at {self.server.client.base_url}")
             except OllamaError as e:
-                answer = ("503 Service Unavailable", f"not ready: {e}\n".encode())
+                answer = ("503 Service Unavailable", "not ready", str(e))
             self._ready = (time.monotonic(), answer)
-        return self._plain(start_response, *answer)
+        status, verdict, detail = answer
+        try:
+            self._client(environ)
+        except HttpError:
+            detail = None
+        return self._plain(start_response, status, (f"{verdict}: {detail}\n" if detail else f"{verdict}\n").encode())
 
     # --- access --------------------------------------------------------------------------------
 
@@ -3394,16 +3608,17 @@ class HttpTransport:
                 raise HttpError(403, f"Forbidden: Host {host!r} is not allowed (set MCP_ALLOWED_HOSTS)", reason="host")
 
     def _client(self, environ):
-        """Who is asking: a digest of the bearer token when tokens are set (else 401), or the address."""
-        if not self._token_digests:
-            return environ.get("REMOTE_ADDR") or "unknown"
+        """Who is asking: the token's name when tokens are set (else 401), or, without tokens,
+        the one unauthenticated principal "" counted by address."""
+        if not self._tokens:
+            return Who("", environ.get("REMOTE_ADDR") or "unknown")
         scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() == "bearer" and given.strip():
             digest = hashlib.sha256(given.strip().encode()).digest()
             # Compare with every token, in constant time, so timing says nothing about which matched.
-            matches = [hmac.compare_digest(digest, known) for known in self._token_digests]
-            if any(matches):
-                return "token-" + digest.hex()[:12]
+            matches = [name for known, name in self._tokens if hmac.compare_digest(digest, known)]
+            if matches:
+                return Who(matches[0], "token:" + matches[0])
         raise HttpError(
             401,
             "Unauthorized: send Authorization: Bearer <token> (one of MCP_AUTH_TOKEN)",
@@ -3411,8 +3626,8 @@ class HttpTransport:
             reason="auth",
         )
 
-    def _limit_rate(self, client):
-        wait = self.limiter.wait_time(client)
+    def _limit_rate(self, client, count=1):
+        wait = self.limiter.wait_time(client, count)
         if wait:
             self.metrics.inc("ollama_mcp_rate_limited_total")
             retry = max(1, math.ceil(wait))
@@ -3421,23 +3636,22 @@ class HttpTransport:
     # --- /mcp ----------------------------------------------------------------------------------
 
     def _mcp(self, environ, start_response):
-        self._check_origin_and_host(environ)
-        client = self._client(environ)
-        self._limit_rate(client)
+        who = self._client(environ)
+        self._limit_rate(who.client)
         method = environ["REQUEST_METHOD"]
         if method == "POST":
-            return self._post(environ, start_response, client)
+            return self._post(environ, start_response, who)
         if method == "DELETE":
-            return self._delete(environ, start_response)
+            return self._delete(environ, start_response, who)
         raise HttpError(405, "Method Not Allowed: use POST (or DELETE to end a session)", headers=[("Allow", "POST, DELETE")], reason="method")
 
-    def _session(self, environ, required):
+    def _session(self, environ, who, required):
         session_id = environ.get("HTTP_MCP_SESSION_ID")
         if session_id is None:
             if required:
                 raise HttpError(400, "Bad Request: Mcp-Session-Id header is required (call initialize first)", reason="session")
             return None
-        session = self.server.get_session(session_id)
+        session = self.server.get_session(session_id, who.principal)
         if session is None:
             raise HttpError(404, "Session not found: it ended or expired; initialize a new one", code=-32001, reason="session")
         return session
@@ -3447,9 +3661,9 @@ class HttpTransport:
         if version is not None and version not in PROTOCOL_VERSIONS:
             raise HttpError(400, f"Bad Request: unsupported MCP-Protocol-Version {version!r}; supported: {', '.join(PROTOCOL_VERSIONS)}", reason="version")
 
-    def _delete(self, environ, start_response):
-        session = self._session(environ, required=True)
-        self.server.end_session(session.id)
+    def _delete(self, environ, start_response, who):
+        session = self._session(environ, who, required=True)
+        self.server.end_session(session.id, who.principal)
         start_response("200 OK", [("Content-Length", "0")])
         return [b""]
 
@@ -3463,13 +3677,16 @@ class HttpTransport:
                 raise too_large
             return stream.read(int(length))
         if environ.get("wsgi.input_terminated"):
-            body = stream.read(limit + 1)
+            try:
+                body = stream.read(limit + 1)
+            except BadFraming as e:
+                raise HttpError(400, f"Bad Request: {e}", reason="framing") from None
             if len(body) > limit:
                 raise too_large
             return body
         raise HttpError(411, "Length Required", reason="length")
 
-    def _post(self, environ, start_response, client):
+    def _post(self, environ, start_response, who):
         accept = environ.get("HTTP_ACCEPT", "")
         if not (_accepts(accept, "application/json") and _accepts(accept, "text/event-stream")):
             raise HttpError(406, "Not Acceptable: Accept must allow application/json and text/event-stream", reason="accept")
@@ -3478,28 +3695,31 @@ class HttpTransport:
             raise HttpError(415, "Unsupported Media Type: Content-Type must be application/json", reason="content-type")
         body = self._read_body(environ)
         try:
-            payload = parse_json(body)
-            _check_shape(payload)
+            payload = read_message(body)
         except ProtocolError as e:
             raise HttpError(400, str(e), code=e.code, reason="parse") from None
 
+        sock = environ.get("werkzeug.socket")
+        peer_gone = (lambda: _socket_gone(sock)) if sock else None
         if isinstance(payload, list):
-            return self._post_batch(environ, start_response, payload, client)
+            return self._post_batch(environ, start_response, payload, who, peer_gone)
         is_initialize = isinstance(payload, dict) and payload.get("method") == "initialize" and "id" in payload
         if is_initialize:
-            session = self.server.new_session()
+            session = Session(who.principal, who.client)
         else:
             # A request for a method we do not have needs no session: an era probe such as
             # server/discover must get an ordinary JSON-RPC error so clients fall back.
             unknown = isinstance(payload, dict) and "id" in payload and payload.get("method") not in RPC_HANDLERS
-            session = self._session(environ, required=not unknown) or Session()
+            session = self._session(environ, who, required=not unknown) or Session(who.principal, who.client)
             self._check_protocol_version(environ, session)
 
-        sock = environ.get("werkzeug.socket")
-        out = self.server.handle(payload, session, peer_gone=(lambda: _socket_gone(sock)) if sock else None, client=client)
+        out = self.server.handle(payload, session, peer_gone)
         extra = []
         if is_initialize and isinstance(out, dict) and "result" in out:
-            self.server.keep_session(session)
+            try:
+                self.server.keep_session(session)
+            except ServerBusy as e:
+                raise HttpError(503, str(e), code=e.code, headers=[("Retry-After", "1")], reason="sessions", msg_id=payload["id"]) from None
             extra.append(("Mcp-Session-Id", session.id))
         if out is None:
             start_response("202 Accepted", [("Content-Length", "0")])
@@ -3565,11 +3785,15 @@ class HttpTransport:
             for response in responses:
                 response.keepalive(now, interval)
 
-    def _post_batch(self, environ, start_response, payload, client):
-        session = self._session(environ, required=True)
+    def _post_batch(self, environ, start_response, payload, who, peer_gone):
+        session = self._session(environ, who, required=True)
         self._check_protocol_version(environ, session)
+        if self.config.rate_limit and len(payload) > self.config.rate_burst:
+            raise HttpError(400, f"Bad Request: a batch of {len(payload)} messages is more than MCP_RATE_BURST ({self.config.rate_burst}) allows at once; send fewer", reason="batch")
+        if len(payload) > 1:
+            self._limit_rate(who.client, len(payload) - 1)  # every message counts, not the envelope
         try:
-            responses = self.server.handle_batch(payload, session, client)
+            responses = self.server.handle_batch(payload, session, peer_gone)
         except InvalidRequest as e:
             raise HttpError(400, str(e), reason="batch") from None
         if not responses:
@@ -3605,7 +3829,7 @@ class StdioTransport:
         self.server = server
         self.stdin = stdin or sys.stdin.buffer
         self.stdout = stdout or sys.stdout.buffer
-        self.session = Session()
+        self.session = Session("", "stdio")  # the process is one principal
         self._write_lock = threading.Lock()
         self._workers = set()
 
@@ -3622,14 +3846,31 @@ class StdioTransport:
         finally:
             self.shutdown()
 
+    def _lines(self):
+        """stdin's lines, each cut off at MCP_MAX_BODY_BYTES: a longer one is read to its end in
+        pieces and dropped (None), so no single line can take the memory of the server."""
+        limit = self.server.config.max_body_bytes
+        while True:
+            line = self.stdin.readline(limit + 1)
+            if not line:
+                return
+            if len(line) > limit and not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):
+                    line = self.stdin.readline(1 << 20)
+                yield None
+                continue
+            yield line
+
     def _read_loop(self):
-        for line in self.stdin:
+        for line in self._lines():
+            if line is None:
+                self.send(rpc_error(None, InvalidRequest.code, f"Invalid Request: a message over {self.server.config.max_body_bytes} bytes (MCP_MAX_BODY_BYTES) was dropped"))
+                continue
             line = line.strip()
             if not line:
                 continue
             try:
-                payload = parse_json(line)
-                _check_shape(payload)
+                payload = read_message(line)
             except ProtocolError as e:
                 self.send(rpc_error(None, e.code, str(e)))
                 continue
@@ -3705,6 +3946,68 @@ class _DeadlineReader(io.RawIOBase):
         return self._sock.recv_into(buffer)
 
 
+class _Dechunked(io.RawIOBase):
+    """A chunked request body (RFC 9112 section 7.1): chunk extensions are ignored and trailer
+    fields skipped; anything malformed raises BadFraming (the connection is then closed)."""
+
+    def __init__(self, rfile):
+        self._rfile = rfile
+        self._left = 0  # bytes left in the current chunk
+        self._done = False
+
+    def readable(self):
+        return True
+
+    def _next_size(self):
+        line = self._rfile.readline(4096)
+        size = line.split(b";", 1)[0].strip()
+        if not line.endswith(b"\n") or not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size):
+            raise BadFraming("malformed chunk size line in a chunked body")
+        return int(size, 16)
+
+    def readinto(self, buffer):
+        view, filled = memoryview(buffer), 0
+        while filled < len(view) and not self._done:
+            if self._left == 0:
+                self._left = self._next_size()
+                if self._left == 0:
+                    while self._rfile.readline(4096) not in (b"\r\n", b"\n"):  # trailer fields, then the end
+                        if not self._rfile.peek(1):
+                            raise BadFraming("a chunked body ended without its last line")
+                    self._done = True
+                    break
+            n = self._rfile.readinto(view[filled : filled + min(len(view) - filled, self._left)])
+            if not n:
+                raise BadFraming("a chunked body ended inside a chunk")
+            filled += n
+            self._left -= n
+            if self._left == 0 and self._rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise BadFraming("a chunk is not followed by CRLF")
+        return filled
+
+
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+
+
+def _framing_error(headers):
+    """Why the framing of a request cannot be trusted (RFC 9112 section 6), or None. A server
+    and a proxy in front of it that read one request's length differently let a client smuggle
+    a second request past the proxy: anything ambiguous is refused and the connection closed."""
+    if headers.defects or headers.get_payload():
+        return "a header line is malformed (a space before the colon, or no field name)"
+    lengths = {v.strip() for item in headers.get_all("Content-Length") or () for v in item.split(",")}
+    if any(not _CONTENT_LENGTH.fullmatch(v) for v in lengths):
+        return "Content-Length is not a number"
+    if len(lengths) > 1:
+        return "Content-Length is given more than once, with different values"
+    codings = [c.strip().lower() for item in headers.get_all("Transfer-Encoding") or () for c in item.split(",")]
+    if codings and codings != ["chunked"]:
+        return "the only Transfer-Encoding accepted is chunked"
+    if codings and lengths:
+        return "Transfer-Encoding and Content-Length are both given"
+    return None
+
+
 @functools.lru_cache(maxsize=2)
 def _http_date(second):
     return email.utils.formatdate(second, usegmt=True)
@@ -3735,11 +4038,16 @@ class _RequestHandler(WSGIRequestHandler):
         after the response draining the socket. Status line and headers go out with the first
         piece of the body; each later piece (an SSE frame) is one chunk in one send.
         """
-        if self.headers.get("Expect", "").lower().strip() == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        # (parse_request has answered `Expect: 100-continue` already.)
+        problem = _framing_error(self.headers)
+        if problem:
+            self._refuse(problem)
+            return
         environ = self.environ = self.make_environ()
         body = None
-        if not environ.get("wsgi.input_terminated"):  # a chunked request body ends the connection
+        if environ.get("wsgi.input_terminated"):  # a chunked request body ends the connection
+            environ["wsgi.input"] = _Dechunked(self.rfile)
+        else:
             body = environ["wsgi.input"] = LimitedStream(self.rfile, int(environ.get("CONTENT_LENGTH") or 0))
         head = None
         sent = chunked = False
@@ -3798,8 +4106,28 @@ class _RequestHandler(WSGIRequestHandler):
                 write(b"internal server error\n")
         self.log_request(code)
 
+    def _refuse(self, problem, code=400):
+        """A plain answer and a closed connection, for a request that cannot be served safely."""
+        status = HTTPStatus(code)
+        body = f"{status.phrase}: {problem}\n".encode()
+        head = f"HTTP/1.1 {code} {status.phrase}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        self.close_connection = True
+        log.info("refused a request from %s: %s", self.client_address[0], problem)
+        metrics = getattr(self.server.app, "metrics", None)
+        if metrics is not None:
+            metrics.inc("ollama_mcp_rejected_requests_total", reason="framing")
+        with contextlib.suppress(OSError):
+            self.wfile.write(head.encode() + body)
+        self.log_request(code)
+
+    def send_error(self, code, message=None, explain=None):
+        """Errors found while parsing the request line and headers: always a whole HTTP/1.1
+        answer (the standard library sends a bare HTML page when the version is unknown)."""
+        self._refuse(message or HTTPStatus(code).description, code)
+
     def log_request(self, code="-", size="-"):
-        log.debug("%s %s %s", self.command, self.path.split("?")[0], code)
+        # A malformed request line leaves command and path unset.
+        log.debug("%s %s %s", getattr(self, "command", None), (getattr(self, "path", None) or "").split("?")[0], code)
 
     def log_error(self, format, *args):
         log.debug("http: " + format, *args)
@@ -3820,28 +4148,56 @@ class _HttpServer(ThreadedWSGIServer):
         super().__init__(config.host, config.port, app, handler=_RequestHandler)
         self.app = app
         self.client_timeout = config.client_timeout
-        self._slots = threading.BoundedSemaphore(config.max_connections)
+        self.max_connections = config.max_connections
+        self.max_per_address = config.max_connections_per_client
+        self._open = {}  # client address -> open connections
+        self._open_total = 0
+        self._open_lock = threading.Lock()
+
+    def _take(self, address):
+        with self._open_lock:
+            mine = self._open.get(address, 0)
+            if self._open_total >= self.max_connections or mine >= self.max_per_address:
+                return False
+            self._open[address] = mine + 1
+            self._open_total += 1
+            return True
+
+    def _give_back(self, address):
+        with self._open_lock:
+            self._open_total -= 1
+            left = self._open[address] - 1
+            if left:
+                self._open[address] = left
+            else:
+                del self._open[address]
 
     def process_request(self, request, client_address):
-        if not self._slots.acquire(blocking=False):
-            self.app.metrics.inc("ollama_mcp_rejected_requests_total", reason="connections")
-            try:
+        # Per address too: a few idle sockets of one client must not lock everyone else out.
+        address = client_address[0]
+        if not self._take(address):
+            metrics = getattr(self.app, "metrics", None)
+            if metrics is not None:
+                metrics.inc("ollama_mcp_rejected_requests_total", reason="connections")
+            with contextlib.suppress(OSError):
                 request.sendall(BUSY_RESPONSE)
-            except OSError:
-                pass
             self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._give_back(address)
             raise
 
     def process_request_thread(self, request, client_address):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._give_back(client_address[0])
+
+    def handle_error(self, request, client_address):
+        """An error while serving a connection: through the logger (LOG_FORMAT), never raw stderr."""
+        log.exception("error on a connection from %s", client_address[0])
 
 
 def make_http_server(config, app=None):
@@ -3967,7 +4323,7 @@ def _parser():
     p.add_argument("--host", help="address to bind (MCP_HOST, default 0.0.0.0)")
     p.add_argument("--port", help="port to bind (MCP_PORT, default 4838)")
     p.add_argument("--ollama-url", help="Ollama address, e.g. http://127.0.0.1:11434 (OLLAMA_HOST)")
-    p.add_argument("--env-file", help="read variables from this file instead of ./.env")
+    p.add_argument("--env-file", help="read variables from this file (default: a .env beside this script or above it)")
     p.add_argument("--transport", choices=("http", "stdio"), help="http (default) or stdio")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (LOG_LEVEL)")
     p.add_argument("--version", action="version", version=f"ollama-mcp {__version__}")

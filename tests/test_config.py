@@ -50,10 +50,22 @@ def test_flags_over_environment_over_dotenv(tmp_path):
     assert config.log_level == "DEBUG"
 
 
-def test_dotenv_in_working_directory_is_read(tmp_path, monkeypatch):
-    (tmp_path / ".env").write_text("OLLAMA_HOST=from-dotenv\nOLLAMA_PORT=1234\n")
+def test_dotenv_in_an_untrusted_working_directory_is_not_read(tmp_path, monkeypatch):
+    # An MCP client may start the stdio server inside any project: its .env must not steer us.
+    (tmp_path / ".env").write_text("OLLAMA_HOST=attacker.example\nMCP_TOOLS_DIR=/tmp/evil\nMCP_MODEL_DIRS=/\n")
     monkeypatch.chdir(tmp_path)
-    assert load_config({}, environ={}).ollama_url == "http://from-dotenv:1234"
+    config = load_config({}, environ={})
+    assert config.ollama_url == "http://127.0.0.1:11434"
+    assert config.tools_dir == "" and config.model_dirs == ()
+
+
+def test_dotenv_is_found_from_the_scripts_folder_upwards(tmp_path):
+    (tmp_path / ".env").write_text("OLLAMA_HOST=from-dotenv\nOLLAMA_PORT=1234\n")
+    script = tmp_path / "app" / "vendor" / "ollama_mcp.py"
+    script.parent.mkdir(parents=True)
+    found = ollama_mcp.find_env_file(script)
+    assert found == str(tmp_path / ".env")
+    assert load_config({}, environ={}, env_file=found).ollama_url == "http://from-dotenv:1234"
 
 
 def test_split_form_host_and_port():

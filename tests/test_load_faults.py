@@ -114,7 +114,7 @@ import ollama_mcp
 store = ollama_mcp.ContextStore(sys.argv[2], 1_000_000, 100_000_000)
 i = 0
 while True:
-    store.save("c%d" % (i % 5), [{"role": "user", "content": "message %d " % i + "x" * 500}], append=True)
+    store.save("", "c%d" % (i % 5), [{"role": "user", "content": "message %d " % i + "x" * 500}], append=True)
     print(i, flush=True)
     i += 1
 """
@@ -136,9 +136,9 @@ def test_context_store_survives_a_killed_process(tmp_path):
     import ollama_mcp
 
     store = ollama_mcp.ContextStore(str(db), 1_000_000, 100_000_000)
-    total = sum(store.load(f"c{k}")["count"] for k in range(5))
+    total = sum(store.load("", f"c{k}")["count"] for k in range(5))
     assert total >= acknowledged + 1, "every save that returned is on disk"
-    contents = {m["content"].split(" x")[0] for k in range(5) for m in store.load(f"c{k}")["messages"]}
+    contents = {m["content"].split(" x")[0] for k in range(5) for m in store.load("", f"c{k}")["messages"]}
     assert {f"message {i}" for i in range(acknowledged + 1)} <= contents
 
 

@@ -520,7 +520,7 @@ def test_context_store_is_safe_under_concurrent_appends(tmp_path):
     def worker(n):
         try:
             for i in range(25):
-                store.save("shared", [{"role": "user", "content": f"{n}-{i}"}], append=True)
+                store.save("", "shared", [{"role": "user", "content": f"{n}-{i}"}], append=True)
         except Exception as e:  # pragma: no cover - the assertion below reports it
             errors.append(e)
 
@@ -530,7 +530,7 @@ def test_context_store_is_safe_under_concurrent_appends(tmp_path):
     for t in threads:
         t.join()
     assert errors == []
-    saved = store.load("shared")
+    saved = store.load("", "shared")
     assert saved["count"] == 200
     assert len({m["content"] for m in saved["messages"]}) == 200
 
