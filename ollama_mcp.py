@@ -14,15 +14,16 @@ plain WSGI app; `@tool` adds tools; optional tool packs live in a `tools/` folde
 Sections, in dependency order (each uses only those above it):
     1. constants           2. Config              3. errors
     4. JSON-RPC helpers    5. Ollama client       6. tool registry
-    7. built-in tools      8. context store       9. plugin loader
-   10. limits, metrics    11. MCP dispatcher     12. transports
-   13. server             14. CLI
+    7. built-in tools      8. context store       9. resources, prompts
+   10. plugin loader      11. limits, metrics    12. MCP dispatcher
+   13. transports         14. server             15. CLI
 """
 
 __version__ = "0.1.0"
 __license__ = "MIT"
 
 import argparse
+import base64
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -39,6 +40,7 @@ import json
 import logging
 import math
 import os
+import queue
 import re
 import secrets
 import select
@@ -72,14 +74,26 @@ log = logging.getLogger("ollama_mcp")
 
 SERVER_NAME = "ollama-mcp"
 SERVER_TITLE = "Ollama"
-# Newest first. The 2026 stateless era (server/discover) is not spoken: clients fall back.
+# The stateless era: every request carries its version and capabilities in `_meta`.
+MODERN_PROTOCOL_VERSIONS = ("2026-07-28",)
+# The handshake era (initialize, sessions), newest first.
 PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
 LATEST_PROTOCOL_VERSION = PROTOCOL_VERSIONS[0]
 BATCH_PROTOCOL_VERSION = "2025-03-26"  # the only version whose HTTP transport took JSON arrays
 DEFAULT_PROTOCOL_VERSION = "2025-03-26"  # assumed when MCP-Protocol-Version is absent
 
+# Reserved `_meta` keys of the stateless era.
+META_VERSION = "io.modelcontextprotocol/protocolVersion"
+META_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+META_LOG_LEVEL = "io.modelcontextprotocol/logLevel"
+META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
+META_SUBSCRIPTION = "io.modelcontextprotocol/subscriptionId"
+
 MCP_LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 MCP_PATH = "/mcp"
+MODELS_URI = "ollama://models"  # resources: the installed models; + "/<name>" for one of them
+RUNNING_URI = "ollama://running"
+CONTEXTS_URI = "ollama://contexts"  # + "/<session_id>" for one saved conversation
 DEFAULT_OLLAMA_PORT = 11434
 PROGRESS_INTERVAL = 0.25  # seconds between count-style progress notifications
 DISCONNECT_PROBE_INTERVAL = 0.25  # seconds between checks that a JSON-mode client is still there
@@ -403,6 +417,7 @@ class ProtocolError(Exception):
     """A JSON-RPC level failure; `code` is the JSON-RPC error code."""
 
     code = -32603
+    http_status = None  # the HTTP status this error forces, when the era's table does not decide
 
     def __init__(self, message, data=None):
         super().__init__(message)
@@ -425,14 +440,34 @@ class InvalidParams(ProtocolError):
     code = -32602
 
 
-class InternalError(ProtocolError):
-    code = -32603
+class HeaderMismatch(ProtocolError):
+    """HTTP headers that mirror the body (MCP-Protocol-Version, Mcp-Method, Mcp-Name) disagree with it."""
+
+    code = -32020
+
+
+class UnsupportedVersion(ProtocolError):
+    """A stateless-era request names a protocol version this server does not speak."""
+
+    code = -32022
 
 
 class ServerBusy(ProtocolError):
     """Too many tool calls are running (MCP_MAX_CONCURRENT*): retry when one finishes."""
 
     code = -32000
+
+
+class SessionsFull(ServerBusy):
+    """Every session a new one could replace has calls running (MCP_MAX_SESSIONS*)."""
+
+    http_status = 503
+
+
+class ResourceNotFound(ProtocolError):
+    """No resource has this URI. Its code depends on the era: -32002 before 2026-07-28, then -32602."""
+
+    code = -32002
 
 
 class ToolError(Exception):
@@ -449,6 +484,10 @@ class OllamaError(ToolError):
 
 class Cancelled(Exception):
     """The call was cancelled (notification, tool, or the client left): send no response."""
+
+
+class ClientGone(Exception):
+    """A transport could not deliver a message: the client has left."""
 
 
 # =============================================================================
@@ -806,6 +845,21 @@ class Tool:
     handler: object
     validator: object
 
+    @functools.cached_property
+    def header_params(self):
+        """((property path), header name) of every argument mirrored into an Mcp-Param-* header."""
+        found = []
+
+        def walk(schema, path):
+            for key, sub in (schema.get("properties") or {}).items():
+                if isinstance(sub, dict):
+                    if "x-mcp-header" in sub:
+                        found.append(((*path, key), sub["x-mcp-header"]))
+                    walk(sub, (*path, key))
+
+        walk(self.input_schema, ())
+        return tuple(found)
+
     @property
     def read_only(self):
         return bool(self.annotations.get("readOnlyHint"))
@@ -912,35 +966,66 @@ def collect_tools(namespace):
 
 
 class Call:
-    """One in-flight tool call: what the handler may use, and how it is cancelled."""
+    """One in-flight request that runs for a while (a tool call, a subscription): what a handler
+    may use, and how it is cancelled.
 
-    def __init__(self, *, request_id, tool_name, session_id, client, config, progress_token=None, peer_gone=None, store=None, session_calls=None, principal="", slots=None, slot_owner=None):
+    `principal` owns it (and what it saves); `scope` is where its request id is unique (a
+    session, the stdio stream, one HTTP exchange); `calls` is the server's table of running
+    calls, `feed` tells subscribers what changed.
+    """
+
+    def __init__(self, *, request_id, tool_name, client, config, principal="", scope="local", progress_token=None, peer_gone=None, store=None, calls=None, feed=None, slots=None, slot_owner=None):
         self.request_id = request_id
-        self.principal = principal  # owns what the call saves (contexts)
-        self._slots = slots  # the server's CallSlots: parallel work inside a call takes slots too
-        self._slot_owner = slot_owner
-        self.tool = tool_name
-        self.session_id = session_id
+        self.tool = tool_name  # None for a subscription
+        self.principal = principal
+        self.scope = scope
         self.client = client
         self.config = config
         self.store = store  # saved chat contexts (ContextStore)
-        self.session_calls = session_calls if session_calls is not None else {}  # this MCP session's in-flight calls
+        self.calls = calls
+        self.feed = feed
         self.progress_token = progress_token
         self.model = None  # set by handlers that work on one model, for listings
         self.started = time.monotonic()
         self.started_at = time.time()
         self.cancel_event = threading.Event()
+        self.cancelled_by = None
+        self.partial = None  # the text generated so far, as a list of pieces (generation tools)
         self._peer_gone = peer_gone
         self._next_probe = 0.0
+        self._slots = slots  # the server's CallSlots: parallel work inside a call takes slots too
+        self._slot_owner = slot_owner
 
-    def cancel(self):
+    def cancel(self, by=None):
+        """Stop the call. Cancelled by its own client it gets no answer; cancelled `by` a tool
+        (another call), it is answered with an error saying so."""
+        if by and not self.cancel_event.is_set():
+            self.cancelled_by = by
         self.cancel_event.set()
 
     def part(self):
         """A call for one part of this one (a batch item): cancelled with it, with its own model."""
-        part = Call(request_id=self.request_id, tool_name=self.tool, session_id=self.session_id, client=self.client, config=self.config, store=self.store, principal=self.principal)
+        part = Call(request_id=self.request_id, tool_name=self.tool, client=self.client, config=self.config, principal=self.principal, scope=self.scope, store=self.store)
         part.cancel_event = self.cancel_event
         return part
+
+    def running(self):
+        """The other tool calls of this principal that are still running."""
+        if self.calls is None:
+            return []
+        return [c for c in self.calls.of(self.principal) if c is not self and c.tool is not None and not c.cancel_event.is_set()]
+
+    def changed(self, uri, principal=None, listed=False):
+        """Tell subscribers that the resource `uri` changed (`principal`: only that one may see
+        it; `listed`: the set of resources changed too)."""
+        if self.feed is not None:
+            self.feed.publish(uri, principal, listed)
+
+    def models_changed(self, *names):
+        """Models were added, changed or removed through this server."""
+        for name in names:
+            self.changed(f"{MODELS_URI}/{name}")
+        self.changed(MODELS_URI, listed=True)
 
     @contextlib.contextmanager
     def extra_slots(self, wanted):
@@ -1000,6 +1085,9 @@ MODEL = {
     "pattern": whole(r"[A-Za-z0-9_][A-Za-z0-9._:/@+-]*"),
     "description": "a model name as ollama_list_models shows it, e.g. 'llama3.2' or 'qwen2.5:7b'",
 }
+# A tool's `model` argument, which 2026-07-28 HTTP clients also send as the header
+# Mcp-Param-Model, so a gateway in front of several servers can route by model unread.
+MODEL_PARAM = {**MODEL, "x-mcp-header": "Model"}
 MODEL_NAME = re.compile(MODEL["pattern"])  # whole(): .search/.match refuse a trailing newline
 _DECIMAL = r"[0-9]+(?:\.[0-9]+)?"
 # A Go duration as Ollama parses it ('300', '5m', '1h30m', '-1'): each unit at most once, in
@@ -1277,7 +1365,7 @@ def _arch_value(model_info, suffix):
         "context length, default parameters, template, system prompt, license and Modelfile. "
         "Unknown model: the error says how to list or pull models."
     ),
-    input_schema=_obj({"model": MODEL, "verbose": {"type": "boolean", "description": "include large tokenizer arrays"}}, ["model"]),
+    input_schema=_obj({"model": MODEL_PARAM, "verbose": {"type": "boolean", "description": "include large tokenizer arrays"}}, ["model"]),
     output_schema=_out(
         {
             "model": _STR,
@@ -1300,10 +1388,15 @@ def _arch_value(model_info, suffix):
 )
 def ollama_show_model(call, args):
     call.model = args["model"]
-    shown = call.client.json("POST", "/api/show", _pick(args, "model", "verbose")) or {}
+    return model_details(call.client, args["model"], args.get("verbose", False))
+
+
+def model_details(client, name, verbose=False):
+    """What ollama_show_model (and the ollama://models/{name} resource) report of one model."""
+    shown = client.json("POST", "/api/show", {"model": name, "verbose": True} if verbose else {"model": name}) or {}
     info = shown.get("model_info") or {}
     return {
-        "model": args["model"],
+        "model": name,
         "capabilities": shown.get("capabilities") or [],
         "details": shown.get("details") or {},
         "parameters": _parse_parameters(shown.get("parameters")),
@@ -1352,7 +1445,7 @@ def _check_registry(config, name, insecure=False):
         "the name is wrong or the registry cannot be reached."
     ),
     input_schema=_obj(
-        {"model": MODEL, "insecure": {"type": "boolean", "description": "allow an insecure (http) registry"}},
+        {"model": MODEL_PARAM, "insecure": {"type": "boolean", "description": "allow an insecure (http) registry"}},
         ["model"],
     ),
     output_schema=_out(
@@ -1386,6 +1479,7 @@ def ollama_pull_model(call, args):
     total = sum(t for _, t in layers.values())
     if status != "success":
         raise OllamaError(f"pull of {args['model']} ended without success (last status: {status or 'none'})")
+    call.models_changed(args["model"])
     return {"model": args["model"], "status": status, "total_bytes": total, "size_human": _human_bytes(total) if total else None, "statuses": statuses}
 
 
@@ -1393,7 +1487,7 @@ def ollama_pull_model(call, args):
 
 _GENERATE_INPUT = _obj(
     {
-        "model": MODEL,
+        "model": MODEL_PARAM,
         "prompt": {"type": "string", "description": "the prompt; empty just loads the model"},
         "system": {"type": "string", "description": "system prompt, overrides the model's"},
         "template": {"type": "string", "description": "prompt template, overrides the model's"},
@@ -1436,6 +1530,7 @@ def _run_generation(call, path, body, deltas):
     final = {}
     count = 0
     last_sent = time.monotonic()
+    call.partial = text  # what a cancelled call's answer shows of its text
     for chunk in call.client.stream(path, body, call):
         message = chunk.get("message") or {}
         piece = chunk.get("response", message.get("content")) or ""
@@ -1540,7 +1635,7 @@ CHAT_TOOL = _obj(
 )
 _CHAT_INPUT = _obj(
     {
-        "model": MODEL,
+        "model": MODEL_PARAM,
         "messages": {"type": "array", "items": MESSAGE, "maxItems": 10000, "description": "the conversation so far, oldest first"},
         "tools": {"type": "array", "items": CHAT_TOOL, "maxItems": 256, "description": "functions the model may call"},
         "format": FORMAT,
@@ -1593,6 +1688,7 @@ def _chat(call, args, deltas):
     if session_id:
         saved = call.store.save(call.principal, session_id, args["messages"] + [message], model=args["model"], append=True)
         result.update(session_id=session_id, context_messages=saved["count"])
+        call.changed(f"{CONTEXTS_URI}/{session_id}", call.principal)
     return result
 
 
@@ -1638,7 +1734,7 @@ def ollama_chat_stream(call, args):
         "Delete an installed model from Ollama's disk. This cannot be undone: the model must be "
         "pulled or created again to use it. Unknown model: the error says how to list models."
     ),
-    input_schema=_obj({"model": MODEL}, ["model"]),
+    input_schema=_obj({"model": MODEL_PARAM}, ["model"]),
     output_schema=_out({"model": _STR, "deleted": _BOOL, "message": _STR}, ["model", "deleted"]),
     read_only=False,
     destructive=True,
@@ -1647,6 +1743,7 @@ def ollama_chat_stream(call, args):
 def ollama_delete_model(call, args):
     call.model = args["model"]
     call.client.json("DELETE", "/api/delete", {"model": args["model"]})
+    call.models_changed(args["model"])
     return {"model": args["model"], "deleted": True, "message": f"deleted {args['model']}"}
 
 
@@ -1665,13 +1762,14 @@ def ollama_delete_model(call, args):
 def ollama_copy_model(call, args):
     call.model = args["source"]
     call.client.json("POST", "/api/copy", _pick(args, "source", "destination"))
+    call.models_changed(args["destination"])
     return {"source": args["source"], "destination": args["destination"], "copied": True, "message": f"copied {args['source']} to {args['destination']}"}
 
 
 @tool(
     title="Get a model's Modelfile",
     description="Return the Modelfile text of an installed model (FROM, TEMPLATE, SYSTEM, PARAMETER lines), e.g. as a start for ollama_create_model.",
-    input_schema=_obj({"model": MODEL}, ["model"]),
+    input_schema=_obj({"model": MODEL_PARAM}, ["model"]),
     output_schema=_out({"model": _STR, "modelfile": _STR}, ["model", "modelfile"]),
     read_only=True,
     idempotent=True,
@@ -1905,6 +2003,7 @@ def _run_create(call, body, send_progress):
             yield Progress(len(statuses), None, status)
     if not statuses or statuses[-1] != "success":
         raise OllamaError(f"creating {body['model']} ended without success (last status: {statuses[-1] if statuses else 'none'})")
+    call.models_changed(body["model"])
     return statuses
 
 
@@ -1923,7 +2022,7 @@ _CREATE_OUTPUT = _out({"model": _STR, "status": _STR, "statuses": {"type": "arra
         "as progress. An existing model of that name is replaced."
     ),
     input_schema=_obj(
-        {"model": MODEL, "modelfile": MODELFILE, "quantize": QUANTIZE, "stream": {"type": "boolean", "description": "send Ollama's status lines as progress (default true)"}},
+        {"model": MODEL_PARAM, "modelfile": MODELFILE, "quantize": QUANTIZE, "stream": {"type": "boolean", "description": "send Ollama's status lines as progress (default true)"}},
         ["model", "modelfile"],
     ),
     output_schema=_CREATE_OUTPUT,
@@ -1958,7 +2057,7 @@ def _definition(shown):
         "With overwrite=true the Modelfile replaces the whole definition (FROM defaults to the "
         "model itself). Reports what changed. The model must exist: see ollama_list_models."
     ),
-    input_schema=_obj({"model": MODEL, "modelfile": MODELFILE, "overwrite": {"type": "boolean", "description": "replace the whole definition instead of merging (default false)"}}, ["model", "modelfile"]),
+    input_schema=_obj({"model": MODEL_PARAM, "modelfile": MODELFILE, "overwrite": {"type": "boolean", "description": "replace the whole definition instead of merging (default false)"}}, ["model", "modelfile"]),
     output_schema=_out({"model": _STR, "status": _STR, "changed": {"type": "object"}, "overwrite": _BOOL}, ["model", "status", "changed"]),
     read_only=False,
 )
@@ -1993,7 +2092,7 @@ def ollama_update_model(call, args):
 
 EMBED_CHUNK = 64  # inputs per /api/embed request
 _EMBED_COMMON = {
-    "model": MODEL,
+    "model": MODEL_PARAM,
     "truncate": {"type": "boolean", "description": "cut inputs longer than the context (default true); false makes them an error"},
     "dimensions": {"type": "integer", "minimum": 1, "maximum": 65536, "description": "shorten vectors to this many dimensions (models that support it)"},
     "keep_alive": KEEP_ALIVE,
@@ -2157,7 +2256,7 @@ def _find_model(models, name):
 @tool(
     title="Get a model's size",
     description="Return the disk size of an installed model (bytes and human readable) and, when it is loaded, its memory and VRAM size.",
-    input_schema=_obj({"model": MODEL}, ["model"]),
+    input_schema=_obj({"model": MODEL_PARAM}, ["model"]),
     output_schema=_out(
         {"model": _STR, "size": _INT, "size_human": _STR, "parameter_size": _STR, "quantization_level": _STR, "loaded": _BOOL, "loaded_size": {"type": ["integer", "null"]}, "size_vram": {"type": ["integer", "null"]}, "vram_human": _NULLABLE_STR},
         ["model", "size", "size_human", "loaded"],
@@ -2243,15 +2342,17 @@ def ollama_get_models_info(call, args):
 
 # --- requests: cancellation ------------------------------------------------------------------
 
-REQUEST_ID = {"type": ["string", "integer"], "description": "the JSON-RPC id of the call to cancel"}
+REQUEST_ID = {"type": ["string", "integer"], "description": "the request_id of the call to cancel, as the listing shows it (a number may be given as a string)"}
 
 
 @tool(
     title="List or cancel running calls",
     description=(
-        "Without request_id: list this client's tool calls that are still running (request_id, "
-        "tool, model, started, elapsed). With request_id: cancel that call; a generation stops "
-        "at once and its request gets no answer. Only calls of the same MCP session are visible."
+        "Without request_id: list your tool calls that are still running (request_id, tool, "
+        "model, started, elapsed). With request_id: cancel that call; a generation stops at once "
+        "and the cancelled call is answered with an error that says so, with the text generated "
+        "so far. Only calls of the same principal (token, or this server's unauthenticated "
+        "clients, or this stdio process) are visible."
     ),
     input_schema=_obj({"request_id": REQUEST_ID}),
     output_schema=_out(
@@ -2266,7 +2367,7 @@ REQUEST_ID = {"type": ["string", "integer"], "description": "the JSON-RPC id of 
 )
 def ollama_cancel_request(call, args):
     now = time.monotonic()
-    running = [c for c in list(call.session_calls.values()) if c is not call and not c.cancel_event.is_set()]
+    running = call.running()
     listing = [
         {
             "request_id": c.request_id,
@@ -2279,11 +2380,13 @@ def ollama_cancel_request(call, args):
     ]
     if "request_id" not in args:
         return {"cancelled": False, "request_id": None, "calls": listing}
-    target = next((c for c in running if c.request_id == args["request_id"]), None)
+    wanted = str(args["request_id"])  # "34" and 34 name the same call: clients differ in what they send
+    matches = [c for c in running if str(c.request_id) == wanted]
+    target = next((c for c in matches if c.scope == call.scope), matches[0] if matches else None)
     if target is None:
         ids = ", ".join(repr(c["request_id"]) for c in listing) or "none"
-        raise ToolError(f"no running call with request_id {args['request_id']!r} in this session (running: {ids})")
-    target.cancel()
+        raise ToolError(f"no running call with request_id {args['request_id']!r} (running: {ids}); call ollama_cancel_request without request_id to list them")
+    target.cancel(by="ollama_cancel_request")
     return {"cancelled": True, "request_id": target.request_id, "calls": [c for c in listing if c["request_id"] != target.request_id]}
 
 
@@ -2311,7 +2414,7 @@ def _generate_once(call, body):
     ),
     input_schema=_obj(
         {
-            "model": MODEL,
+            "model": MODEL_PARAM,
             "prompts": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 10000},
             "system": {"type": "string"},
             "format": FORMAT,
@@ -2447,7 +2550,7 @@ def _timed_check(name, fn):
         "(show), and it loads and answers (one short generation, or one embedding for embedding "
         "models). Returns each check with its result and time, and an overall verdict."
     ),
-    input_schema=_obj({"model": MODEL}, ["model"]),
+    input_schema=_obj({"model": MODEL_PARAM}, ["model"]),
     output_schema=_out(
         {"model": _STR, "valid": _BOOL, "verdict": _STR, "checks": {"type": "array", "items": _out({"check": _STR, "ok": _BOOL, "ms": _NUM, "detail": _STR}, ["check", "ok"])}},
         ["model", "valid", "verdict", "checks"],
@@ -2583,7 +2686,7 @@ STORED_MESSAGE = _obj(
         "(default) stores exactly these messages, 'append' adds them after the saved ones. "
         "ollama_chat with the same session_id continues it. Limits on messages and bytes apply."
     ),
-    input_schema=_obj({"session_id": SESSION_ID, "messages": {"type": "array", "items": STORED_MESSAGE, "maxItems": 100000}, "model": MODEL, "mode": {"enum": ["replace", "append"]}}, ["session_id", "messages"]),
+    input_schema=_obj({"session_id": SESSION_ID, "messages": {"type": "array", "items": STORED_MESSAGE, "maxItems": 100000}, "model": MODEL_PARAM, "mode": {"enum": ["replace", "append"]}}, ["session_id", "messages"]),
     output_schema=_out({"session_id": _STR, "model": _NULLABLE_STR, "count": _INT, "bytes": _INT, "mode": _STR}, ["session_id", "count", "bytes", "mode"]),
     read_only=False,
     idempotent=False,
@@ -2591,6 +2694,7 @@ STORED_MESSAGE = _obj(
 def ollama_save_context(call, args):
     mode = args.get("mode", "replace")
     saved = call.store.save(call.principal, args["session_id"], args["messages"], model=args.get("model"), append=mode == "append")
+    call.changed(f"{CONTEXTS_URI}/{args['session_id']}", call.principal)
     return {**saved, "mode": mode}
 
 
@@ -2619,7 +2723,10 @@ def ollama_load_context(call, args):
     idempotent=True,
 )
 def ollama_clear_context(call, args):
-    return {"session_id": args["session_id"], "deleted": call.store.clear(call.principal, args["session_id"])}
+    deleted = call.store.clear(call.principal, args["session_id"])
+    if deleted:
+        call.changed(f"{CONTEXTS_URI}/{args['session_id']}", call.principal)
+    return {"session_id": args["session_id"], "deleted": deleted}
 
 
 BUILTIN_TOOLS = collect_tools(globals())
@@ -2735,13 +2842,185 @@ class ContextStore:
         updated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row[3]))
         return {"session_id": session_id, "model": row[0], "messages": json.loads(row[1]), "count": row[2], "updated_at": updated}
 
+    def ids(self, owner, prefix="", limit=100):
+        """The ids of `owner`'s saved contexts that start with `prefix`, most recent first."""
+        rows = self._db().execute(
+            "SELECT id FROM contexts WHERE owner = ? AND substr(id, 1, ?) = ? ORDER BY updated DESC LIMIT ?",
+            (owner, len(prefix), prefix, limit),
+        )
+        return [row[0] for row in rows]
+
     def clear(self, owner, session_id):
         """Delete a context; True when there was one."""
         return self._transaction(lambda conn: conn.execute("DELETE FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)).rowcount > 0)
 
 
 # =============================================================================
-# 9. Plugin loader
+# 9. Resources and prompts
+# =============================================================================
+# What a client can read without calling a tool, and the prompts a person picks from a menu.
+# Each is exposed only while the tool that gives the same information (or does the work) is
+# exposed, so MCP_READ_ONLY, MCP_TOOLS and MCP_DISABLED_TOOLS govern them too; saved contexts
+# are per principal, as in the tools. Readers and renderers take (server, principal, ...): the
+# McpServer of section 11, used only for its Ollama client and context store.
+
+Resource = namedtuple("Resource", "uri name title description tool read")
+Resource.__doc__ = "A fixed resource; `tool` is the tool whose exposure it follows; `read(server, principal)` gives its JSON."
+ResourceTemplate = namedtuple("ResourceTemplate", "uri_template prefix variable name title description tool read complete")
+ResourceTemplate.__doc__ = "Resources named by one variable after `prefix`; `read(server, principal, value)`, `complete(server, principal, prefix)`."
+Prompt = namedtuple("Prompt", "name title description arguments tool render")
+Prompt.__doc__ = "A prompt template; `arguments` are (name, description, required); `render(server, principal, args)` gives its messages."
+
+JSON_MIME = "application/json"
+
+
+def _installed_names(server, prefix=""):
+    try:
+        names = sorted(m.get("name", "") for m in server.client.installed())
+    except OllamaError:
+        return []
+    return [n for n in names if n.startswith(prefix)]
+
+
+def _read_models(server, principal):
+    models = [_model_summary(m) for m in server.client.installed()]
+    return {"models": models, "count": len(models)}
+
+
+def _read_running(server, principal):
+    now = time.time()
+    models = [_process(m, now) for m in server.client.loaded()]
+    return {"models": models, "count": len(models)}
+
+
+def _read_model(server, principal, name):
+    if not MODEL_NAME.match(name):
+        return None
+    try:
+        return model_details(server.client, name)
+    except OllamaError as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def _read_context(server, principal, session_id):
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", session_id) or set(session_id) == {"."}:
+        return None
+    return server.store.load(principal, session_id)
+
+
+RESOURCES = (
+    Resource(MODELS_URI, "models", "Installed models", "Every installed model with size, family, parameter size and quantization (as ollama_list_models).", "ollama_list_models", _read_models),
+    Resource(RUNNING_URI, "running", "Loaded models", "The models loaded in memory now, with memory, VRAM and when each unloads (as ollama_list_processes).", "ollama_list_processes", _read_running),
+)
+RESOURCE_TEMPLATES = (
+    ResourceTemplate(
+        f"{MODELS_URI}/{{name}}", f"{MODELS_URI}/", "name", "model", "One model",
+        "One installed model: capabilities, details, default parameters, template, system prompt and Modelfile (as ollama_show_model).",
+        "ollama_show_model", _read_model, lambda server, principal, prefix: _installed_names(server, prefix),
+    ),
+    ResourceTemplate(
+        f"{CONTEXTS_URI}/{{session_id}}", f"{CONTEXTS_URI}/", "session_id", "context", "A saved conversation",
+        "The messages saved under a session_id (as ollama_load_context); only your own contexts.",
+        "ollama_load_context", _read_context, lambda server, principal, prefix: server.store.ids(principal, prefix),
+    ),
+)
+
+
+def _user(text):
+    return {"role": "user", "content": {"type": "text", "text": text}}
+
+
+def _split_models(value):
+    return [m.strip() for m in str(value or "").split(",") if m.strip()]
+
+
+def _render_compare(server, principal, args):
+    models = _split_models(args.get("models")) or [
+        n for n in _installed_names(server) if "embedding" not in (server.client.json("POST", "/api/show", {"model": n}) or {}).get("capabilities", [])
+    ][:4]
+    if not models:
+        raise InvalidParams("Invalid params: no models to compare: give `models` (comma-separated), or pull a model first")
+    listed = ", ".join(models)
+    return f"Compare {listed} on one prompt", [
+        _user(
+            f"Call the ollama_compare_models tool with models {json.dumps(models)} and this prompt:\n\n"
+            f"{args['prompt']}\n\n"
+            "Then show the answers side by side and judge them: which is most accurate and most useful, "
+            "and how they differ in speed (tokens per second), length and load time. End with a recommendation."
+        )
+    ]
+
+
+def _render_persona(server, principal, args):
+    base, persona = args["base_model"], args["persona"]
+    name = args.get("name") or re.sub(r"[^a-z0-9]+", "-", f"{base.split(':')[0]}-{persona.lower()}")[:60].strip("-")
+    try:
+        shown = model_details(server.client, base) if MODEL_NAME.match(base) else {}
+    except OllamaError:
+        shown = {}
+    current = f"\n\nIts current system prompt is:\n{shown['system']}" if shown.get("system") else ""
+    return f"A {persona} persona on {base}", [
+        _user(
+            f"Write a Modelfile that turns the local model {base} into this persona: {persona}.{current}\n\n"
+            f"Use FROM {base}, a SYSTEM prompt (in \"\"\" quotes) that gives the persona its voice, knowledge and "
+            "limits, and PARAMETER lines where they help (temperature for creativity, num_ctx for long talks). "
+            f"Show me the Modelfile, then create it with the ollama_create_model tool as model '{name}', "
+            "and try it once with ollama_chat."
+        )
+    ]
+
+
+def _render_summarize(server, principal, args):
+    style = args.get("style") or "a short paragraph"
+    return f"Summarise a text with {args['model']}", [
+        _user(
+            f"Summarise the text below with the local model {args['model']}: call the ollama_generate tool with "
+            f"model '{args['model']}' and a prompt that asks for a summary as {style}, followed by the text. "
+            "Show me the summary it returns, and say if it missed anything important.\n\n"
+            f"Text:\n{args['text']}"
+        )
+    ]
+
+
+PROMPTS = (
+    Prompt(
+        "compare_models", "Compare models on a prompt",
+        "Run one prompt on several local models and judge their answers, speed and length side by side.",
+        (("prompt", "what to ask every model", True), ("models", "model names, comma-separated (default: up to four installed ones)", False)),
+        "ollama_compare_models", _render_compare,
+    ),
+    Prompt(
+        "modelfile_persona", "Make a persona model",
+        "Write a Modelfile that gives a base model a persona (system prompt and parameters), create it and try it.",
+        (("base_model", "the installed model to start from", True), ("persona", "who the model should be, e.g. 'a patient maths tutor'", True), ("name", "the new model's name (default: derived)", False)),
+        "ollama_create_model", _render_persona,
+    ),
+    Prompt(
+        "summarize_text", "Summarise with a local model",
+        "Summarise a text with a model running on this machine, so the text never leaves it.",
+        (("text", "the text to summarise", True), ("model", "the local model to use", True), ("style", "e.g. 'three bullet points', 'one sentence'", False)),
+        "ollama_generate", _render_summarize,
+    ),
+)
+MODEL_ARGUMENTS = ("model", "base_model", "source", "destination")  # completed with installed model names
+
+
+def complete_prompt_argument(server, prompt, argument, prefix):
+    """Completion values for one argument of a prompt (model names; comma lists for `models`)."""
+    if argument in MODEL_ARGUMENTS:
+        return _installed_names(server, prefix)
+    if argument == "models":
+        head, _, last = prefix.rpartition(",")
+        chosen = set(_split_models(head))
+        lead = f"{head}," if head else ""
+        return [lead + n for n in _installed_names(server, last.strip()) if n not in chosen]
+    return []
+
+
+# =============================================================================
+# 10. Plugin loader
 # =============================================================================
 
 
@@ -2811,7 +3090,7 @@ def build_registry(config):
 
 
 # =============================================================================
-# 10. Limits and metrics
+# 11. Limits and metrics
 # =============================================================================
 
 
@@ -2954,8 +3233,11 @@ def _labels(pairs):
 
 
 # =============================================================================
-# 11. MCP dispatcher
+# 12. MCP dispatcher
 # =============================================================================
+# One entry point, McpServer.handle(message, request), for both transports and both eras.
+# The transport builds a RequestContext (who sent it, and how to reach back); the dispatcher
+# reads the era from it, checks the envelope, runs the method and returns the response.
 
 
 class _Monotonic:
@@ -2975,7 +3257,7 @@ def short_hash(secret):
 
 
 class Session:
-    """One MCP session: who owns it, negotiated version, log level, and its in-flight calls.
+    """A handshake-era session: who owns it, the negotiated version and its log level.
 
     `principal` (a token's name, or "" without tokens) owns it: nobody else may use it.
     `client` is who counts against the caps (the principal, or the address without tokens).
@@ -2988,12 +3270,179 @@ class Session:
         self.client = client
         self.protocol_version = DEFAULT_PROTOCOL_VERSION
         self.log_level = "info"
-        self.client_info = {}
-        self.initialized = False
         self.last_seen = time.monotonic()
-        self.calls = {}  # request id -> Call
-        self.event_ids = itertools.count(1)
-        self.lock = threading.Lock()
+        self.event_ids = itertools.count(1)  # SSE event ids: the handshake era numbers its events
+
+
+@dataclasses.dataclass(eq=False)
+class RequestContext:
+    """What a transport knows of one incoming message besides the message itself.
+
+    The transport fills in who sent it and how to reach back; the dispatcher fills in the
+    envelope (version, capabilities, log level) and may set `http_status` and `session`.
+    """
+
+    principal: str = ""  # owns what the request makes: a token's name, "" otherwise
+    client: str = "local"  # counts against the caps: the principal, or the address without tokens
+    scope: str = "local"  # where request ids are unique: a session id, the stdio stream, one HTTP exchange
+    modern: bool = False  # the 2026-07-28 era: every request carries its envelope in _meta
+    session: object = None  # the handshake-era Session, when there is one
+    headers: dict = None  # HTTP: the headers that mirror the body (lower-case names); None elsewhere
+    notify: object = None  # notify(message) sends a request-scoped notification; raises ClientGone
+    peer_gone: object = None  # peer_gone() is True once the client has left
+    id: object = None
+    protocol_version: str = DEFAULT_PROTOCOL_VERSION
+    capabilities: dict = dataclasses.field(default_factory=dict)
+    log_level: str = None  # notifications/message at or above it; None sends none
+    http_status: int = None  # an error's own HTTP status (503 when sessions are full)
+
+
+class SessionTable:
+    """The handshake era's sessions: capped in total and per client, expiring when idle; a
+    session with calls running is never dropped to make room."""
+
+    def __init__(self, config, calls):
+        self.config = config
+        self._calls = calls
+        self._sessions = {}
+        self._lock = threading.Lock()
+
+    def __len__(self):
+        return len(self._sessions)
+
+    def open(self, principal, client):
+        """A new session, made room for at the caps; raises SessionsFull when none can be dropped."""
+        session = Session(principal, client)
+        with self._lock:
+            self._expire(time.monotonic())
+            mine = [s for s in self._sessions.values() if s.client == client]
+            self._make_room(mine, self.config.max_sessions_per_client, "MCP_MAX_SESSIONS_PER_CLIENT", "of this client ")
+            self._make_room(list(self._sessions.values()), self.config.max_sessions, "MCP_MAX_SESSIONS", "")
+            self._sessions[session.id] = session
+        return session
+
+    def _busy(self, session):
+        return bool(self._calls.in_scope(session.id))
+
+    def _make_room(self, sessions, cap, setting, whose):
+        if len(sessions) < cap:
+            return
+        idle = [s for s in sessions if not self._busy(s)]
+        if not idle:
+            raise SessionsFull(f"Server busy: {len(sessions)} sessions {whose}are running calls ({setting}={cap}); end one (DELETE) or retry when a call finishes")
+        self._end(min(idle, key=lambda s: s.last_seen))
+
+    def get(self, session_id, principal=""):
+        """The live session with this id owned by `principal`, or None (unknown, someone
+        else's, ended or expired: the caller cannot tell which)."""
+        now = time.monotonic()
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None or not hmac.compare_digest(session.principal, principal):
+                return None
+            if now - session.last_seen > self.config.session_ttl and not self._busy(session):
+                self._end(session)
+                return None
+            session.last_seen = now
+            return session
+
+    def end(self, session_id, principal=""):
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None or session.principal != principal:
+                return False
+            self._end(session)
+            return True
+
+    def _end(self, session):
+        self._sessions.pop(session.id, None)
+        for call in self._calls.in_scope(session.id):
+            call.cancel()
+
+    def _expire(self, now):
+        ttl = self.config.session_ttl
+        for session in [s for s in self._sessions.values() if now - s.last_seen > ttl and not self._busy(s)]:
+            self._end(session)
+
+
+class CallTable:
+    """Every running call and subscription, by (scope, request id): a notifications/cancelled
+    finds its call within its scope, ollama_cancel_request the calls of one principal."""
+
+    def __init__(self):
+        self._calls = {}
+        self._lock = threading.Lock()
+
+    def add(self, call):
+        """Register `call`; InvalidRequest when its id is already running in its scope."""
+        key = (call.scope, call.request_id)
+        with self._lock:
+            if key in self._calls:
+                raise InvalidRequest(f"Invalid Request: id {call.request_id!r} is already used by a running request")
+            self._calls[key] = call
+
+    def remove(self, call):
+        with self._lock:
+            if self._calls.get((call.scope, call.request_id)) is call:
+                del self._calls[(call.scope, call.request_id)]
+
+    def find(self, scope, request_id):
+        return self._calls.get((scope, request_id))
+
+    def in_scope(self, scope):
+        with self._lock:
+            return [c for (s, _), c in self._calls.items() if s == scope]
+
+    def of(self, principal):
+        with self._lock:
+            return [c for c in self._calls.values() if c.principal == principal]
+
+    def all(self):
+        with self._lock:
+            return list(self._calls.values())
+
+    def __len__(self):
+        return len(self._calls)
+
+
+class Subscription:
+    """One subscriptions/listen stream: what it asked for, and the changes waiting to be sent."""
+
+    def __init__(self, principal, list_changed, uris):
+        self.principal = principal
+        self.list_changed = list_changed
+        self.uris = frozenset(uris)
+        self.pending = queue.SimpleQueue()
+
+    def offer(self, uri, principal, listed):
+        if principal is not None and principal != self.principal:
+            return  # a change to someone else's context
+        if listed and self.list_changed:
+            self.pending.put(("notifications/resources/list_changed", {}))
+        if uri in self.uris:
+            self.pending.put(("notifications/resources/updated", {"uri": uri}))
+
+
+class ChangeFeed:
+    """Tells every open subscription what changed through this server."""
+
+    def __init__(self):
+        self._subscriptions = set()
+        self._lock = threading.Lock()
+
+    def add(self, subscription):
+        with self._lock:
+            self._subscriptions.add(subscription)
+
+    def remove(self, subscription):
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    def publish(self, uri, principal=None, listed=False):
+        with self._lock:
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            subscription.offer(uri, principal, listed)
 
 
 def _completion_tokens(result):
@@ -3017,115 +3466,98 @@ def _tool_error(text):
     return {"content": [{"type": "text", "text": text}], "isError": True}
 
 
-def run_to_end(out):
-    """Drain a `handle()` result to its final response (None when cancelled)."""
-    if out is None or isinstance(out, dict):
-        return out
-    final = None
-    for msg in out:
-        if not is_notification(msg):
-            final = msg
-    return final
+def decode_header_value(raw):
+    """A mirrored header's value: surrounding white space dropped (RFC 9110), and the Base64
+    form `=?base64?...?=` decoded strictly. Raises HeaderMismatch for a malformed one."""
+    value = raw.strip(" \t")
+    if value.startswith("=?base64?") and value.endswith("?=") and len(value) >= 11:
+        try:
+            return base64.b64decode(value[9:-2], validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            raise HeaderMismatch("Header mismatch: a =?base64?...?= header value is not valid Base64 of UTF-8 text") from None
+    return value
 
 
-Incoming = namedtuple("Incoming", "id client peer_gone")
-Incoming.__doc__ = "What a request handler may need beyond its params: the request id, who sent it, and `peer_gone()`."
+NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}  # the param Mcp-Name mirrors
+
+
+def _check_param_headers(t, arguments, headers):
+    """HeaderMismatch unless every argument the tool mirrors (x-mcp-header) that has a value
+    came with its Mcp-Param-* header saying the same."""
+    for path, header in t.header_params:
+        value = arguments
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        sent = headers.get(f"mcp-param-{header.lower()}")
+        expected = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if sent is None or decode_header_value(sent) != expected:
+            raise HeaderMismatch(f"Header mismatch: Mcp-Param-{header} {sent!r} does not match the argument {'.'.join(path)}")
 
 
 class McpServer:
-    """Transport-independent MCP: sessions, and one `handle()` for every incoming message."""
+    """Transport-independent MCP: one `handle()` for every incoming message, in either era;
+    the handshake era's sessions; the running calls and subscriptions; metrics and logs of calls."""
 
     def __init__(self, config, registry=None, client=None):
         self.config = config
         self.registry = registry if registry is not None else build_registry(config)
         self.client = client or OllamaClient(config)
         self.store = ContextStore(config.context_path, config.context_max_messages, config.context_max_bytes, config.context_max_count)
-        self.sessions = {}
+        self.calls = CallTable()
+        self.sessions = SessionTable(config, self.calls)
+        self.feed = ChangeFeed()
         self.metrics = Metrics()
         self.slots = CallSlots(config.max_concurrent, config.max_concurrent_per_client)
-        self._lock = threading.Lock()
+        self.closing = threading.Event()  # set at shutdown: subscriptions end with a result
         self._tool_specs = [t.spec() for t in self.registry]
+        self.resources = [r for r in RESOURCES if r.tool in self.registry]
+        self.templates = [t for t in RESOURCE_TEMPLATES if t.tool in self.registry]
+        self.prompts = {p.name: p for p in PROMPTS if p.tool in self.registry}
+        self.server_info = {"name": SERVER_NAME, "title": SERVER_TITLE, "version": __version__}
+        # Without tokens every client sees the same lists; with them, shared caches stay out.
+        self.cache_scope = "private" if config.auth_tokens else "public"
 
-    # --- sessions ---------------------------------------------------------------------------
+    def tool_specs(self):
+        return self._tool_specs
 
-    def keep_session(self, session):
-        """Keep an initialized session. At a cap (the client's own, then all clients') the
-        longest idle session without running calls makes room; raise ServerBusy when none can."""
-        now = time.monotonic()
-        with self._lock:
-            self._expire(now)
-            mine = [s for s in self.sessions.values() if s.client == session.client]
-            self._make_room(mine, self.config.max_sessions_per_client, "MCP_MAX_SESSIONS_PER_CLIENT", "of this client ")
-            self._make_room(list(self.sessions.values()), self.config.max_sessions, "MCP_MAX_SESSIONS", "")
-            self.sessions[session.id] = session
+    def capabilities(self, modern):
+        """What this server offers; a change feed exists only in the stateless era (subscriptions/listen)."""
+        capabilities = {"tools": {"listChanged": False}, "completions": {}}
+        if self.resources or self.templates:
+            capabilities["resources"] = {"subscribe": modern, "listChanged": modern}
+        if self.prompts:
+            capabilities["prompts"] = {"listChanged": False}
+        if not modern:
+            capabilities["logging"] = {}
+        return capabilities
 
-    def _make_room(self, sessions, cap, setting, whose):
-        if len(sessions) < cap:
-            return
-        idle = [s for s in sessions if not s.calls]
-        if not idle:
-            raise ServerBusy(f"Server busy: {len(sessions)} sessions {whose}are running calls ({setting}={cap}); end one (DELETE) or retry when a call finishes")
-        self._end(min(idle, key=lambda s: s.last_seen))
-
-    def get_session(self, session_id, principal=""):
-        """The live session with this id owned by `principal`, or None (unknown, someone
-        else's, ended or expired: the caller cannot tell which)."""
-        now = time.monotonic()
-        with self._lock:
-            session = self.sessions.get(session_id)
-            if session is None or not hmac.compare_digest(session.principal, principal):
-                return None
-            if now - session.last_seen > self.config.session_ttl and not session.calls:
-                self._end(session)
-                return None
-            session.last_seen = now
-            return session
-
-    def end_session(self, session_id, principal=""):
-        with self._lock:
-            session = self.sessions.get(session_id)
-            if session is None or session.principal != principal:
-                return False
-            self._end(session)
-            return True
-
-    def _end(self, session):
-        self.sessions.pop(session.id, None)
-        for call in list(session.calls.values()):
-            call.cancel()
-
-    def _expire(self, now):
-        ttl = self.config.session_ttl
-        for session in [s for s in self.sessions.values() if now - s.last_seen > ttl and not s.calls]:
-            self._end(session)
+    # --- shutdown -----------------------------------------------------------------------------
 
     def cancel_all(self):
-        """Cancel every in-flight call of every session (shutdown)."""
-        with self._lock:
-            sessions = list(self.sessions.values())
-        for session in sessions:
-            for call in list(session.calls.values()):
+        """Cancel every running call and end every subscription (shutdown)."""
+        self.closing.set()
+        for call in self.calls.all():
+            if call.tool is not None:
                 call.cancel()
 
     def wait_idle(self, timeout):
-        """Wait until no tool call runs (their cleanup, store writes included, is done); True if so."""
+        """Wait until no call or subscription runs (their cleanup, store writes included, is done); True if so."""
         deadline = time.monotonic() + timeout
-        while self.slots.running and time.monotonic() < deadline:
+        while (self.slots.running or len(self.calls)) and time.monotonic() < deadline:
             time.sleep(0.02)
-        return not self.slots.running
+        return not self.slots.running and not len(self.calls)
 
     def gauges(self):
         return {"ollama_mcp_tool_calls_in_flight": self.slots.running, "ollama_mcp_sessions": len(self.sessions)}
 
-    # --- messages ---------------------------------------------------------------------------
+    # --- messages -----------------------------------------------------------------------------
 
-    def handle(self, msg, session, peer_gone=None):
-        """Handle one parsed JSON-RPC message within `session` (which says who sent it).
-
-        Returns None (notification or response), a response dict, or, for tools/call, an
-        iterator of messages: notifications first, then the response (absent when cancelled).
-        `peer_gone()` tells a long call that the client has left.
-        """
+    def handle(self, msg, request):
+        """Handle one parsed JSON-RPC message; return the response, or None (a notification, a
+        response, or a request its own client cancelled). Notifications the request causes go
+        out through `request.notify` before this returns."""
         try:
             kind = message_kind(msg)
         except InvalidRequest as e:
@@ -3137,264 +3569,473 @@ class McpServer:
         if kind == "notification":
             handler = NOTIFICATION_HANDLERS.get(method)
             if handler is not None:
-                try:
-                    handler(self, session, params)
-                except ProtocolError:
-                    pass  # notifications get no answer, not even an error
+                handler(self, params, request)
             return None
-        handler = RPC_HANDLERS.get(method)
+        request.id = msg["id"]
         try:
-            if handler is None:
+            if request.modern:
+                self._read_envelope(method, params, request)
+            elif request.session is not None:
+                request.protocol_version = request.session.protocol_version
+                request.log_level = request.session.log_level
+            handler = RPC_HANDLERS.get(method)
+            if handler is None or method in (LEGACY_ONLY if request.modern else MODERN_ONLY):
                 raise MethodNotFound(f"Method not found: {method}")
-            out = handler(self, session, params, Incoming(msg["id"], session.client, peer_gone))
+            result = handler(self, params, request)
+        except Cancelled:
+            return None
         except ProtocolError as e:
-            return rpc_error(msg["id"], e.code, str(e), e.data)
-        return out if isinstance(out, types.GeneratorType) else rpc_result(msg["id"], out)
+            request.http_status = e.http_status
+            code = InvalidParams.code if isinstance(e, ResourceNotFound) and request.modern else e.code
+            return rpc_error(msg["id"], code, str(e), e.data)
+        if request.modern:
+            result = {**result, "resultType": "complete", "_meta": {**result.get("_meta", {}), META_SERVER_INFO: self.server_info}}
+        return rpc_result(msg["id"], result)
 
-    def handle_batch(self, messages, session, peer_gone=None):
-        """Handle a JSON-RPC batch (protocol 2025-03-26 only): the responses, in order, each call
-        run to its end; once the client has gone (`peer_gone()`) the rest is not started.
-        Raises InvalidRequest when batches are not allowed here."""
-        if session.protocol_version != BATCH_PROTOCOL_VERSION:
-            raise InvalidRequest(f"Invalid Request: JSON-RPC batches are not supported in protocol {session.protocol_version}")
+    def handle_batch(self, messages, request):
+        """Handle a JSON-RPC batch (protocol 2025-03-26 only): the responses, in order; once the
+        client has gone the rest is not started. Raises InvalidRequest when batches are not allowed."""
+        version = request.session.protocol_version if request.session else DEFAULT_PROTOCOL_VERSION
+        if request.modern or version != BATCH_PROTOCOL_VERSION:
+            raise InvalidRequest(f"Invalid Request: JSON-RPC batches are not supported in protocol {'2026-07-28' if request.modern else version}")
         if not messages:
             raise InvalidRequest("Invalid Request: empty batch")
         responses = []
         for msg in messages:
+            if request.peer_gone is not None and request.peer_gone():
+                break
             if isinstance(msg, dict) and msg.get("method") == "initialize":
                 responses.append(rpc_error(msg.get("id"), InvalidRequest.code, "Invalid Request: initialize cannot be batched"))
                 continue
-            if peer_gone is not None and peer_gone():
-                break
-            final = run_to_end(self.handle(msg, session, peer_gone))
+            item = dataclasses.replace(request, notify=None)  # notifications of a batch item are dropped
+            final = self.handle(msg, item)
             if final is not None:
                 responses.append(final)
         return responses
 
-    def call_tool(self, session, params, request):
-        """Check a tools/call request and return the message stream of the call."""
-        name = params.get("name")
-        if not isinstance(name, str):
-            raise InvalidParams("Invalid params: `name` must be a string")
-        arguments = params.get("arguments", {})
-        if arguments is None:
-            arguments = {}
-        if not isinstance(arguments, dict):
-            raise InvalidParams("Invalid params: `arguments` must be an object")
-        t = self.registry.get(name)
-        if t is None:
-            raise InvalidParams(f"Unknown tool: {name}. Call tools/list to see the available tools.")
-        meta = params.get("_meta") or {}
-        token = meta.get("progressToken") if isinstance(meta, dict) else None
-        if isinstance(token, bool) or not isinstance(token, (str, int)):
-            token = None
+    def _read_envelope(self, method, params, request):
+        """The stateless era's checks, in the spec's order: the `_meta` envelope is whole, the
+        HTTP headers mirror the body, the version is one this server speaks."""
+        meta = params.get("_meta")
+        missing = [k for k in (META_VERSION, META_CAPABILITIES) if not isinstance(meta, dict) or k not in meta]
+        if missing:
+            raise InvalidParams(f"Invalid params: params._meta must carry {' and '.join(missing)} (protocol 2026-07-28 sends them on every request)")
+        version, capabilities = meta[META_VERSION], meta[META_CAPABILITIES]
+        if not isinstance(capabilities, dict):
+            raise InvalidParams(f"Invalid params: {META_CAPABILITIES} must be an object")
+        if request.headers is not None:
+            self._check_headers(method, params, version, request.headers)
+        if not isinstance(version, str):
+            raise InvalidParams(f"Invalid params: {META_VERSION} must be a string")
+        if version not in MODERN_PROTOCOL_VERSIONS:
+            raise UnsupportedVersion("Unsupported protocol version", {"supported": list(MODERN_PROTOCOL_VERSIONS), "requested": version})
+        level = meta.get(META_LOG_LEVEL)
+        if level is not None and level not in MCP_LOG_LEVELS:
+            raise InvalidParams(f"Invalid params: {META_LOG_LEVEL} must be one of {', '.join(MCP_LOG_LEVELS)}")
+        request.protocol_version, request.capabilities, request.log_level = version, capabilities, level
+
+    @staticmethod
+    def _check_headers(method, params, version, headers):
+        """HeaderMismatch unless MCP-Protocol-Version, Mcp-Method and Mcp-Name say what the body says:
+        a balancer may route on the headers while the server acts on the body."""
+        sent = headers.get("mcp-protocol-version")
+        if sent is None or sent.strip(" \t") != version:
+            raise HeaderMismatch(f"Header mismatch: MCP-Protocol-Version {sent!r} does not match the body's {META_VERSION} {version!r}")
+        sent = headers.get("mcp-method")
+        if sent is None or sent.strip(" \t") != method:
+            raise HeaderMismatch(f"Header mismatch: Mcp-Method {sent!r} does not match the body's method {method!r}")
+        field = NAMED_METHODS.get(method)
+        if field is not None and params.get(field) is not None:
+            sent = headers.get("mcp-name")
+            if sent is None or decode_header_value(sent) != params.get(field):
+                raise HeaderMismatch(f"Header mismatch: Mcp-Name {sent!r} does not match the body's params.{field}")
+
+    # --- tool calls ---------------------------------------------------------------------------
+
+    def _run_tool(self, t, call, arguments, request):
+        """Run one tool to its result, sending its events as notifications; (result, outcome).
+        Raises Cancelled when its own client cancelled it or left."""
+        monotonic = _Monotonic()
+        try:
+            t.check_arguments(arguments)
+            out = t.handler(call, arguments)
+            if isinstance(out, types.GeneratorType):
+                try:
+                    while True:
+                        call.check()
+                        try:
+                            event = next(out)
+                        except StopIteration as stop:
+                            out = stop.value
+                            break
+                        note = _event_message(call, request, event, monotonic)
+                        if note is not None and request.notify is not None:
+                            request.notify(note)
+                finally:
+                    if isinstance(out, types.GeneratorType):  # still running: cancelled or the client left
+                        out.close()
+            call.check()
+            return _tool_result(out), "ok"
+        except ToolError as e:
+            return _tool_error(str(e)), "error"
+        except ClientGone:
+            call.cancel()
+            raise Cancelled() from None
+        except Cancelled:
+            if call.cancelled_by is None:
+                raise
+            partial = "".join(call.partial or ())
+            text = f"cancelled by {call.cancelled_by} before it finished" + (f"; the text generated so far:\n{partial}" if partial else "")
+            return _tool_error(text), "cancelled"
+        except Exception as e:  # a bug in a handler must not take the server down
+            log.exception("tool %s failed", t.name)
+            return _tool_error(f"internal error in {t.name}: {type(e).__name__}: {e}"), "error"
+
+    def finish_call(self, call, outcome, result, request):
+        """The one place a call ends: out of the table, metrics, the log line."""
+        self.calls.remove(call)
+        elapsed = time.monotonic() - call.started
+        self.metrics.inc("ollama_mcp_tool_calls_total", tool=call.tool, outcome=outcome)
+        self.metrics.observe("ollama_mcp_tool_call_duration_seconds", elapsed, tool=call.tool)
+        tokens = _completion_tokens(result)
+        if tokens:
+            self.metrics.inc("ollama_mcp_tokens_streamed_total", tokens, tool=call.tool)
+        duration_ms = round(elapsed * 1000, 2)
+        session = request.session.label if request.session is not None else None
+        log.info(
+            "tool call %s %s in %.1f ms",
+            call.tool,
+            outcome,
+            duration_ms,
+            extra={"tool": call.tool, "session": session, "request_id": call.request_id, "outcome": outcome, "duration_ms": duration_ms},
+        )
+
+    def new_call(self, request, tool_name, progress_token=None):
+        """A Call for `request`, registered in the call table (InvalidRequest for a reused id)."""
         call = Call(
             request_id=request.id,
-            tool_name=name,
-            session_id=session.id,
+            tool_name=tool_name,
             client=self.client,
             config=self.config,
-            progress_token=token,
+            principal=request.principal,
+            scope=request.scope,
+            progress_token=progress_token,
             peer_gone=request.peer_gone,
             store=self.store,
-            session_calls=session.calls,
-            principal=session.principal,
+            calls=self.calls,
+            feed=self.feed,
             slots=self.slots,
             slot_owner=request.client,
         )
-        return self._run_tool(call, t, arguments, session, request.client)
-
-    def _run_tool(self, call, t, arguments, session, client):
-        """The message stream of one tool call (a generator; closing it stops the call).
-
-        The call takes a concurrency slot and appears in its session's calls from the first
-        step until it ends, so a stream that is dropped unstarted holds nothing.
-        """
-        with session.lock:
-            if call.request_id in session.calls:  # a second call under one id would unlink the first
-                yield rpc_error(call.request_id, InvalidRequest.code, f"Invalid Request: id {call.request_id!r} is already used by a running call of this session")
-                return
-            session.calls[call.request_id] = call
-        try:
-            self.slots.acquire(client)
-        except ServerBusy as e:
-            with session.lock:
-                session.calls.pop(call.request_id, None)
-            self.metrics.inc("ollama_mcp_tool_calls_total", tool=t.name, outcome="busy")
-            yield rpc_error(call.request_id, e.code, str(e))
-            return
-        started = time.monotonic()
-        outcome = "cancelled"
-        result = None
-        monotonic = _Monotonic()
-        try:
-            try:
-                t.check_arguments(arguments)
-                out = t.handler(call, arguments)
-                if isinstance(out, types.GeneratorType):
-                    try:
-                        while True:
-                            call.check()
-                            try:
-                                event = next(out)
-                            except StopIteration as stop:
-                                out = stop.value
-                                break
-                            note = self._event_message(call, session, event, monotonic)
-                            if note is not None:
-                                yield note
-                    finally:
-                        if isinstance(out, types.GeneratorType):  # still running: cancelled or the client left
-                            out.close()
-                call.check()
-                result = _tool_result(out)
-                outcome = "ok"
-            except ToolError as e:
-                result = _tool_error(str(e))
-                outcome = "error"
-            except Cancelled:
-                return
-            except Exception as e:  # a bug in a handler must not take the server down
-                log.exception("tool %s failed", t.name)
-                result = _tool_error(f"internal error in {t.name}: {type(e).__name__}: {e}")
-                outcome = "error"
-            yield rpc_result(call.request_id, result)
-        finally:
-            with session.lock:
-                session.calls.pop(call.request_id, None)
-            self.slots.release(client)
-            elapsed = time.monotonic() - started
-            self.metrics.inc("ollama_mcp_tool_calls_total", tool=t.name, outcome=outcome)
-            self.metrics.observe("ollama_mcp_tool_call_duration_seconds", elapsed, tool=t.name)
-            tokens = _completion_tokens(result)
-            if tokens:
-                self.metrics.inc("ollama_mcp_tokens_streamed_total", tokens, tool=t.name)
-            duration_ms = round(elapsed * 1000, 2)
-            log.info(
-                "tool call %s %s in %.1f ms",
-                t.name,
-                outcome,
-                duration_ms,
-                extra={"tool": t.name, "session": session.label, "request_id": call.request_id, "outcome": outcome, "duration_ms": duration_ms},
-            )
-
-    def _event_message(self, call, session, event, monotonic):
-        if isinstance(event, Progress):
-            if call.progress_token is None:
-                return None
-            params = {"progressToken": call.progress_token, "progress": monotonic(event.progress)}
-            if event.total is not None:
-                params["total"] = event.total
-            if event.message is not None:
-                params["message"] = event.message
-            return rpc_notification("notifications/progress", params)
-        if isinstance(event, Log):
-            if MCP_LOG_LEVELS.index(event.level) < MCP_LOG_LEVELS.index(session.log_level):
-                return None
-            return rpc_notification("notifications/message", {"level": event.level, "logger": SERVER_NAME, "data": event.data})
-        raise TypeError(f"a tool handler yielded {event!r}; yield Progress or Log")
-
-    def tool_specs(self):
-        return self._tool_specs
+        self.calls.add(call)
+        return call
 
 
-# --- JSON-RPC method handlers: (server, session, params, request) -> result, or the message
-# stream (a generator) of a call that may send notifications before its result ----------------
+def _event_message(call, request, event, monotonic):
+    """The notification for one event a tool handler yielded, or None when nobody asked for it."""
+    if isinstance(event, Progress):
+        if call.progress_token is None:
+            return None
+        params = {"progressToken": call.progress_token, "progress": monotonic(event.progress)}
+        if event.total is not None:
+            params["total"] = event.total
+        if event.message is not None:
+            params["message"] = event.message
+        return rpc_notification("notifications/progress", params)
+    if isinstance(event, Log):
+        if request.log_level is None or MCP_LOG_LEVELS.index(event.level) < MCP_LOG_LEVELS.index(request.log_level):
+            return None
+        return rpc_notification("notifications/message", {"level": event.level, "logger": SERVER_NAME, "data": event.data})
+    raise TypeError(f"a tool handler yielded {event!r}; yield Progress or Log")
 
 
-def _rpc_initialize(server, session, params, request):
-    requested = params.get("protocolVersion")
-    if not isinstance(requested, str):
-        raise InvalidParams("Invalid params: protocolVersion must be a string")
-    session.protocol_version = requested if requested in PROTOCOL_VERSIONS else LATEST_PROTOCOL_VERSION
-    client_info = params.get("clientInfo")
-    session.client_info = client_info if isinstance(client_info, dict) else {}
-    return {
-        "protocolVersion": session.protocol_version,
-        "capabilities": {"tools": {"listChanged": False}, "logging": {}, "completions": {}},
-        "serverInfo": {"name": SERVER_NAME, "title": SERVER_TITLE, "version": __version__},
-        "instructions": INSTRUCTIONS,
-    }
+def _cached(server, result, ttl_ms, private=False):
+    """A list or read result with the stateless era's caching hints."""
+    return {**result, "ttlMs": ttl_ms, "cacheScope": "private" if private else server.cache_scope}
 
 
-def _rpc_ping(server, session, params, request):
-    return {}
-
-
-def _rpc_tools_list(server, session, params, request):
+def _page(server, items, params, key):
+    """One page of `items` for a list request, with nextCursor when more follow."""
     cursor = params.get("cursor")
     start = 0
     if cursor is not None:
-        if not isinstance(cursor, str) or not cursor.isdigit() or int(cursor) > len(server.tool_specs()):
+        if not isinstance(cursor, str) or not cursor.isdigit() or int(cursor) > len(items):
             raise InvalidParams("Invalid params: unknown cursor")
         start = int(cursor)
     end = start + server.config.page_size
-    specs = server.tool_specs()
-    result = {"tools": specs[start:end]}
-    if end < len(specs):
+    result = {key: items[start:end]}
+    if end < len(items):
         result["nextCursor"] = str(end)
     return result
 
 
-def _rpc_tools_call(server, session, params, request):
-    return server.call_tool(session, params, request)
+LIST_TTL_MS = 300_000  # the tools, prompts and templates never change while the server runs
+MODELS_TTL_MS = 5_000  # installed models change when someone pulls or deletes one
+DISCOVER_TTL_MS = 3_600_000
 
 
-def _rpc_logging_set_level(server, session, params, request):
-    level = params.get("level")
-    if level not in MCP_LOG_LEVELS:
-        raise InvalidParams(f"Invalid params: level must be one of {', '.join(MCP_LOG_LEVELS)}")
-    session.log_level = level
+# --- JSON-RPC method handlers: (server, params, request) -> result ---------------------------
+
+
+def _rpc_initialize(server, params, request):
+    requested = params.get("protocolVersion")
+    if not isinstance(requested, str):
+        raise InvalidParams("Invalid params: protocolVersion must be a string")
+    if request.session is None:  # HTTP: the session starts here; stdio passes the stream's own
+        request.session = server.sessions.open(request.principal, request.client)
+    request.session.protocol_version = requested if requested in PROTOCOL_VERSIONS else LATEST_PROTOCOL_VERSION
+    return {
+        "protocolVersion": request.session.protocol_version,
+        "capabilities": server.capabilities(modern=False),
+        "serverInfo": server.server_info,
+        "instructions": INSTRUCTIONS,
+    }
+
+
+def _rpc_server_discover(server, params, request):
+    return _cached(
+        server,
+        {"supportedVersions": list(MODERN_PROTOCOL_VERSIONS), "capabilities": server.capabilities(modern=True), "instructions": INSTRUCTIONS},
+        DISCOVER_TTL_MS,
+    )
+
+
+def _rpc_ping(server, params, request):
     return {}
 
 
-COMPLETABLE_ARGUMENTS = ("model", "source", "models", "destination")
+def _rpc_logging_set_level(server, params, request):
+    level = params.get("level")
+    if level not in MCP_LOG_LEVELS:
+        raise InvalidParams(f"Invalid params: level must be one of {', '.join(MCP_LOG_LEVELS)}")
+    if request.session is not None:
+        request.session.log_level = level
+    return {}
 
 
-def _rpc_completion_complete(server, session, params, request):
+def _rpc_tools_list(server, params, request):
+    return _cached(server, _page(server, server.tool_specs(), params, "tools"), LIST_TTL_MS) if request.modern else _page(server, server.tool_specs(), params, "tools")
+
+
+def _rpc_tools_call(server, params, request):
+    name = params.get("name")
+    if not isinstance(name, str):
+        raise InvalidParams("Invalid params: `name` must be a string")
+    arguments = params.get("arguments", {})
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise InvalidParams("Invalid params: `arguments` must be an object")
+    t = server.registry.get(name)
+    if t is None:
+        raise InvalidParams(f"Unknown tool: {name}. Call tools/list to see the available tools.")
+    if request.headers is not None:
+        _check_param_headers(t, arguments, request.headers)
+    meta = params.get("_meta") or {}
+    token = meta.get("progressToken") if isinstance(meta, dict) else None
+    call = server.new_call(request, name, token if _valid_id(token) else None)
+    outcome, result = "cancelled", None
+    try:
+        try:
+            server.slots.acquire(request.client)
+        except ServerBusy:
+            outcome = "busy"
+            raise
+        try:
+            result, outcome = server._run_tool(t, call, arguments, request)
+        finally:
+            server.slots.release(request.client)
+    finally:
+        server.finish_call(call, outcome, result, request)
+    return result
+
+
+def _resource_entry(resource):
+    return {"uri": resource.uri, "name": resource.name, "title": resource.title, "description": resource.description, "mimeType": JSON_MIME}
+
+
+def _rpc_resources_list(server, params, request):
+    entries = [_resource_entry(r) for r in server.resources]
+    if any(t.tool == "ollama_show_model" for t in server.templates):  # each installed model, for resource pickers
+        entries += [
+            {"uri": f"{MODELS_URI}/{name}", "name": name, "title": name, "description": f"the model {name}", "mimeType": JSON_MIME}
+            for name in _installed_names(server)
+        ]
+    page = _page(server, entries, params, "resources")
+    return _cached(server, page, MODELS_TTL_MS) if request.modern else page
+
+
+def _rpc_resources_templates_list(server, params, request):
+    entries = [
+        {"uriTemplate": t.uri_template, "name": t.name, "title": t.title, "description": t.description, "mimeType": JSON_MIME}
+        for t in server.templates
+    ]
+    page = _page(server, entries, params, "resourceTemplates")
+    return _cached(server, page, LIST_TTL_MS) if request.modern else page
+
+
+def _find_resource(server, uri):
+    """(reader, value, private) for a URI this server serves, else None. A template's value may
+    come percent-encoded: RFC 6570 expansion encodes the ':' and '/' of model names."""
+    for resource in server.resources:
+        if uri == resource.uri:
+            return resource.read, None, False
+    for template in server.templates:
+        if uri.startswith(template.prefix) and len(uri) > len(template.prefix):
+            return template.read, urllib.parse.unquote(uri[len(template.prefix) :]), template.tool == "ollama_load_context"
+    return None
+
+
+def _rpc_resources_read(server, params, request):
+    uri = params.get("uri")
+    if not isinstance(uri, str):
+        raise InvalidParams("Invalid params: uri must be a string")
+    found = _find_resource(server, uri)
+    try:
+        content = None
+        if found is not None:
+            read, value, private = found
+            content = read(server, request.principal) if value is None else read(server, request.principal, value)
+    except OllamaError as e:
+        raise ProtocolError(f"Could not read {uri}: {e}", {"uri": uri}) from None
+    if content is None:
+        raise ResourceNotFound(f"Resource not found: {uri}. resources/list and resources/templates/list show what can be read.", {"uri": uri})
+    result = {"contents": [{"uri": uri, "mimeType": JSON_MIME, "text": dumps(content)}]}
+    return _cached(server, result, 0 if private else MODELS_TTL_MS, private) if request.modern else result
+
+
+def _rpc_prompts_list(server, params, request):
+    entries = [
+        {
+            "name": p.name,
+            "title": p.title,
+            "description": p.description,
+            "arguments": [{"name": n, "description": d, "required": r} for n, d, r in p.arguments],
+        }
+        for p in server.prompts.values()
+    ]
+    page = _page(server, entries, params, "prompts")
+    return _cached(server, page, LIST_TTL_MS) if request.modern else page
+
+
+def _rpc_prompts_get(server, params, request):
+    prompt = server.prompts.get(params.get("name"))
+    if prompt is None:
+        raise InvalidParams(f"Invalid params: unknown prompt {params.get('name')!r}; prompts/list shows the prompts")
+    arguments = params.get("arguments") or {}
+    if not isinstance(arguments, dict) or not all(isinstance(v, str) for v in arguments.values()):
+        raise InvalidParams("Invalid params: arguments must be an object of strings")
+    known = {n for n, _, _ in prompt.arguments}
+    unknown = sorted(set(arguments) - known)
+    if unknown:
+        raise InvalidParams(f"Invalid params: {prompt.name} has no argument {', '.join(unknown)}; it takes {', '.join(sorted(known))}")
+    missing = [n for n, _, required in prompt.arguments if required and not arguments.get(n)]
+    if missing:
+        raise InvalidParams(f"Invalid params: {prompt.name} needs {', '.join(missing)}")
+    try:
+        description, messages = prompt.render(server, request.principal, arguments)
+    except OllamaError as e:
+        raise ProtocolError(f"Could not prepare {prompt.name}: {e}") from None
+    return {"description": description, "messages": messages}
+
+
+def _rpc_completion_complete(server, params, request):
     argument = params.get("argument")
     if not isinstance(argument, dict) or not isinstance(argument.get("name"), str):
         raise InvalidParams("Invalid params: argument must be an object with a name")
+    ref = params.get("ref") if isinstance(params.get("ref"), dict) else {}
+    name, prefix = argument["name"], str(argument.get("value") or "")
     values = []
-    if argument["name"] in COMPLETABLE_ARGUMENTS:
-        prefix = str(argument.get("value") or "")
-        try:
-            installed = server.client.installed()
-        except OllamaError:
-            installed = []
-        names = sorted(m.get("name", "") for m in installed)
-        values = [n for n in names if n.startswith(prefix)]
+    if ref.get("type") == "ref/resource":
+        template = next((t for t in server.templates if t.uri_template == ref.get("uri") and t.variable == name), None)
+        values = template.complete(server, request.principal, prefix) if template else []
+    elif ref.get("type") == "ref/prompt":
+        prompt = server.prompts.get(ref.get("name"))
+        values = complete_prompt_argument(server, prompt, name, prefix) if prompt else []
+    elif name in MODEL_ARGUMENTS and "ollama_list_models" in server.registry:  # tool arguments, for clients that ask
+        values = _installed_names(server, prefix)
     return {"completion": {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}}
 
 
-def _note_initialized(server, session, params):
-    session.initialized = True
+def _rpc_subscriptions_listen(server, params, request):
+    """Acknowledge, then send the changes asked for until the client leaves (no answer) or the
+    server shuts down (a result closes the stream)."""
+    wanted = params.get("notifications")
+    if not isinstance(wanted, dict):
+        raise InvalidParams("Invalid params: notifications must be an object (the notification filter)")
+    uris = wanted.get("resourceSubscriptions") or []
+    if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+        raise InvalidParams("Invalid params: resourceSubscriptions must be a list of URIs")
+    honoured = {}
+    if wanted.get("resourcesListChanged") is True and (server.resources or server.templates):
+        honoured["resourcesListChanged"] = True
+    known = [u for u in uris if _find_resource(server, u) is not None]
+    if known:
+        honoured["resourceSubscriptions"] = known
+    meta = {META_SUBSCRIPTION: request.id}
+    subscription = Subscription(request.principal, bool(honoured.get("resourcesListChanged")), known)
+    listener = server.new_call(request, None)
+    server.feed.add(subscription)
+    try:
+        request.notify(rpc_notification("notifications/subscriptions/acknowledged", {"_meta": meta, "notifications": honoured}))
+        while not server.closing.is_set():
+            listener.check()
+            try:
+                method, payload = subscription.pending.get(timeout=PROGRESS_INTERVAL)
+            except queue.Empty:
+                continue
+            request.notify(rpc_notification(method, {**payload, "_meta": meta}))
+    except ClientGone:
+        raise Cancelled() from None
+    finally:
+        server.feed.remove(subscription)
+        server.calls.remove(listener)
+    return {"_meta": meta}
 
 
-def _note_cancelled(server, session, params):
-    call = session.calls.get(params.get("requestId"))
+def _note_cancelled(server, params, request):
+    call = server.calls.find(request.scope, params.get("requestId"))
     if call is not None:
         call.cancel()
 
 
 RPC_HANDLERS = {
     "initialize": _rpc_initialize,
+    "server/discover": _rpc_server_discover,
     "ping": _rpc_ping,
+    "logging/setLevel": _rpc_logging_set_level,
     "tools/list": _rpc_tools_list,
     "tools/call": _rpc_tools_call,
-    "logging/setLevel": _rpc_logging_set_level,
+    "resources/list": _rpc_resources_list,
+    "resources/templates/list": _rpc_resources_templates_list,
+    "resources/read": _rpc_resources_read,
+    "prompts/list": _rpc_prompts_list,
+    "prompts/get": _rpc_prompts_get,
     "completion/complete": _rpc_completion_complete,
+    "subscriptions/listen": _rpc_subscriptions_listen,
 }
-NOTIFICATION_HANDLERS = {
-    "notifications/initialized": _note_initialized,
-    "notifications/cancelled": _note_cancelled,
-}
+LEGACY_ONLY = frozenset(("initialize", "ping", "logging/setLevel"))  # removed in 2026-07-28
+MODERN_ONLY = frozenset(("server/discover", "subscriptions/listen"))
+NOTIFICATION_HANDLERS = {"notifications/cancelled": _note_cancelled}
+
+
+def is_modern(payload, version_header=None):
+    """Whether a message belongs to the stateless era: its version header (HTTP) names no
+    handshake-era version, or its `_meta` carries a protocol version, or it is server/discover."""
+    if version_header is not None and version_header.strip(" \t") not in PROTOCOL_VERSIONS:
+        return True
+    if not isinstance(payload, dict):
+        return False
+    params = payload.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return payload.get("method") == "server/discover" or (isinstance(meta, dict) and META_VERSION in meta)
 
 
 # =============================================================================
-# 12. Transports
+# 13. Transports
 # =============================================================================
-# Streamable HTTP (a WSGI app) and stdio. Both feed McpServer.handle().
+# Streamable HTTP (a WSGI app) and stdio. They parse and frame bytes, say who is asking, and
+# hand each message to McpServer.handle() with a RequestContext; the protocol is the dispatcher's.
 
 
 class BadFraming(ValueError):
@@ -3416,26 +4057,24 @@ class HttpError(Exception):
         self.reason = reason
 
 
-_STATUS_TEXT = {
-    200: "200 OK",
-    202: "202 Accepted",
-    400: "400 Bad Request",
-    401: "401 Unauthorized",
-    403: "403 Forbidden",
-    404: "404 Not Found",
-    405: "405 Method Not Allowed",
-    406: "406 Not Acceptable",
-    411: "411 Length Required",
-    413: "413 Content Too Large",
-    415: "415 Unsupported Media Type",
-    429: "429 Too Many Requests",
-    500: "500 Internal Server Error",
-    503: "503 Service Unavailable",
-}
 HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"))
 SSE_HEADERS = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
 SSE_KEEPALIVE = b": keep-alive\n\n"
 READY_CACHE_SECONDS = 2.0  # /readyz asks Ollama at most this often
+# The stateless era gives JSON-RPC errors their own HTTP status; the handshake era answers 200.
+MODERN_ERROR_STATUS = {
+    ParseError.code: 400,
+    InvalidRequest.code: 400,
+    InvalidParams.code: 400,
+    HeaderMismatch.code: 400,
+    -32021: 400,  # MissingRequiredClientCapability
+    UnsupportedVersion.code: 400,
+    MethodNotFound.code: 404,
+}
+
+
+def _status_line(code):
+    return f"{code} {HTTPStatus(code).phrase}"
 
 
 def _accepts(accept, wanted):
@@ -3465,28 +4104,31 @@ def _socket_gone(sock):
         return True
 
 
+def _sse_frame(msg, event_ids=None):
+    """One SSE event; the handshake era numbers them (`id:`), the stateless era does not."""
+    if event_ids is None:
+        return b"event: message\ndata: " + dumps(msg).encode() + b"\n\n"
+    return f"event: message\nid: {next(event_ids)}\ndata: {dumps(msg)}\n\n".encode()
+
+
 Who = namedtuple("Who", "principal client")
 Who.__doc__ = "Who sent an HTTP request: the principal that owns what it makes, and the key its caps count under."
 
 
-class _ClientGone(Exception):
-    """Writing to the HTTP client failed: it has left."""
-
-
 class _Response:
-    """One POST's answer while a tool call runs: plain JSON until the first notification, then SSE.
+    """One POST's answer: plain JSON when nothing is said before it, else an SSE stream.
 
     Writes go through the WSGI `write` callable under a lock, so the keep-alive ticker can add
-    comments to a silent stream (and start the stream if the call stays silent from the start).
+    comments to a silent stream (and start the stream if the request stays silent from the start).
     """
 
-    def __init__(self, start_response, extra_headers, session, on_gone):
+    def __init__(self, start_response, extra_headers, event_ids):
         self.lock = threading.Lock()
         self._start_response = start_response
         self._extra = extra_headers
-        self._session = session
-        self._on_gone = on_gone
+        self._event_ids = event_ids
         self._write = None
+        self.gone = False  # a write failed: the client has left
         self.finished = False  # answered as JSON, or done: the ticker leaves it alone
         self.last_write = time.monotonic()
 
@@ -3500,14 +4142,13 @@ class _Response:
         try:
             self._write(data)
         except OSError:
-            self.finished = True
-            self._on_gone()
-            raise _ClientGone() from None
+            self.finished = self.gone = True
+            raise ClientGone() from None
         self.last_write = time.monotonic()
 
     def send(self, msg):
         """Write one message as an SSE event (starting the stream if needed)."""
-        frame = _sse_frame(msg, self._session)
+        frame = _sse_frame(msg, self._event_ids)
         with self.lock:
             self._send(frame)
 
@@ -3515,18 +4156,16 @@ class _Response:
         """Called by the ticker: a comment when the stream has been silent for `interval`."""
         if now - self.last_write < interval or self.finished:
             return
-        with self.lock:  # check again: the call may have written or finished meanwhile
+        with self.lock:  # check again: the request may have written or finished meanwhile
             if self.finished or time.monotonic() - self.last_write < interval:
                 return
-            try:
+            with contextlib.suppress(ClientGone):
                 self._send(SSE_KEEPALIVE)
-            except _ClientGone:
-                pass
 
 
 class HttpTransport:
-    """The Streamable HTTP transport as a WSGI application (see DESIGN.md, protocol contract),
-    plus /healthz, /readyz and /metrics for operators."""
+    """The Streamable HTTP transport as a WSGI application (both eras on /mcp), plus /healthz,
+    /readyz and /metrics for operators."""
 
     def __init__(self, server):
         self.server = server
@@ -3538,7 +4177,8 @@ class HttpTransport:
         self._responses = set()
         self._responses_lock = threading.Lock()
         self._ticker = None
-        self._ready = (0.0, None)  # (checked at, (status, body))
+        self._ready = (0.0, None)  # (checked at, (status, verdict, detail))
+        self._exchanges = itertools.count(1)  # scopes of stateless requests: each POST its own
 
     def __call__(self, environ, start_response):
         # Metric labels never come from the client: an invented method would add a series.
@@ -3567,7 +4207,7 @@ class HttpTransport:
             self.metrics.inc("ollama_mcp_rejected_requests_total", reason=e.reason)
             body = dumps(rpc_error(e.msg_id, e.code, str(e))).encode()
             headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + e.headers
-            counted(_STATUS_TEXT.get(e.status, f"{e.status} Error"), headers)
+            counted(_status_line(e.status), headers)
             return [body]
 
     @staticmethod
@@ -3643,27 +4283,22 @@ class HttpTransport:
             return self._post(environ, start_response, who)
         if method == "DELETE":
             return self._delete(environ, start_response, who)
-        raise HttpError(405, "Method Not Allowed: use POST (or DELETE to end a session)", headers=[("Allow", "POST, DELETE")], reason="method")
+        raise HttpError(405, "Method Not Allowed: use POST (or DELETE to end a handshake-era session)", headers=[("Allow", "POST, DELETE")], reason="method")
 
     def _session(self, environ, who, required):
         session_id = environ.get("HTTP_MCP_SESSION_ID")
         if session_id is None:
             if required:
-                raise HttpError(400, "Bad Request: Mcp-Session-Id header is required (call initialize first)", reason="session")
+                raise HttpError(400, "Bad Request: Mcp-Session-Id header is required (call initialize first, or send protocol 2026-07-28 requests)", reason="session")
             return None
-        session = self.server.get_session(session_id, who.principal)
+        session = self.server.sessions.get(session_id, who.principal)
         if session is None:
             raise HttpError(404, "Session not found: it ended or expired; initialize a new one", code=-32001, reason="session")
         return session
 
-    def _check_protocol_version(self, environ, session):
-        version = environ.get("HTTP_MCP_PROTOCOL_VERSION")
-        if version is not None and version not in PROTOCOL_VERSIONS:
-            raise HttpError(400, f"Bad Request: unsupported MCP-Protocol-Version {version!r}; supported: {', '.join(PROTOCOL_VERSIONS)}", reason="version")
-
     def _delete(self, environ, start_response, who):
         session = self._session(environ, who, required=True)
-        self.server.end_session(session.id, who.principal)
+        self.server.sessions.end(session.id, who.principal)
         start_response("200 OK", [("Content-Length", "0")])
         return [b""]
 
@@ -3698,69 +4333,70 @@ class HttpTransport:
             payload = read_message(body)
         except ProtocolError as e:
             raise HttpError(400, str(e), code=e.code, reason="parse") from None
-
         sock = environ.get("werkzeug.socket")
-        peer_gone = (lambda: _socket_gone(sock)) if sock else None
-        if isinstance(payload, list):
-            return self._post_batch(environ, start_response, payload, who, peer_gone)
-        is_initialize = isinstance(payload, dict) and payload.get("method") == "initialize" and "id" in payload
-        if is_initialize:
-            session = Session(who.principal, who.client)
+        request = RequestContext(principal=who.principal, client=who.client)
+        if is_modern(payload, environ.get("HTTP_MCP_PROTOCOL_VERSION")):
+            if isinstance(payload, list):
+                raise HttpError(400, "Invalid Request: protocol 2026-07-28 has no JSON-RPC batches", reason="batch")
+            request.modern = True
+            request.scope = f"http-{next(self._exchanges)}"  # nothing of one exchange is seen by another
+            # The headers that mirror the body: MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Param-*.
+            request.headers = {key[5:].lower().replace("_", "-"): value for key, value in environ.items() if key.startswith(("HTTP_MCP_", "HTTP_MCP-"))}
         else:
-            # A request for a method we do not have needs no session: an era probe such as
-            # server/discover must get an ordinary JSON-RPC error so clients fall back.
+            is_initialize = isinstance(payload, dict) and payload.get("method") == "initialize" and "id" in payload
+            # A request for a method we do not have needs no session: an era probe must get an
+            # ordinary JSON-RPC error so clients fall back.
             unknown = isinstance(payload, dict) and "id" in payload and payload.get("method") not in RPC_HANDLERS
-            session = self._session(environ, who, required=not unknown) or Session(who.principal, who.client)
-            self._check_protocol_version(environ, session)
+            request.session = None if is_initialize else self._session(environ, who, required=not unknown)
+            request.scope = request.session.id if request.session else f"http-{next(self._exchanges)}"
+            version = environ.get("HTTP_MCP_PROTOCOL_VERSION")
+            if version is not None and version not in PROTOCOL_VERSIONS:
+                raise HttpError(400, f"Bad Request: unsupported MCP-Protocol-Version {version!r}; supported: {', '.join(MODERN_PROTOCOL_VERSIONS + PROTOCOL_VERSIONS)}", reason="version")
+        if isinstance(payload, list):
+            return self._post_batch(start_response, payload, request, lambda: _socket_gone(sock) if sock else False)
+        return self._answer(start_response, payload, request, sock)
 
-        out = self.server.handle(payload, session, peer_gone)
+    def _answer(self, start_response, payload, request, sock):
+        """Serve one message: 202 for a notification, else one JSON body when nothing is said
+        before the answer, or an SSE stream. A client that leaves (a failed write, or a closed
+        socket) cancels what its request started."""
         extra = []
-        if is_initialize and isinstance(out, dict) and "result" in out:
-            try:
-                self.server.keep_session(session)
-            except ServerBusy as e:
-                raise HttpError(503, str(e), code=e.code, headers=[("Retry-After", "1")], reason="sessions", msg_id=payload["id"]) from None
-            extra.append(("Mcp-Session-Id", session.id))
-        if out is None:
-            start_response("202 Accepted", [("Content-Length", "0")])
-            return [b""]
-        if isinstance(out, dict):
-            return self._json(start_response, out, extra)
-        return self._answer_call(start_response, out, extra, session, payload["id"])
-
-    def _answer_call(self, start_response, out, extra, session, request_id):
-        """Run a tool call's message stream: one JSON body if it says nothing before its answer,
-        else an SSE stream. A client that leaves (failed write) cancels the call."""
-
-        def on_gone():
-            call = session.calls.get(request_id)
-            if call is not None:
-                call.cancel()
-
-        response = _Response(start_response, extra, session, on_gone)
+        response = _Response(start_response, extra, request.session.event_ids if request.session else None)
+        request.notify = response.send
+        request.peer_gone = lambda: response.gone or (sock is not None and _socket_gone(sock))
         self._watch(response)
         try:
-            first = next(out, None)
+            final = self.server.handle(payload, request)
+            if request.session is not None and isinstance(payload, dict) and payload.get("method") == "initialize" and final and "result" in final:
+                extra.append(("Mcp-Session-Id", request.session.id))
             with response.lock:
-                if not response.streaming and (first is None or not is_notification(first)):
+                if not response.streaming:
                     response.finished = True
-                    if first is not None:
-                        return self._json(start_response, first, extra)
+                    if final is not None:
+                        return self._json(start_response, final, extra, self._status(request, final))
+                    if not (isinstance(payload, dict) and "method" in payload and "id" in payload):  # notification, response
+                        start_response("202 Accepted", [("Content-Length", "0")])
+                        return [b""]
                     start_response("200 OK", SSE_HEADERS + extra)  # cancelled before anything was said
                     return [b""]
-            if first is not None:
-                response.send(first)
-            for msg in out:
-                response.send(msg)
-        except _ClientGone:
+            if final is not None:
+                response.send(final)
+        except ClientGone:
             pass
         finally:
             with response.lock:  # the ticker must not write once the answer is complete
                 response.finished = True
-            out.close()
             with self._responses_lock:
                 self._responses.discard(response)
         return []
+
+    @staticmethod
+    def _status(request, final):
+        if request.http_status:
+            return request.http_status
+        if request.modern and "error" in final:
+            return MODERN_ERROR_STATUS.get(final["error"]["code"], 200)
+        return 200
 
     def _watch(self, response):
         """Let the keep-alive ticker see `response`; start the ticker on first use."""
@@ -3772,7 +4408,7 @@ class HttpTransport:
 
     def _tick(self):
         """One thread for the whole server: keep-alive comments on silent SSE streams.
-        It ends when no call is running; the next call starts it again."""
+        It ends when no request is running; the next request starts it again."""
         interval = self.config.keepalive_interval
         while True:
             time.sleep(min(1.0, interval / 2))
@@ -3785,31 +4421,29 @@ class HttpTransport:
             for response in responses:
                 response.keepalive(now, interval)
 
-    def _post_batch(self, environ, start_response, payload, who, peer_gone):
-        session = self._session(environ, who, required=True)
-        self._check_protocol_version(environ, session)
+    def _post_batch(self, start_response, payload, request, peer_gone):
+        if request.session is None:
+            raise HttpError(400, "Bad Request: Mcp-Session-Id header is required (call initialize first)", reason="session")
         if self.config.rate_limit and len(payload) > self.config.rate_burst:
             raise HttpError(400, f"Bad Request: a batch of {len(payload)} messages is more than MCP_RATE_BURST ({self.config.rate_burst}) allows at once; send fewer", reason="batch")
         if len(payload) > 1:
-            self._limit_rate(who.client, len(payload) - 1)  # every message counts, not the envelope
+            self._limit_rate(request.client, len(payload) - 1)  # every message counts, not the envelope
+        request.peer_gone = peer_gone
         try:
-            responses = self.server.handle_batch(payload, session, peer_gone)
+            responses = self.server.handle_batch(payload, request)
         except InvalidRequest as e:
             raise HttpError(400, str(e), reason="batch") from None
         if not responses:
             start_response("202 Accepted", [("Content-Length", "0")])
             return [b""]
-        return self._json(start_response, responses, [])
+        return self._json(start_response, responses, [], 200)
 
     @staticmethod
-    def _json(start_response, msg, extra):
+    def _json(start_response, msg, extra, status):
         body = dumps(msg).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + extra)
+        retry = [("Retry-After", "1")] if status == 503 else []
+        start_response(_status_line(status), [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + retry + extra)
         return [body]
-
-
-def _sse_frame(msg, session):
-    return f"event: message\nid: {next(session.event_ids)}\ndata: {dumps(msg)}\n\n".encode()
 
 
 def make_app(config, registry=None, client=None):
@@ -3821,23 +4455,29 @@ def make_app(config, registry=None, client=None):
 class StdioTransport:
     """MCP over stdin/stdout: one JSON message per line. Logs go to stderr only.
 
-    Requests run on worker threads, so cancellations and pings are read while a call streams;
-    one lock serializes writes. EOF cancels what is in flight and returns.
+    Requests run on worker threads, so cancellations are read while a call streams; one lock
+    serializes writes. EOF cancels what is in flight and returns. The process is one principal;
+    a handshake-era client's session is the stream itself.
     """
+
+    SCOPE = "stdio"
 
     def __init__(self, server, stdin=None, stdout=None):
         self.server = server
         self.stdin = stdin or sys.stdin.buffer
         self.stdout = stdout or sys.stdout.buffer
-        self.session = Session("", "stdio")  # the process is one principal
+        self.session = Session("", "stdio")
         self._write_lock = threading.Lock()
         self._workers = set()
 
     def send(self, msg):
         data = dumps(msg).encode() + b"\n"
         with self._write_lock:
-            self.stdout.write(data)
-            self.stdout.flush()
+            try:
+                self.stdout.write(data)
+                self.stdout.flush()
+            except (OSError, ValueError):  # stdout is gone: nobody to answer
+                raise ClientGone() from None
 
     def serve(self):
         """Read messages until EOF, then cancel what is in flight and return."""
@@ -3864,7 +4504,7 @@ class StdioTransport:
     def _read_loop(self):
         for line in self._lines():
             if line is None:
-                self.send(rpc_error(None, InvalidRequest.code, f"Invalid Request: a message over {self.server.config.max_body_bytes} bytes (MCP_MAX_BODY_BYTES) was dropped"))
+                self._reply(rpc_error(None, InvalidRequest.code, f"Invalid Request: a message over {self.server.config.max_body_bytes} bytes (MCP_MAX_BODY_BYTES) was dropped"))
                 continue
             line = line.strip()
             if not line:
@@ -3872,55 +4512,58 @@ class StdioTransport:
             try:
                 payload = read_message(line)
             except ProtocolError as e:
-                self.send(rpc_error(None, e.code, str(e)))
+                self._reply(rpc_error(None, e.code, str(e)))
                 continue
+            modern = is_modern(payload)
+            request = RequestContext(principal="", client="stdio", scope=self.SCOPE, modern=modern, session=None if modern else self.session, notify=self.send)
             if isinstance(payload, list):
-                self._start(self._batch, payload)
-            elif isinstance(payload, dict) and payload.get("method") == "tools/call" and "id" in payload:
-                self._start(self._respond, payload)
+                self._start(self._batch, payload, request)
+            elif isinstance(payload, dict) and "id" in payload and payload.get("method") != "initialize":
+                self._start(self._respond, payload, request)
             else:
-                self._respond(payload)
+                self._respond(payload, request)
 
     def shutdown(self, timeout=5.0):
-        for call in list(self.session.calls.values()):
+        for call in self.server.calls.in_scope(self.SCOPE):
             call.cancel()
         deadline = time.monotonic() + timeout
         for worker in list(self._workers):
             worker.join(max(0.0, deadline - time.monotonic()))
 
-    def _start(self, target, payload):
-        worker = threading.Thread(target=target, args=(payload,), daemon=True)
+    def _start(self, target, payload, request):
+        worker = threading.Thread(target=target, args=(payload, request), daemon=True)
         self._workers.add(worker)
         worker.start()
 
-    def _respond(self, payload):
+    def _reply(self, msg):
         try:
-            out = self.server.handle(payload, self.session)
-            if isinstance(out, dict):
-                self.send(out)
-            elif out is not None:
-                for msg in out:
-                    self.send(msg)
-        except (BrokenPipeError, ValueError):  # stdout is gone: nobody to answer
-            for call in list(self.session.calls.values()):
+            self.send(msg)
+        except ClientGone:
+            for call in self.server.calls.in_scope(self.SCOPE):
                 call.cancel()
+
+    def _respond(self, payload, request):
+        try:
+            out = self.server.handle(payload, request)
+            if out is not None:
+                self._reply(out)
         finally:
             self._workers.discard(threading.current_thread())
 
-    def _batch(self, payload):
+    def _batch(self, payload, request):
         try:
             try:
-                responses = self.server.handle_batch(payload, self.session)
+                responses = self.server.handle_batch(payload, request)
             except InvalidRequest as e:
                 responses = rpc_error(None, e.code, str(e))
             if responses:
-                self.send(responses)
+                self._reply(responses)
         finally:
             self._workers.discard(threading.current_thread())
 
 
 # =============================================================================
-# 13. Server
+# 14. Server
 # =============================================================================
 
 
@@ -4279,7 +4922,7 @@ def serve(config):
 
 
 # =============================================================================
-# 14. CLI
+# 15. CLI
 # =============================================================================
 
 

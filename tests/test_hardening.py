@@ -160,6 +160,7 @@ def test_a_session_with_a_running_call_is_never_evicted(start_server, fake):
     idle = server.client()
     idle.initialize()
     r, events = slow_stream(busy, fake, 7)
+    assert idle.post({"jsonrpc": "2.0", "id": 9, "method": "ping"}).status_code == 200  # now the busy one is the longest unseen
     newcomer = server.client()
     newcomer.initialize()  # room made by evicting the idle session, not the busy one
     assert idle.post({"jsonrpc": "2.0", "id": 1, "method": "ping"}).status_code == 404
@@ -415,6 +416,8 @@ def request_head(extra):
 def test_ambiguous_framing_gets_400_and_a_closed_connection(server, headers):
     answer = raw_http(port_of(server.url), request_head(headers) + PING + SMUGGLED)
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    body = answer.split(b"\r\n\r\n", 1)[1]
+    assert any(word in body for word in (b"Content-Length", b"Transfer-Encoding", b"header line")), "refused for its framing"
     assert answer.count(b"HTTP/1.1") == 1, "the bytes after the body were answered as a second request"
     assert b"<timeout>" not in answer
 
@@ -532,9 +535,8 @@ def test_unreadable_paths_are_plain_refusals(make_config, tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     config = make_config(transport="stdio")
     server = ollama_mcp.McpServer(config)
-    session = ollama_mcp.Session()
     msg = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ollama_create_model", "arguments": {"model": "x", "modelfile": f"FROM {source}"}}}
-    result = ollama_mcp.run_to_end(server.handle(msg, session))["result"]
+    result = server.handle(msg, ollama_mcp.RequestContext(session=ollama_mcp.Session()))["result"]
     text = result["content"][0]["text"]
     assert result["isError"] and "refused" in text
     assert "internal error" not in text and "home directory" not in text and str(tmp_path) not in text

@@ -296,17 +296,46 @@ def test_cancel_request_lists_and_cancels_own_calls(client, server, fake):
     out, _ = call_ok(client, server, "ollama_cancel_request", {"request_id": "gen-1"})
     assert out["cancelled"] is True
     assert fake.aborted.wait(2)
-    assert all("id" not in json.loads(e["data"]) for e in events)
+    # Cancelled by another call, not by its own client: it is still answered, and says why.
+    final = [json.loads(e["data"]) for e in events][-1]
+    assert final["id"] == "gen-1" and final["result"]["isError"] is True
+    text = error_text(final["result"])
+    assert "cancelled by ollama_cancel_request" in text and "The" in text  # with the text generated so far
 
 
-def test_cancel_request_cannot_see_other_sessions(client, server, fake):
+@pytest.mark.parametrize("given", [5, "5"])
+def test_cancel_request_takes_the_id_as_a_number_or_a_string(client, server, fake, given):
+    fake.chunk_delay = 0.05
+    r = client.post({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}, stream=True)
+    events = iter_sse(r)
+    next(events)
+    out, _ = call_ok(client, server, "ollama_cancel_request", {"request_id": given})
+    assert out["cancelled"] is True and out["request_id"] == 5
+    assert json.loads(list(events)[-1]["data"])["result"]["isError"] is True
+
+
+def test_cancel_request_sees_the_principals_calls_across_sessions(client, server, fake):
     fake.chunk_delay = 0.05
     other = server.client()
     other.initialize()
     r = other.post({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}, stream=True)
     next(iter_sse(r))
-    assert call_ok(client, server, "ollama_cancel_request")[0]["calls"] == []
-    assert "no running call with request_id 5" in error_text(client.call("ollama_cancel_request", {"request_id": 5})[0])
+    assert [c["request_id"] for c in call_ok(client, server, "ollama_cancel_request")[0]["calls"]] == [5]
+    r.close()
+
+
+def test_cancel_request_cannot_see_other_principals(start_server, fake):
+    server = start_server(auth_tokens=("alice:" + "a" * 20, "bob:" + "b" * 20))
+    alice, bob = server.client(), server.client()
+    alice.http.headers["Authorization"] = "Bearer " + "a" * 20
+    bob.http.headers["Authorization"] = "Bearer " + "b" * 20
+    alice.initialize()
+    bob.initialize()
+    fake.chunk_delay = 0.05
+    r = bob.post({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}, stream=True)
+    next(iter_sse(r))
+    assert call_ok(alice, server, "ollama_cancel_request")[0]["calls"] == []
+    assert "no running call with request_id 5" in error_text(alice.call("ollama_cancel_request", {"request_id": 5})[0])
     r.close()
 
 

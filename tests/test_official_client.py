@@ -1,10 +1,12 @@
 """The official `mcp` Python client as a real peer, over Streamable HTTP and over stdio."""
 
+import json
 import sys
 
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.types import PromptReference, ResourceTemplateReference
 
 import ollama_mcp
 from conftest import ROOT, cancel_after_progress
@@ -19,6 +21,43 @@ CALLS = {
     "ollama_chat": {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}]},
     "ollama_chat_stream": {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}]},
 }
+
+
+# Every built-in tool, in an order that leaves the fake as it found it.
+ALL_CALLS = [
+    ("ollama_check_health", {}),
+    ("ollama_get_version", {}),
+    ("ollama_list_models", {}),
+    ("ollama_show_model", {"model": "gemma3:270m"}),
+    ("ollama_get_modelfile", {"model": "gemma3:270m"}),
+    ("ollama_get_model_size", {"model": "gemma3:270m"}),
+    ("ollama_get_models_info", {}),
+    ("ollama_list_processes", {}),
+    ("ollama_search_models", {"query": "gemma"}),
+    ("ollama_pull_model", {"model": "tinyllama"}),
+    ("ollama_copy_model", {"source": "gemma3:270m", "destination": "client-copy"}),
+    ("ollama_create_model", {"model": "client-persona", "modelfile": "FROM gemma3:270m\nSYSTEM You are terse.\n"}),
+    ("ollama_update_model", {"model": "client-persona", "modelfile": "PARAMETER temperature 0.2\n"}),
+    ("ollama_delete_model", {"model": "client-copy"}),
+    ("ollama_delete_model", {"model": "client-persona"}),
+    ("ollama_delete_model", {"model": "tinyllama"}),
+    ("ollama_check_blobs", {"digest": "sha256:" + "0" * 64}),
+    ("ollama_generate", {"model": "gemma3:270m", "prompt": "hi", "options": {"num_predict": 4}}),
+    ("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "hi"}),
+    ("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}]}),
+    ("ollama_chat_stream", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}]}),
+    ("ollama_embeddings", {"model": "all-minilm", "input": "hi"}),
+    ("ollama_create_embeddings", {"model": "all-minilm", "inputs": ["a", "b"]}),
+    ("ollama_batch_generate", {"model": "gemma3:270m", "prompts": ["a", "b"]}),
+    ("ollama_compare_models", {"models": ["gemma3:270m", "qwen3:0.6b"], "prompt": "hi"}),
+    ("ollama_validate_model", {"model": "gemma3:270m"}),
+    ("ollama_cancel_request", {}),
+    ("ollama_save_context", {"session_id": "client-talk", "messages": [{"role": "user", "content": "My name is Ada."}]}),
+    ("ollama_load_context", {"session_id": "client-talk"}),
+    ("ollama_clear_context", {"session_id": "client-talk"}),
+]
+MODES = ["2026-07-28", "legacy"]
+EXPECTED_VERSION = {"2026-07-28": "2026-07-28", "legacy": "2025-11-25", "auto": "2026-07-28"}
 
 
 def stdio_params(fake, tmp_path):
@@ -109,3 +148,147 @@ def test_cancelling_a_stream_midway_stops_ollama(target, fake):
     assert len(seen) == 2
     assert fake.streams_aborted == 1
     assert after.is_error is False
+
+
+# --- both eras: the official client pinned to 2026-07-28, and in legacy (handshake) mode -----------
+
+
+@pytest.fixture(params=MODES)
+def mode(request):
+    return request.param
+
+
+@pytest.mark.parametrize("connect", ["2026-07-28", "legacy", "auto"])
+def test_the_client_settles_on_the_era_it_asks_for(target, connect):
+    async def main():
+        async with Client(target, mode=connect) as client:
+            await client.list_tools()
+            return client.protocol_version
+
+    assert anyio.run(main) == EXPECTED_VERSION[connect]
+
+
+def test_every_tool_works_in_both_eras(target, mode):
+    async def main():
+        async with Client(target, mode=mode) as client:
+            listed = [t.name for t in (await client.list_tools()).tools]
+            return listed, [(name, await client.call_tool(name, args)) for name, args in ALL_CALLS]
+
+    listed, results = anyio.run(main)
+    assert listed == [t.name for t in ollama_mcp.BUILTIN_TOOLS]
+    assert sorted({name for name, _ in ALL_CALLS}) == sorted(listed), "ALL_CALLS covers every tool"
+    for name, result in results:
+        assert result.is_error is False, (name, result.content)
+        assert result.structured_content, name
+    out = dict(results)
+    assert out["ollama_load_context"].structured_content["messages"][0]["content"] == "My name is Ada."
+    assert out["ollama_batch_generate"].structured_content["succeeded"] == 2
+
+
+def test_progress_and_cancellation_in_both_eras(target, mode, fake):
+    async def main():
+        seen = []
+
+        async def on_progress(progress, total, message):
+            seen.append(message)
+
+        async with Client(target, mode=mode) as client:
+            result = await client.call_tool("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, progress_callback=on_progress)
+            fake.chunk_delay = 0.1
+            cancelled = await cancel_after_progress(client, "ollama_chat_stream", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]}, 2, timeout=10)
+            with anyio.fail_after(5):
+                while not fake.aborted.is_set():
+                    await anyio.sleep(0.05)
+            fake.chunk_delay = 0
+            after = await client.call_tool("ollama_list_models", {})
+        return seen, result, cancelled, after
+
+    seen, result, cancelled, after = anyio.run(main)
+    assert seen == ["The", " sky", " is", " blue", " because", " of", " Rayleigh", " scattering", "."]
+    assert result.structured_content["response"] == "The sky is blue because of Rayleigh scattering."
+    assert len(cancelled) == 2 and fake.streams_aborted == 1
+    assert after.is_error is False
+
+
+def test_every_resource_reads_in_both_eras(target, mode):
+    async def main():
+        async with Client(target, mode=mode) as client:
+            await client.call_tool("ollama_save_context", {"session_id": "res-talk", "messages": [{"role": "user", "content": "hello"}]})
+            listed = [str(r.uri) for r in (await client.list_resources()).resources]
+            templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+            uris = ["ollama://models", "ollama://running", "ollama://models/gemma3:270m", "ollama://models/gemma3%3A270m", "ollama://contexts/res-talk"]
+            reads = {uri: await client.read_resource(uri) for uri in uris}
+            model_names = await client.complete(ResourceTemplateReference(type="ref/resource", uri="ollama://models/{name}"), {"name": "name", "value": "gem"})
+            context_ids = await client.complete(ResourceTemplateReference(type="ref/resource", uri="ollama://contexts/{session_id}"), {"name": "session_id", "value": "res"})
+            return listed, templates, reads, model_names, context_ids
+
+    listed, templates, reads, model_names, context_ids = anyio.run(main)
+    assert listed[:2] == ["ollama://models", "ollama://running"] and "ollama://models/gemma3:270m" in listed
+    assert templates == ["ollama://models/{name}", "ollama://contexts/{session_id}"]
+    for uri, read in reads.items():
+        (content,) = read.contents
+        assert content.mime_type == "application/json", uri
+        assert json.loads(content.text), uri
+    assert json.loads(reads["ollama://models"].contents[0].text)["count"] == 4
+    assert json.loads(reads["ollama://models/gemma3%3A270m"].contents[0].text)["capabilities"] == ["completion"]
+    assert json.loads(reads["ollama://contexts/res-talk"].contents[0].text)["messages"][0]["content"] == "hello"
+    assert model_names.completion.values == ["gemma3-270m-assistant:latest", "gemma3:270m"]
+    assert context_ids.completion.values == ["res-talk"]
+
+
+def test_an_unknown_resource_is_the_eras_own_error(target, mode):
+    async def main():
+        async with Client(target, mode=mode) as client:
+            with pytest.raises(Exception) as caught:
+                await client.read_resource("ollama://models/no-such-model")
+            return caught.value
+
+    error = anyio.run(main)
+    assert error.error.code == (-32602 if mode == "2026-07-28" else -32002)
+    assert error.error.data == {"uri": "ollama://models/no-such-model"}
+
+
+def test_every_prompt_renders_in_both_eras(target, mode):
+    arguments = {
+        "compare_models": {"prompt": "Why is the sky blue?", "models": "gemma3:270m,qwen3:0.6b"},
+        "modelfile_persona": {"base_model": "gemma3:270m", "persona": "a pirate"},
+        "summarize_text": {"text": "A long text.", "model": "gemma3:270m", "style": "one sentence"},
+    }
+
+    async def main():
+        async with Client(target, mode=mode) as client:
+            listed = {p.name: p for p in (await client.list_prompts()).prompts}
+            got = {name: await client.get_prompt(name, args) for name, args in arguments.items()}
+            completion = await client.complete(PromptReference(type="ref/prompt", name="modelfile_persona"), {"name": "base_model", "value": "qw"})
+            return listed, got, completion
+
+    listed, got, completion = anyio.run(main)
+    assert sorted(listed) == sorted(arguments)
+    assert [a.name for a in listed["modelfile_persona"].arguments] == ["base_model", "persona", "name"]
+    assert "ollama_compare_models" in got["compare_models"].messages[0].content.text
+    assert '"gemma3:270m", "qwen3:0.6b"' in got["compare_models"].messages[0].content.text
+    assert "FROM gemma3:270m" in got["modelfile_persona"].messages[0].content.text
+    assert "ollama_create_model" in got["modelfile_persona"].messages[0].content.text
+    assert "A long text." in got["summarize_text"].messages[0].content.text
+    assert completion.completion.values == ["qwen3:0.6b"]
+
+
+def test_a_listen_stream_hears_models_change(target):
+    async def main():
+        async with Client(target, mode="2026-07-28") as client:
+            async with client.listen(resources_list_changed=True, resource_subscriptions=["ollama://models/tinyllama", "ollama://nowhere"]) as sub:
+                honored = sub.honored
+                await client.call_tool("ollama_pull_model", {"model": "tinyllama"})
+                events = []
+                with anyio.fail_after(5):
+                    async for event in sub:
+                        events.append(event)
+                        if len(events) == 2:
+                            break
+            await client.call_tool("ollama_delete_model", {"model": "tinyllama"})
+            return honored, events
+
+    honored, events = anyio.run(main)
+    assert honored.resources_list_changed is True and honored.resource_subscriptions == ["ollama://models/tinyllama"]
+    kinds = sorted(type(e).__name__ for e in events)
+    assert kinds == ["ResourceUpdated", "ResourcesListChanged"]

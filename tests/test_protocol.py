@@ -106,7 +106,7 @@ def test_idle_session_expires(start_server, monkeypatch):
     server = start_server(session_ttl=1)
     c = server.client()
     c.initialize()
-    session = server.mcp.sessions[c.session_id]
+    session = server.mcp.sessions.get(c.session_id)
     session.last_seen -= 5
     assert c.post({"jsonrpc": "2.0", "id": 3, "method": "ping"}).status_code == 404
 
@@ -156,15 +156,22 @@ def test_missing_protocol_version_header_is_accepted(client):
 
 def test_initialize_result_has_capabilities_and_server_info(server):
     result = post(server, INIT).json()["result"]
-    assert result["capabilities"] == {"tools": {"listChanged": False}, "logging": {}, "completions": {}}
+    assert result["capabilities"] == {
+        "tools": {"listChanged": False},
+        "logging": {},
+        "completions": {},
+        "resources": {"subscribe": False, "listChanged": False},  # no change feed before 2026-07-28
+        "prompts": {"listChanged": False},
+    }
     assert result["serverInfo"]["name"] == "ollama-mcp"
     assert result["serverInfo"]["version"] == ollama_mcp.__version__
 
 
-def test_era_probe_server_discover_gets_an_ordinary_error(server):
+def test_server_discover_without_its_envelope_is_a_modern_invalid_params(server):
+    # A dual-era client reads a recognised 2026-07-28 error as "this server is modern".
     r = post(server, {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}})
-    assert r.status_code == 200
-    assert r.json()["error"]["code"] == -32601
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == -32602 and r.json()["id"] == 1
 
 
 # --- batches ------------------------------------------------------------------------------
@@ -221,14 +228,14 @@ def test_ping_returns_empty_result(client):
 
 
 def test_unknown_method_is_32601(client):
-    response, _ = client.request("resources/list")
+    response, _ = client.request("unknown/method")
     assert response["error"]["code"] == -32601
 
 
 def test_set_level_accepts_mcp_levels_and_rejects_others(client, server):
     response, _ = client.request("logging/setLevel", {"level": "warning"})
     assert response["result"] == {}
-    assert server.mcp.sessions[client.session_id].log_level == "warning"
+    assert server.mcp.sessions.get(client.session_id).log_level == "warning"
     response, _ = client.request("logging/setLevel", {"level": "loud"})
     assert response["error"]["code"] == -32602
 
@@ -276,7 +283,7 @@ def test_params_that_are_not_an_object_are_invalid_request(client):
 
 
 def test_completion_offers_installed_model_names(client):
-    response, _ = client.request("completion/complete", {"ref": {"type": "ref/prompt", "name": "x"}, "argument": {"name": "model", "value": "gem"}})
+    response, _ = client.request("completion/complete", {"ref": {"type": "ref/prompt", "name": "summarize_text"}, "argument": {"name": "model", "value": "gem"}})
     values = response["result"]["completion"]["values"]
     assert values == ["gemma3-270m-assistant:latest", "gemma3:270m"]
 

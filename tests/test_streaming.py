@@ -43,7 +43,7 @@ def test_cancel_notification_stops_ollama_and_sends_no_response(client, fake, se
     rest = [json.loads(e["data"]) for e in events]
     assert all("id" not in m for m in rest), "a cancelled request gets no response"
     assert len(seen) + len(rest) < 9
-    assert server.mcp.sessions[client.session_id].calls == {}
+    assert server.mcp.calls.in_scope(client.session_id) == []
     assert fake.streams_aborted == 1
 
 
@@ -55,9 +55,9 @@ def test_client_dropping_the_sse_stream_stops_ollama(client, fake, server):
     r.close()
     assert fake.aborted.wait(3), "closing the client connection must close Ollama's stream"
     deadline = time.monotonic() + 2
-    while server.mcp.sessions[client.session_id].calls and time.monotonic() < deadline:
+    while server.mcp.calls.in_scope(client.session_id) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert server.mcp.sessions[client.session_id].calls == {}
+    assert server.mcp.calls.in_scope(client.session_id) == []
 
 
 def test_cancel_of_a_call_without_progress_token_stops_ollama(client, fake):
