@@ -1,4 +1,4 @@
-"""Write docs/tool_reference.md from the tool registry.
+"""Write docs/tool_reference.md from the tool registry, the resources and the prompts.
 
     python docs/make_tool_reference.py          # rewrite the file
     python docs/make_tool_reference.py --check  # exit 1 when the file is stale
@@ -60,7 +60,34 @@ def render():
             lines.append("No arguments.")
         outputs = ", ".join(f"`{k}`" for k in t.output_schema.get("properties", {}))
         lines += ["", f"Returns: {outputs}.", ""]
-    return "\n".join(lines)
+        mirrored = ", ".join(f"`{'.'.join(path)}` as `Mcp-Param-{name}`" for path, name in t.header_params)
+        if mirrored:
+            lines += [f"Over HTTP in protocol 2026-07-28 the client also sends {mirrored}.", ""]
+    return "\n".join(lines + _resources_and_prompts())
+
+
+def _resources_and_prompts():
+    lines = [
+        "# Resources",
+        "",
+        "Readable in both protocol eras with `resources/read`; each is JSON (`application/json`) and is",
+        "offered only while the tool named beside it is exposed. `resources/list` also lists every",
+        "installed model as `ollama://models/<name>`. In protocol 2026-07-28 `subscriptions/listen`",
+        "reports changes made through this server (`resourcesListChanged`, `resourceSubscriptions`).",
+        "",
+        "| URI | Name | What it holds | Follows |",
+        "|---|---|---|---|",
+    ]
+    for r in ollama_mcp.RESOURCES:
+        lines.append(f"| `{r.uri}` | {r.title} | {r.description} | `{r.tool}` |")
+    for t in ollama_mcp.RESOURCE_TEMPLATES:
+        lines.append(f"| `{t.uri_template}` (template) | {t.title} | {t.description} `completion/complete` offers values for `{t.variable}`. | `{t.tool}` |")
+    lines += ["", "# Prompts", "", "Offered while the tool they lead to is exposed; model arguments complete to installed models.", ""]
+    for p in ollama_mcp.PROMPTS:
+        lines += [f"## `{p.name}`: {p.title}", "", p.description, "", "| Argument | Required | Meaning |", "|---|---|---|"]
+        lines += [f"| `{name}` | {'yes' if required else ''} | {meaning} |" for name, meaning, required in p.arguments]
+        lines += ["", f"Follows: `{p.tool}`.", ""]
+    return lines
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 Kept few and small: generation on 2 CPU cores is slow.
 """
 
+import json
+
 import anyio
 import pytest
 from mcp import Client
@@ -21,10 +23,13 @@ def real_server(start_server, real_url):
     return start_server(ollama_url=real_url, ollama_timeout=120)
 
 
-def call_all(url, calls, progress=None):
+ERAS = ["2026-07-28", "legacy"]
+
+
+def call_all(url, calls, progress=None, mode="auto"):
     async def main():
         out = []
-        async with Client(url) as client:
+        async with Client(url, mode=mode) as client:
             for name, args in calls:
                 out.append(await client.call_tool(name, args, progress_callback=progress))
         return out
@@ -32,7 +37,8 @@ def call_all(url, calls, progress=None):
     return anyio.run(main)
 
 
-def test_official_client_calls_the_core_tools_on_real_ollama(real_server):
+@pytest.mark.parametrize("mode", ERAS)
+def test_official_client_calls_the_core_tools_on_real_ollama(real_server, mode):
     deltas = []
 
     async def on_progress(progress, total, message):
@@ -47,7 +53,7 @@ def test_official_client_calls_the_core_tools_on_real_ollama(real_server):
             ("ollama_chat", {"model": "gemma3-270m-assistant", "messages": [{"role": "user", "content": "Name a color."}], "options": SMALL}),
             ("ollama_chat_stream", {"model": GEN, "messages": [{"role": "user", "content": "Say hi."}], "options": SMALL}),
     ]
-    results = dict(zip([name for name, _ in calls], call_all(real_server.url, calls, progress=on_progress)))
+    results = dict(zip([name for name, _ in calls], call_all(real_server.url, calls, progress=on_progress, mode=mode)))
     for name, result in results.items():
         assert result.is_error is False, (name, result.content)
     health = results["ollama_check_health"].structured_content
@@ -91,7 +97,8 @@ def test_cancel_closes_the_real_generation(real_server):
     assert health.is_error is False
 
 
-def test_official_client_calls_the_other_tools_on_real_ollama(start_server, real_url, tmp_path):
+@pytest.mark.parametrize("mode", ERAS)
+def test_official_client_calls_the_other_tools_on_real_ollama(start_server, real_url, tmp_path, mode):
     import secrets
 
     # The library URL points at a closed local port: tests send no traffic off this machine.
@@ -123,7 +130,7 @@ def test_official_client_calls_the_other_tools_on_real_ollama(start_server, real
         ("ollama_delete_model", {"model": copy}),
         ("ollama_delete_model", {"model": name}),
     ]
-    results = dict(zip([f"{i}:{n}" for i, (n, _) in enumerate(calls)], call_all(real_server.url, calls)))
+    results = dict(zip([f"{i}:{n}" for i, (n, _) in enumerate(calls)], call_all(real_server.url, calls, mode=mode)))
     for key, result in results.items():
         assert result.is_error is False, (key, result.content[0].text)
     out = {key.split(":", 1)[1]: r.structured_content for key, r in results.items()}
@@ -140,3 +147,21 @@ def test_official_client_calls_the_other_tools_on_real_ollama(start_server, real
     assert "could not reach the model library" in out["ollama_search_models"]["remote_error"]
     assert out["ollama_load_context"]["count"] == 3
     assert out["ollama_clear_context"]["deleted"] is True
+
+
+@pytest.mark.parametrize("mode", ERAS)
+def test_resources_and_prompts_on_real_ollama(real_server, mode):
+    async def main():
+        async with Client(real_server.url, mode=mode) as client:
+            listed = [str(r.uri) for r in (await client.list_resources()).resources]
+            model = json.loads((await client.read_resource(f"ollama://models/{GEN}")).contents[0].text)
+            running = json.loads((await client.read_resource("ollama://running")).contents[0].text)
+            prompt = await client.get_prompt("modelfile_persona", {"base_model": "gemma3-270m-assistant", "persona": "a pirate"})
+            return client.protocol_version, listed, model, running, prompt
+
+    version, listed, model, running, prompt = anyio.run(main)
+    assert version == ("2026-07-28" if mode == "2026-07-28" else "2025-11-25")
+    assert {"ollama://models", "ollama://running", f"ollama://models/{GEN}", "ollama://models/all-minilm:latest"} <= set(listed)
+    assert model["capabilities"] == ["completion"] and model["context_length"] == 32768
+    assert isinstance(running["models"], list)
+    assert "You are a terse assistant." in prompt.messages[0].content.text  # the base model's own system prompt
