@@ -886,6 +886,10 @@ class Tool:
         if error.validator == "additionalProperties":
             allowed = sorted((error.schema.get("properties") or {}).keys())
             hint = f" Allowed keys: {', '.join(allowed)}." if allowed else ""
+        alternatives = [next(iter(s.get("required", [])), None) for s in error.schema.get("oneOf", [])] if error.validator == "oneOf" else []
+        if alternatives and all(alternatives):
+            names = " or ".join(f"`{a}`" for a in alternatives)
+            raise ToolError(f"Invalid arguments for {self.name}: give exactly one of {names} (they are two names for the same argument)")
         raise ToolError(f"Invalid arguments for {self.name} at {path}: {error.message}.{hint}")
 
 
@@ -1123,6 +1127,16 @@ SESSION_ID = {
 _INT = {"type": "integer"}
 _NUM = {"type": "number"}
 _BOOL = {"type": "boolean"}
+# The plan's options that Ollama v0.24 no longer honours: accepted, left out of the request,
+# and reported in the result with the reason. A misspelt option is still an error.
+IGNORED_OPTIONS = {
+    "num_parts": ("integer", "models are no longer split into parts"),
+    "use_mlock": ("boolean", "memory locking is no longer a model option"),
+    "low_vram": ("boolean", "Ollama sizes GPU offload itself; use num_gpu"),
+    "f16_kv": ("boolean", "the KV cache type is a server setting (OLLAMA_KV_CACHE_TYPE)"),
+    "vocab_only": ("boolean", "a vocabulary-only load is no longer offered"),
+    "embedding_only": ("boolean", "use an embedding model with ollama_embeddings"),
+}
 OPTIONS = {
     "type": "object",
     "additionalProperties": False,
@@ -1152,6 +1166,7 @@ OPTIONS = {
         "num_thread": {"type": "integer", "minimum": 0},
         "use_mmap": _BOOL,
         "numa": _BOOL,
+        **{name: {"type": kind, "description": f"accepted for compatibility; Ollama ignores it: {why}"} for name, (kind, why) in IGNORED_OPTIONS.items()},
     },
 }
 STATS = {
@@ -1211,6 +1226,20 @@ def _stats(final):
 def _pick(args, *keys):
     """The given keys of the validated arguments, as Ollama's request fields."""
     return {k: args[k] for k in keys if k in args}
+
+
+def _request(args, *keys):
+    """Ollama's request fields from the validated arguments, and the options left out of them
+    because Ollama no longer honours them ({name: reason}, for the result)."""
+    body = _pick(args, *keys)
+    options = body.get("options")
+    ignored = {k: IGNORED_OPTIONS[k][1] for k in options or () if k in IGNORED_OPTIONS}
+    if ignored:
+        body["options"] = {k: v for k, v in options.items() if k not in ignored}
+    return body, ignored
+
+
+IGNORED = {"type": "object", "description": "options given that Ollama no longer honours, with the reason (left out of the request)"}
 
 
 # --- system: health and version -----------------------------------------------------------
@@ -1357,15 +1386,18 @@ def _arch_value(model_info, suffix):
     return (model_info or {}).get(f"{arch}.{suffix}") if arch else None
 
 
+INCLUDE_LICENSE = {"type": "boolean", "description": "include the whole license text (often tens of KB); default: its first characters"}
+
+
 @tool(
     title="Show model details",
     description=(
         "Show everything Ollama knows about one installed model: capabilities (completion, "
         "chat tools, thinking, vision, embedding, insert), family, parameter size, quantization, "
-        "context length, default parameters, template, system prompt, license and Modelfile. "
-        "Unknown model: the error says how to list or pull models."
+        "context length, default parameters, template, system prompt and Modelfile (the license "
+        "only in short unless include_license is true). Unknown model: the error says how to list or pull models."
     ),
-    input_schema=_obj({"model": MODEL_PARAM, "verbose": {"type": "boolean", "description": "include large tokenizer arrays"}}, ["model"]),
+    input_schema=_obj({"model": MODEL_PARAM, "verbose": {"type": "boolean", "description": "include large tokenizer arrays"}, "include_license": INCLUDE_LICENSE}, ["model"]),
     output_schema=_out(
         {
             "model": _STR,
@@ -1388,13 +1420,32 @@ def _arch_value(model_info, suffix):
 )
 def ollama_show_model(call, args):
     call.model = args["model"]
-    return model_details(call.client, args["model"], args.get("verbose", False))
+    return model_details(call.client, args["model"], args.get("verbose", False), args.get("include_license", False))
 
 
-def model_details(client, name, verbose=False):
+LICENSE_SHOWN = 200  # characters of a license shown when it is left out
+_LICENSE_LINES = re.compile(r'^[ \t]*LICENSE[ \t]+(?:"""[\s\S]*?"""|[^\n]*)[^\n]*\n?', re.MULTILINE | re.IGNORECASE)
+
+
+def _short_license(text):
+    if len(text) <= LICENSE_SHOWN:
+        return text
+    return f"{text[:LICENSE_SHOWN].rstrip()}... ({len(text)} characters; include_license: true shows all)"
+
+
+def _modelfile_text(modelfile, include_license):
+    """A Modelfile, its LICENSE lines replaced by a comment unless asked for: Ollama repeats the
+    license there, often tens of KB, which a model reading the result does not need."""
+    if include_license:
+        return modelfile
+    return _LICENSE_LINES.sub(lambda m: f"# LICENSE left out ({len(m.group(0))} characters): include_license: true shows it\n", modelfile)
+
+
+def model_details(client, name, verbose=False, include_license=False):
     """What ollama_show_model (and the ollama://models/{name} resource) report of one model."""
     shown = client.json("POST", "/api/show", {"model": name, "verbose": True} if verbose else {"model": name}) or {}
     info = shown.get("model_info") or {}
+    license_ = shown.get("license") or ""
     return {
         "model": name,
         "capabilities": shown.get("capabilities") or [],
@@ -1404,8 +1455,8 @@ def model_details(client, name, verbose=False):
         "embedding_length": _arch_value(info, "embedding_length"),
         "template": shown.get("template") or "",
         "system": shown.get("system") or "",
-        "license": shown.get("license") or "",
-        "modelfile": shown.get("modelfile") or "",
+        "license": license_ if include_license else _short_license(license_),
+        "modelfile": _modelfile_text(shown.get("modelfile") or "", include_license),
         "model_info": info,
         "modified_at": shown.get("modified_at") or "",
     }
@@ -1485,6 +1536,7 @@ def ollama_pull_model(call, args):
 
 # --- generation: generate and chat, plain and streaming -----------------------------------
 
+STREAM = {"type": "boolean", "description": "send each token as a progress notification as it is generated (needs a progressToken); the result is the same"}
 _GENERATE_INPUT = _obj(
     {
         "model": MODEL_PARAM,
@@ -1493,7 +1545,9 @@ _GENERATE_INPUT = _obj(
         "template": {"type": "string", "description": "prompt template, overrides the model's"},
         "suffix": {"type": "string", "description": "text after the insertion point (fill-in-the-middle models)"},
         "raw": {"type": "boolean", "description": "send the prompt without any template"},
-        "context": {"type": "array", "items": {"type": "integer"}, "maxItems": 1_000_000, "description": "the `context` from an earlier ollama_generate result, to continue it"},
+        "context": {"type": "array", "items": {"type": "integer"}, "maxItems": 1_000_000, "description": "the `context` from an earlier ollama_generate result (return_context: true), to continue it"},
+        "return_context": {"type": "boolean", "description": "return Ollama's `context` (token ids) to continue from; default only when `context` was given"},
+        "stream": STREAM,
         "format": FORMAT,
         "images": IMAGES,
         "think": THINK,
@@ -1513,6 +1567,7 @@ _GENERATE_OUTPUT = _out(
         "context": {"type": "array", "items": _INT},
         "logprobs": {"type": "array"},
         "stats": STATS,
+        "ignored_options": IGNORED,
     },
     ["model", "response", "done_reason", "stats"],
 )
@@ -1558,15 +1613,19 @@ def _run_generation(call, path, body, deltas):
 
 
 def _generate(call, args, deltas):
-    run = yield from _run_generation(call, "/api/generate", _pick(args, *_GENERATE_FIELDS), deltas)
+    body, ignored = _request(args, *_GENERATE_FIELDS)
+    run = yield from _run_generation(call, "/api/generate", body, deltas)
     final = run["final"]
     result = {"model": args["model"], "response": run["text"], "done_reason": final.get("done_reason") or "", "stats": run["stats"]}
     if run["thinking"]:
         result["thinking"] = run["thinking"]
-    if final.get("context"):
+    # Hundreds of token ids mean nothing to a model reading the result: only when asked for.
+    if final.get("context") and args.get("return_context", "context" in args):
         result["context"] = final["context"]
     if run["logprobs"]:
         result["logprobs"] = run["logprobs"]
+    if ignored:
+        result["ignored_options"] = ignored
     return result
 
 
@@ -1587,7 +1646,7 @@ _GENERATE_DESCRIPTION = (
     read_only=True,
 )
 def ollama_generate(call, args):
-    return (yield from _generate(call, args, deltas=False))
+    return (yield from _generate(call, args, deltas=args.get("stream", False)))
 
 
 @tool(
@@ -1598,7 +1657,7 @@ def ollama_generate(call, args):
     read_only=True,
 )
 def ollama_generate_stream(call, args):
-    return (yield from _generate(call, args, deltas=True))
+    return (yield from _generate(call, args, deltas=args.get("stream", True)))
 
 
 TOOL_CALL = {
@@ -1645,6 +1704,7 @@ _CHAT_INPUT = _obj(
         "logprobs": {"type": "boolean"},
         "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
         "session_id": {**SESSION_ID, "description": "continue the conversation saved under this id (ollama_save_context); the new turn and reply are saved after it"},
+        "stream": STREAM,
     },
     ["model", "messages"],
 )
@@ -1660,6 +1720,7 @@ _CHAT_OUTPUT = _out(
         "stats": STATS,
         "session_id": _STR,
         "context_messages": _INT,
+        "ignored_options": IGNORED,
     },
     ["model", "message", "done_reason", "stats"],
 )
@@ -1667,7 +1728,7 @@ _CHAT_FIELDS = ("model", "messages", "tools", "format", "think", "keep_alive", "
 
 
 def _chat(call, args, deltas):
-    body = _pick(args, *_CHAT_FIELDS)
+    body, ignored = _request(args, *_CHAT_FIELDS)
     session_id = args.get("session_id")
     if session_id and call.config.read_only:
         raise ToolError("session_id saves the conversation, and this server is read-only (MCP_READ_ONLY): call again without session_id")
@@ -1685,6 +1746,8 @@ def _chat(call, args, deltas):
     result = {"model": args["model"], "message": message, "done_reason": final.get("done_reason") or "", "stats": run["stats"]}
     if run["logprobs"]:
         result["logprobs"] = run["logprobs"]
+    if ignored:
+        result["ignored_options"] = ignored
     if session_id:
         saved = call.store.save(call.principal, session_id, args["messages"] + [message], model=args["model"], append=True)
         result.update(session_id=session_id, context_messages=saved["count"])
@@ -1711,7 +1774,7 @@ _CHAT_DESCRIPTION = (
     read_only=True,
 )
 def ollama_chat(call, args):
-    return (yield from _chat(call, args, deltas=False))
+    return (yield from _chat(call, args, deltas=args.get("stream", False)))
 
 
 @tool(
@@ -1722,7 +1785,7 @@ def ollama_chat(call, args):
     read_only=True,
 )
 def ollama_chat_stream(call, args):
-    return (yield from _chat(call, args, deltas=True))
+    return (yield from _chat(call, args, deltas=args.get("stream", True)))
 
 
 # --- model management: delete, copy, Modelfile, create, update, blobs ------------------------
@@ -1768,8 +1831,8 @@ def ollama_copy_model(call, args):
 
 @tool(
     title="Get a model's Modelfile",
-    description="Return the Modelfile text of an installed model (FROM, TEMPLATE, SYSTEM, PARAMETER lines), e.g. as a start for ollama_create_model.",
-    input_schema=_obj({"model": MODEL_PARAM}, ["model"]),
+    description="Return the Modelfile text of an installed model (FROM, TEMPLATE, SYSTEM, PARAMETER lines), e.g. as a start for ollama_create_model. LICENSE lines become a comment unless include_license is true.",
+    input_schema=_obj({"model": MODEL_PARAM, "include_license": INCLUDE_LICENSE}, ["model"]),
     output_schema=_out({"model": _STR, "modelfile": _STR}, ["model", "modelfile"]),
     read_only=True,
     idempotent=True,
@@ -1777,7 +1840,7 @@ def ollama_copy_model(call, args):
 def ollama_get_modelfile(call, args):
     call.model = args["model"]
     shown = call.client.json("POST", "/api/show", {"model": args["model"]}) or {}
-    return {"model": args["model"], "modelfile": shown.get("modelfile") or ""}
+    return {"model": args["model"], "modelfile": _modelfile_text(shown.get("modelfile") or "", args.get("include_license", False))}
 
 
 DIGEST = {"type": "string", "pattern": whole(r"sha256:[0-9a-f]{64}"), "description": "a blob digest: 'sha256:' and 64 lowercase hex digits"}
@@ -1834,6 +1897,8 @@ def _modelfile_value(lines, index, rest):
 
 
 def _typed_parameter(key, raw, line_no):
+    if key in IGNORED_OPTIONS:
+        raise ModelfileError(f"Modelfile line {line_no}: Ollama no longer honours PARAMETER {key} ({IGNORED_OPTIONS[key][1]}): remove the line")
     schema = OPTIONS["properties"].get(key)
     if schema is None:
         raise ModelfileError(f"Modelfile line {line_no}: unknown PARAMETER {key!r}; known: {', '.join(sorted(OPTIONS['properties']))}")
@@ -2103,9 +2168,10 @@ VECTOR = {"type": "array", "items": _NUM}
 
 
 def _embed(call, args, inputs):
-    """Embed `inputs` through /api/embed in chunks (order kept), or the legacy endpoint if that is missing."""
+    """Embed `inputs` through /api/embed in chunks (order kept), or the legacy endpoint if that
+    is missing; yield progress; return (vectors, stats, ignored options)."""
     call.model = args["model"]
-    common = _pick(args, "model", "truncate", "dimensions", "keep_alive", "options")
+    common, ignored = _request(args, "model", "truncate", "dimensions", "keep_alive", "options")
     vectors, stats = [], {"total_ms": 0.0, "load_ms": 0.0, "prompt_tokens": 0, "requests": 0}
     for start in range(0, len(inputs), EMBED_CHUNK):
         call.check()
@@ -2114,7 +2180,7 @@ def _embed(call, args, inputs):
             answer = call.client.json("POST", "/api/embed", {**common, "input": part}) or {}
         except OllamaError as e:
             if e.status == 404 and "page not found" in str(e):
-                return _embed_legacy(call, args, inputs)
+                return _embed_legacy(call, common, inputs), ignored
             raise
         got = answer.get("embeddings") or []
         if len(got) != len(part):
@@ -2125,47 +2191,56 @@ def _embed(call, args, inputs):
         stats["prompt_tokens"] += answer.get("prompt_eval_count") or 0
         stats["requests"] += 1
         yield Progress(len(vectors), len(inputs), f"{len(vectors)}/{len(inputs)} embedded")
-    return vectors, stats
+    return (vectors, stats), ignored
 
 
-def _embed_legacy(call, args, inputs):
+def _embed_legacy(call, common, inputs):
     """Old servers: /api/embeddings, one prompt per request."""
     vectors = []
     started = time.perf_counter()
     for text in inputs:
         call.check()
-        answer = call.client.json("POST", "/api/embeddings", {**_pick(args, "model", "keep_alive", "options"), "prompt": text}) or {}
+        answer = call.client.json("POST", "/api/embeddings", {**_pick(common, "model", "keep_alive", "options"), "prompt": text}) or {}
         vectors.append(answer.get("embedding") or [])
     return vectors, {"total_ms": round((time.perf_counter() - started) * 1000, 3), "load_ms": 0.0, "prompt_tokens": 0, "requests": len(inputs)}
 
 
+def _one_of(*names):
+    """Exactly one of these arguments: the plan's name and Ollama's name for the same thing."""
+    return {"oneOf": [{"required": [name]} for name in names]}
+
+
 _EMBED_HINT = " Use an embedding model (capabilities include 'embedding'), e.g. all-minilm, nomic-embed-text or mxbai-embed-large."
+TEXT = {"type": "string", "description": "the text to embed"}
+TEXTS = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 10000, "description": "the texts to embed"}
 
 
 @tool(
     title="Embed one text",
-    description="Turn one text into an embedding vector with an embedding model." + _EMBED_HINT + " Returns the vector, its dimension, and timing.",
-    input_schema=_obj({**_EMBED_COMMON, "input": {"type": "string", "description": "the text to embed"}}, ["model", "input"]),
-    output_schema=_out({"model": _STR, "embedding": VECTOR, "dimensions": _INT, "stats": _EMBED_STATS}, ["model", "embedding", "dimensions"]),
+    description="Turn one text (`prompt`) into an embedding vector with an embedding model." + _EMBED_HINT + " Returns the vector, its dimension, and timing.",
+    input_schema=_obj({**_EMBED_COMMON, "prompt": TEXT, "input": {**TEXT, "description": "the same as prompt, by Ollama's name: give one of the two"}}, ["model"], **_one_of("prompt", "input")),
+    output_schema=_out({"model": _STR, "embedding": VECTOR, "dimensions": _INT, "stats": _EMBED_STATS, "ignored_options": IGNORED}, ["model", "embedding", "dimensions"]),
     read_only=True,
     idempotent=True,
 )
 def ollama_embeddings(call, args):
-    vectors, stats = yield from _embed(call, args, [args["input"]])
-    return {"model": args["model"], "embedding": vectors[0], "dimensions": len(vectors[0]), "stats": stats}
+    (vectors, stats), ignored = yield from _embed(call, args, [args["prompt"] if "prompt" in args else args["input"]])
+    result = {"model": args["model"], "embedding": vectors[0], "dimensions": len(vectors[0]), "stats": stats}
+    return {**result, "ignored_options": ignored} if ignored else result
 
 
 @tool(
     title="Embed many texts",
-    description="Turn a list of texts into embedding vectors, in input order (large lists are sent in chunks)." + _EMBED_HINT + " Returns the vectors, their dimension, count and timing.",
-    input_schema=_obj({**_EMBED_COMMON, "inputs": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 10000, "description": "the texts to embed"}}, ["model", "inputs"]),
-    output_schema=_out({"model": _STR, "embeddings": {"type": "array", "items": VECTOR}, "count": _INT, "dimensions": _INT, "stats": _EMBED_STATS}, ["model", "embeddings", "count", "dimensions"]),
+    description="Turn a list of texts (`prompts`) into embedding vectors, in input order (large lists are sent in chunks)." + _EMBED_HINT + " Returns the vectors, their dimension, count and timing.",
+    input_schema=_obj({**_EMBED_COMMON, "prompts": TEXTS, "inputs": {**TEXTS, "description": "the same as prompts, by Ollama's name: give one of the two"}}, ["model"], **_one_of("prompts", "inputs")),
+    output_schema=_out({"model": _STR, "embeddings": {"type": "array", "items": VECTOR}, "count": _INT, "dimensions": _INT, "stats": _EMBED_STATS, "ignored_options": IGNORED}, ["model", "embeddings", "count", "dimensions"]),
     read_only=True,
     idempotent=True,
 )
 def ollama_create_embeddings(call, args):
-    vectors, stats = yield from _embed(call, args, args["inputs"])
-    return {"model": args["model"], "embeddings": vectors, "count": len(vectors), "dimensions": len(vectors[0]) if vectors else 0, "stats": stats}
+    (vectors, stats), ignored = yield from _embed(call, args, args["prompts"] if "prompts" in args else args["inputs"])
+    result = {"model": args["model"], "embeddings": vectors, "count": len(vectors), "dimensions": len(vectors[0]) if vectors else 0, "stats": stats}
+    return {**result, "ignored_options": ignored} if ignored else result
 
 
 # --- monitoring: processes, version, sizes, info -----------------------------------------------
@@ -2232,6 +2307,29 @@ def ollama_list_processes(call, args):
     now = time.time()
     models = [_process(m, now) for m in call.client.loaded()]
     return {"models": models, "count": len(models)}
+
+
+@tool(
+    title="Unload a model from memory",
+    description=(
+        "Unload a model from memory (RAM and VRAM) now, without deleting it: it stays installed "
+        "and loads again on its next use. Use it to free a GPU for another model. Says whether "
+        "the model was loaded; unknown model: the error says how to list models."
+    ),
+    input_schema=_obj({"model": MODEL_PARAM}, ["model"]),
+    output_schema=_out({"model": _STR, "was_loaded": _BOOL, "unloaded": _BOOL, "freed": _NULLABLE_STR, "message": _STR}, ["model", "was_loaded", "unloaded"]),
+    read_only=False,
+    idempotent=True,
+)
+def ollama_unload_model(call, args):
+    name = call.model = args["model"]
+    before = _find_model(call.client.loaded(), name)
+    # keep_alive 0 with no prompt is Ollama's unload, for every kind of model (done_reason "unload").
+    answer = call.client.json("POST", "/api/generate", {"model": name, "keep_alive": 0, "stream": False}) or {}
+    unloaded = answer.get("done_reason") == "unload"
+    freed = _human_bytes(before.get("size")) if before and unloaded else None
+    message = f"unloaded {name}" + (f", freeing {freed}" if freed else "") if before else f"{name} was not loaded; nothing to free"
+    return {"model": name, "was_loaded": before is not None, "unloaded": unloaded, "freed": freed, "message": message}
 
 
 @tool(
@@ -2432,6 +2530,7 @@ def _generate_once(call, body):
             "failed": _INT,
             "concurrency": _INT,
             "elapsed_ms": _NUM,
+            "ignored_options": IGNORED,
         },
         ["model", "results", "succeeded", "failed"],
     ),
@@ -2450,7 +2549,7 @@ def ollama_batch_generate(call, args):
 
 def _batch(call, args, workers):
     prompts = args["prompts"]
-    common = _pick(args, "model", "system", "format", "keep_alive", "options")
+    common, ignored = _request(args, "model", "system", "format", "keep_alive", "options")
     started = time.perf_counter()
     results = [None] * len(prompts)
 
@@ -2480,7 +2579,8 @@ def _batch(call, args, workers):
             call.cancel_event.set()
         pool.shutdown(wait=False, cancel_futures=True)
     failed = sum(1 for r in results if "error" in r)
-    return {"model": args["model"], "results": results, "succeeded": len(results) - failed, "failed": failed, "concurrency": workers, "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+    result = {"model": args["model"], "results": results, "succeeded": len(results) - failed, "failed": failed, "concurrency": workers, "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+    return {**result, "ignored_options": ignored} if ignored else result
 
 
 COMPARE_SEED = 42
@@ -2509,13 +2609,15 @@ COMPARE_SEED = 42
             "prompt": _STR,
             "options": {"type": "object"},
             "results": {"type": "array", "items": _out({"model": _STR, "response": _STR, "done_reason": _STR, "completion_tokens": _INT, "prompt_tokens": _INT, "tokens_per_second": {"type": ["number", "null"]}, "load_ms": _NUM, "total_ms": _NUM, "error": _STR}, ["model"])},
+            "ignored_options": IGNORED,
         },
         ["prompt", "options", "results"],
     ),
     read_only=True,
 )
 def ollama_compare_models(call, args):
-    options = {"seed": COMPARE_SEED, **args.get("options", {})}
+    given, ignored = _request(args, "options")
+    options = {"seed": COMPARE_SEED, **given.get("options", {})}
     results = []
     for index, model in enumerate(args["models"]):
         call.model = model
@@ -2527,7 +2629,8 @@ def ollama_compare_models(call, args):
         except ToolError as e:
             results.append({"model": model, "error": str(e)})
         yield Progress(index + 1, len(args["models"]), f"{model} {'failed' if 'error' in results[-1] else 'done'}")
-    return {"prompt": args["prompt"], "options": options, "results": results}
+    result = {"prompt": args["prompt"], "options": options, "results": results}
+    return {**result, "ignored_options": ignored} if ignored else result
 
 
 # --- utilities: validate, search ---------------------------------------------------------------

@@ -250,6 +250,8 @@ class FakeOllama:
         if model is None:
             return 404, f"model '{name}' not found"
         caps = model.capabilities
+        if kind == "generate" and not body.get("prompt") and body.get("keep_alive") in (0, "0", "0s"):
+            return None  # an unload: real Ollama unloads any model this way, embedding models too
         if "completion" not in caps:
             return 400, f'"{name}" does not support {kind}'
         if body.get("think") and "thinking" not in caps:

@@ -159,12 +159,16 @@ def test_generate_forwards_every_parameter(client, fake):
     assert out["done_reason"] == "length"
 
 
-def test_generate_returns_text_stats_and_context(client):
+def test_generate_returns_text_and_stats_and_context_only_when_asked(client):
     out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "hi"})[0])
     assert out["response"] == "The sky is blue because of Rayleigh scattering."
     assert out["done_reason"] == "stop"
     assert out["stats"] == {"prompt_tokens": 14, "completion_tokens": 9, "total_ms": 220.0, "load_ms": 10.0, "prompt_eval_ms": 5.0, "eval_ms": 180.0, "tokens_per_second": 50.0}
-    assert out["context"][:3] == [105, 2364, 107]
+    assert "context" not in out
+    asked = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "hi", "return_context": True})[0])
+    assert asked["context"][:3] == [105, 2364, 107]
+    continued = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "and?", "context": asked["context"]})[0])
+    assert continued["context"][:3] == [105, 2364, 107]  # a call that continues gets the context to continue again
 
 
 def test_generate_never_defaults_format_to_json(client, fake):

@@ -33,6 +33,7 @@ ALL_CALLS = [
     ("ollama_get_model_size", {"model": "gemma3:270m"}),
     ("ollama_get_models_info", {}),
     ("ollama_list_processes", {}),
+    ("ollama_unload_model", {"model": "gemma3:270m"}),
     ("ollama_search_models", {"query": "gemma"}),
     ("ollama_pull_model", {"model": "tinyllama"}),
     ("ollama_copy_model", {"source": "gemma3:270m", "destination": "client-copy"}),

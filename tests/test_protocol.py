@@ -189,7 +189,7 @@ def test_batch_is_answered_in_2025_03_26(server):
     assert r.status_code == 200
     replies = r.json()
     assert [m["id"] for m in replies] == [1, 2]
-    assert len(replies[1]["result"]["tools"]) == 28
+    assert len(replies[1]["result"]["tools"]) == len(ollama_mcp.BUILTIN_TOOLS)
 
 
 # --- Origin and Host ----------------------------------------------------------------------
