@@ -21,6 +21,15 @@ Sections, in dependency order (each uses only those above it):
 
 __version__ = "0.1.0"
 __license__ = "MIT"
+__all__ = [  # the Python API of a copied-in file: docs/api_reference.md
+    "Config", "ConfigError", "load_config", "find_env_file", "parse_ollama_host",
+    "OllamaClient", "OllamaError", "ToolError", "Cancelled",
+    "tool", "Tool", "Call", "Progress", "Log", "Registry", "check_tool", "strict_object", "open_object", "whole",
+    "MODEL", "OPTIONS", "KEEP_ALIVE", "IMAGES", "FORMAT", "THINK", "SESSION_ID", "BUILTIN_TOOLS",
+    "ContextStore", "load_tool_packs", "build_registry",
+    "McpServer", "RequestContext", "Session", "make_app", "HttpTransport", "StdioTransport",
+    "make_http_server", "serve", "main",
+]  # fmt: skip
 
 import argparse
 import base64
@@ -893,6 +902,23 @@ class Tool:
         raise ToolError(f"Invalid arguments for {self.name} at {path}: {error.message}.{hint}")
 
 
+def strict_object(properties, required=(), **extra):
+    """An input schema, or part of one: an object of these properties and no others."""
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    schema.update(extra)
+    return schema
+
+
+def open_object(properties, required=()):
+    """An output schema, or part of one: the documented fields, more allowed (Ollama adds fields over time)."""
+    schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
 def tool(*, title, description, input_schema, output_schema, read_only, destructive=False, idempotent=False, open_world=False, name=None):
     """Declare a function as an MCP tool. Returns the function unchanged, with `.tool` attached.
 
@@ -1089,9 +1115,6 @@ MODEL = {
     "pattern": whole(r"[A-Za-z0-9_][A-Za-z0-9._:/@+-]*"),
     "description": "a model name as ollama_list_models shows it, e.g. 'llama3.2' or 'qwen2.5:7b'",
 }
-# A tool's `model` argument, which 2026-07-28 HTTP clients also send as the header
-# Mcp-Param-Model, so a gateway in front of several servers can route by model unread.
-MODEL_PARAM = {**MODEL, "x-mcp-header": "Model"}
 MODEL_NAME = re.compile(MODEL["pattern"])  # whole(): .search/.match refuse a trailing newline
 _DECIMAL = r"[0-9]+(?:\.[0-9]+)?"
 # A Go duration as Ollama parses it ('300', '5m', '1h30m', '-1'): each unit at most once, in
@@ -1187,23 +1210,6 @@ _STR = {"type": "string"}
 _NULLABLE_STR = {"type": ["string", "null"]}
 
 
-def _obj(properties, required=(), **extra):
-    """A strict object schema."""
-    schema = {"type": "object", "properties": properties, "additionalProperties": False}
-    if required:
-        schema["required"] = list(required)
-    schema.update(extra)
-    return schema
-
-
-def _out(properties, required=()):
-    """An output schema: the documented fields, more allowed (Ollama adds fields over time)."""
-    schema = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = list(required)
-    return schema
-
-
 def _ms(ns):
     return round((ns or 0) / 1e6, 3)
 
@@ -1252,8 +1258,8 @@ IGNORED = {"type": "object", "description": "options given that Ollama no longer
         "how many models are installed and which are loaded in memory. Never fails: when Ollama "
         "cannot be reached the result has healthy=false, the error, and how to fix it."
     ),
-    input_schema=_obj({}),
-    output_schema=_out(
+    input_schema=strict_object({}),
+    output_schema=open_object(
         {
             "healthy": _BOOL,
             "url": _STR,
@@ -1300,7 +1306,7 @@ def ollama_check_health(call, args):
 
 # --- models: list, show, pull -------------------------------------------------------------
 
-MODEL_SUMMARY = _out(
+MODEL_SUMMARY = open_object(
     {
         "name": _STR,
         "size": _INT,
@@ -1342,8 +1348,8 @@ def _model_summary(entry):
         "quantization. Use the names it returns as `model` in every other tool. Empty list: "
         "fetch a model with ollama_pull_model."
     ),
-    input_schema=_obj({}),
-    output_schema=_out({"models": {"type": "array", "items": MODEL_SUMMARY}, "count": _INT}, ["models", "count"]),
+    input_schema=strict_object({}),
+    output_schema=open_object({"models": {"type": "array", "items": MODEL_SUMMARY}, "count": _INT}, ["models", "count"]),
     read_only=True,
     idempotent=True,
 )
@@ -1397,8 +1403,8 @@ INCLUDE_LICENSE = {"type": "boolean", "description": "include the whole license 
         "context length, default parameters, template, system prompt and Modelfile (the license "
         "only in short unless include_license is true). Unknown model: the error says how to list or pull models."
     ),
-    input_schema=_obj({"model": MODEL_PARAM, "verbose": {"type": "boolean", "description": "include large tokenizer arrays"}, "include_license": INCLUDE_LICENSE}, ["model"]),
-    output_schema=_out(
+    input_schema=strict_object({"model": MODEL, "verbose": {"type": "boolean", "description": "include large tokenizer arrays"}, "include_license": INCLUDE_LICENSE}, ["model"]),
+    output_schema=open_object(
         {
             "model": _STR,
             "capabilities": {"type": "array", "items": _STR},
@@ -1444,7 +1450,8 @@ def _modelfile_text(modelfile, include_license):
 def model_details(client, name, verbose=False, include_license=False):
     """What ollama_show_model (and the ollama://models/{name} resource) report of one model."""
     shown = client.json("POST", "/api/show", {"model": name, "verbose": True} if verbose else {"model": name}) or {}
-    info = shown.get("model_info") or {}
+    # Without verbose, Ollama names the large tokenizer arrays with null values: noise to a reader.
+    info = {k: v for k, v in (shown.get("model_info") or {}).items() if v is not None}
     license_ = shown.get("license") or ""
     return {
         "model": name,
@@ -1495,11 +1502,11 @@ def _check_registry(config, name, insecure=False):
         "progress and the status text. Returns the final status. Fails with Ollama's message when "
         "the name is wrong or the registry cannot be reached."
     ),
-    input_schema=_obj(
-        {"model": MODEL_PARAM, "insecure": {"type": "boolean", "description": "allow an insecure (http) registry"}},
+    input_schema=strict_object(
+        {"model": MODEL, "insecure": {"type": "boolean", "description": "allow an insecure (http) registry"}},
         ["model"],
     ),
-    output_schema=_out(
+    output_schema=open_object(
         {"model": _STR, "status": _STR, "total_bytes": _INT, "size_human": _NULLABLE_STR, "statuses": {"type": "array", "items": _STR}},
         ["model", "status"],
     ),
@@ -1537,9 +1544,9 @@ def ollama_pull_model(call, args):
 # --- generation: generate and chat, plain and streaming -----------------------------------
 
 STREAM = {"type": "boolean", "description": "send each token as a progress notification as it is generated (needs a progressToken); the result is the same"}
-_GENERATE_INPUT = _obj(
+_GENERATE_INPUT = strict_object(
     {
-        "model": MODEL_PARAM,
+        "model": MODEL,
         "prompt": {"type": "string", "description": "the prompt; empty just loads the model"},
         "system": {"type": "string", "description": "system prompt, overrides the model's"},
         "template": {"type": "string", "description": "prompt template, overrides the model's"},
@@ -1558,7 +1565,7 @@ _GENERATE_INPUT = _obj(
     },
     ["model"],
 )
-_GENERATE_OUTPUT = _out(
+_GENERATE_OUTPUT = open_object(
     {
         "model": _STR,
         "response": _STR,
@@ -1663,14 +1670,14 @@ def ollama_generate_stream(call, args):
 TOOL_CALL = {
     "type": "object",
     "properties": {
-        "function": _obj(
+        "function": strict_object(
             {"name": _STR, "arguments": {"type": "object"}, "index": _INT},
             ["name"],
         )
     },
     "required": ["function"],
 }
-MESSAGE = _obj(
+MESSAGE = strict_object(
     {
         "role": {"enum": ["system", "user", "assistant", "tool"]},
         "content": {"type": "string"},
@@ -1682,19 +1689,19 @@ MESSAGE = _obj(
     ["role", "content"],
     description="a chat message: role and content, optional images, tool calls and tool results",
 )
-CHAT_TOOL = _obj(
+CHAT_TOOL = strict_object(
     {
         "type": {"const": "function"},
-        "function": _obj(
+        "function": strict_object(
             {"name": _STR, "description": _STR, "parameters": {"type": "object"}},
             ["name"],
         ),
     },
     ["type", "function"],
 )
-_CHAT_INPUT = _obj(
+_CHAT_INPUT = strict_object(
     {
-        "model": MODEL_PARAM,
+        "model": MODEL,
         "messages": {"type": "array", "items": MESSAGE, "maxItems": 10000, "description": "the conversation so far, oldest first"},
         "tools": {"type": "array", "items": CHAT_TOOL, "maxItems": 256, "description": "functions the model may call"},
         "format": FORMAT,
@@ -1708,10 +1715,10 @@ _CHAT_INPUT = _obj(
     },
     ["model", "messages"],
 )
-_CHAT_OUTPUT = _out(
+_CHAT_OUTPUT = open_object(
     {
         "model": _STR,
-        "message": _out(
+        "message": open_object(
             {"role": _STR, "content": _STR, "thinking": _STR, "tool_calls": {"type": "array"}},
             ["role", "content"],
         ),
@@ -1797,8 +1804,8 @@ def ollama_chat_stream(call, args):
         "Delete an installed model from Ollama's disk. This cannot be undone: the model must be "
         "pulled or created again to use it. Unknown model: the error says how to list models."
     ),
-    input_schema=_obj({"model": MODEL_PARAM}, ["model"]),
-    output_schema=_out({"model": _STR, "deleted": _BOOL, "message": _STR}, ["model", "deleted"]),
+    input_schema=strict_object({"model": MODEL}, ["model"]),
+    output_schema=open_object({"model": _STR, "deleted": _BOOL, "message": _STR}, ["model", "deleted"]),
     read_only=False,
     destructive=True,
     idempotent=True,
@@ -1817,8 +1824,8 @@ def ollama_delete_model(call, args):
         "change with ollama_update_model). An existing destination is replaced. Unknown source: "
         "call ollama_list_models."
     ),
-    input_schema=_obj({"source": MODEL, "destination": MODEL}, ["source", "destination"]),
-    output_schema=_out({"source": _STR, "destination": _STR, "copied": _BOOL, "message": _STR}, ["source", "destination", "copied"]),
+    input_schema=strict_object({"source": MODEL, "destination": MODEL}, ["source", "destination"]),
+    output_schema=open_object({"source": _STR, "destination": _STR, "copied": _BOOL, "message": _STR}, ["source", "destination", "copied"]),
     read_only=False,
     idempotent=True,
 )
@@ -1832,8 +1839,8 @@ def ollama_copy_model(call, args):
 @tool(
     title="Get a model's Modelfile",
     description="Return the Modelfile text of an installed model (FROM, TEMPLATE, SYSTEM, PARAMETER lines), e.g. as a start for ollama_create_model. LICENSE lines become a comment unless include_license is true.",
-    input_schema=_obj({"model": MODEL_PARAM, "include_license": INCLUDE_LICENSE}, ["model"]),
-    output_schema=_out({"model": _STR, "modelfile": _STR}, ["model", "modelfile"]),
+    input_schema=strict_object({"model": MODEL, "include_license": INCLUDE_LICENSE}, ["model"]),
+    output_schema=open_object({"model": _STR, "modelfile": _STR}, ["model", "modelfile"]),
     read_only=True,
     idempotent=True,
 )
@@ -1859,8 +1866,8 @@ def _blob_exists(client, digest):
 @tool(
     title="Check a blob",
     description="Check whether Ollama's blob store holds a file with this digest (sha256:<64 hex>), e.g. before creating a model from a GGUF file.",
-    input_schema=_obj({"digest": DIGEST}, ["digest"]),
-    output_schema=_out({"digest": _STR, "exists": _BOOL}, ["digest", "exists"]),
+    input_schema=strict_object({"digest": DIGEST}, ["digest"]),
+    output_schema=open_object({"digest": _STR, "exists": _BOOL}, ["digest", "exists"]),
     read_only=True,
     idempotent=True,
 )
@@ -2074,7 +2081,7 @@ def _run_create(call, body, send_progress):
 
 MODELFILE = {"type": "string", "minLength": 1, "maxLength": 1_000_000, "description": "Modelfile text: FROM, PARAMETER, TEMPLATE, SYSTEM, ADAPTER, LICENSE, MESSAGE"}
 QUANTIZE = {"enum": ["q4_K_M", "q4_K_S", "q8_0", "q5_K_M", "q5_K_S", "q6_K", "q3_K_M", "q3_K_S", "q2_K", "q4_0", "q4_1", "q5_0", "q5_1", "f16"], "description": "quantize an F16/F32 source to this type"}
-_CREATE_OUTPUT = _out({"model": _STR, "status": _STR, "statuses": {"type": "array", "items": _STR}, "request": {"type": "object"}}, ["model", "status"])
+_CREATE_OUTPUT = open_object({"model": _STR, "status": _STR, "statuses": {"type": "array", "items": _STR}, "request": {"type": "object"}}, ["model", "status"])
 
 
 @tool(
@@ -2086,8 +2093,8 @@ _CREATE_OUTPUT = _out({"model": _STR, "status": _STR, "statuses": {"type": "arra
         "PARAMETER temperature 0.3'. A syntax error names the line. Ollama's status lines are sent "
         "as progress. An existing model of that name is replaced."
     ),
-    input_schema=_obj(
-        {"model": MODEL_PARAM, "modelfile": MODELFILE, "quantize": QUANTIZE, "stream": {"type": "boolean", "description": "send Ollama's status lines as progress (default true)"}},
+    input_schema=strict_object(
+        {"model": MODEL, "modelfile": MODELFILE, "quantize": QUANTIZE, "stream": {"type": "boolean", "description": "send Ollama's status lines as progress (default true)"}},
         ["model", "modelfile"],
     ),
     output_schema=_CREATE_OUTPUT,
@@ -2122,8 +2129,8 @@ def _definition(shown):
         "With overwrite=true the Modelfile replaces the whole definition (FROM defaults to the "
         "model itself). Reports what changed. The model must exist: see ollama_list_models."
     ),
-    input_schema=_obj({"model": MODEL_PARAM, "modelfile": MODELFILE, "overwrite": {"type": "boolean", "description": "replace the whole definition instead of merging (default false)"}}, ["model", "modelfile"]),
-    output_schema=_out({"model": _STR, "status": _STR, "changed": {"type": "object"}, "overwrite": _BOOL}, ["model", "status", "changed"]),
+    input_schema=strict_object({"model": MODEL, "modelfile": MODELFILE, "overwrite": {"type": "boolean", "description": "replace the whole definition instead of merging (default false)"}}, ["model", "modelfile"]),
+    output_schema=open_object({"model": _STR, "status": _STR, "changed": {"type": "object"}, "overwrite": _BOOL}, ["model", "status", "changed"]),
     read_only=False,
 )
 def ollama_update_model(call, args):
@@ -2157,13 +2164,13 @@ def ollama_update_model(call, args):
 
 EMBED_CHUNK = 64  # inputs per /api/embed request
 _EMBED_COMMON = {
-    "model": MODEL_PARAM,
+    "model": MODEL,
     "truncate": {"type": "boolean", "description": "cut inputs longer than the context (default true); false makes them an error"},
     "dimensions": {"type": "integer", "minimum": 1, "maximum": 65536, "description": "shorten vectors to this many dimensions (models that support it)"},
     "keep_alive": KEEP_ALIVE,
     "options": OPTIONS,
 }
-_EMBED_STATS = _out({"total_ms": _NUM, "load_ms": _NUM, "prompt_tokens": _INT, "requests": _INT})
+_EMBED_STATS = open_object({"total_ms": _NUM, "load_ms": _NUM, "prompt_tokens": _INT, "requests": _INT})
 VECTOR = {"type": "array", "items": _NUM}
 
 
@@ -2218,8 +2225,8 @@ TEXTS = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems"
 @tool(
     title="Embed one text",
     description="Turn one text (`prompt`) into an embedding vector with an embedding model." + _EMBED_HINT + " Returns the vector, its dimension, and timing.",
-    input_schema=_obj({**_EMBED_COMMON, "prompt": TEXT, "input": {**TEXT, "description": "the same as prompt, by Ollama's name: give one of the two"}}, ["model"], **_one_of("prompt", "input")),
-    output_schema=_out({"model": _STR, "embedding": VECTOR, "dimensions": _INT, "stats": _EMBED_STATS, "ignored_options": IGNORED}, ["model", "embedding", "dimensions"]),
+    input_schema=strict_object({**_EMBED_COMMON, "prompt": TEXT, "input": {**TEXT, "description": "the same as prompt, by Ollama's name: give one of the two"}}, ["model"], **_one_of("prompt", "input")),
+    output_schema=open_object({"model": _STR, "embedding": VECTOR, "dimensions": _INT, "stats": _EMBED_STATS, "ignored_options": IGNORED}, ["model", "embedding", "dimensions"]),
     read_only=True,
     idempotent=True,
 )
@@ -2232,8 +2239,8 @@ def ollama_embeddings(call, args):
 @tool(
     title="Embed many texts",
     description="Turn a list of texts (`prompts`) into embedding vectors, in input order (large lists are sent in chunks)." + _EMBED_HINT + " Returns the vectors, their dimension, count and timing.",
-    input_schema=_obj({**_EMBED_COMMON, "prompts": TEXTS, "inputs": {**TEXTS, "description": "the same as prompts, by Ollama's name: give one of the two"}}, ["model"], **_one_of("prompts", "inputs")),
-    output_schema=_out({"model": _STR, "embeddings": {"type": "array", "items": VECTOR}, "count": _INT, "dimensions": _INT, "stats": _EMBED_STATS, "ignored_options": IGNORED}, ["model", "embeddings", "count", "dimensions"]),
+    input_schema=strict_object({**_EMBED_COMMON, "prompts": TEXTS, "inputs": {**TEXTS, "description": "the same as prompts, by Ollama's name: give one of the two"}}, ["model"], **_one_of("prompts", "inputs")),
+    output_schema=open_object({"model": _STR, "embeddings": {"type": "array", "items": VECTOR}, "count": _INT, "dimensions": _INT, "stats": _EMBED_STATS, "ignored_options": IGNORED}, ["model", "embeddings", "count", "dimensions"]),
     read_only=True,
     idempotent=True,
 )
@@ -2289,7 +2296,7 @@ def _process(entry, now):
     }
 
 
-PROCESS = _out(
+PROCESS = open_object(
     {"name": _STR, "size": _INT, "size_human": _STR, "size_vram": _INT, "vram_human": _STR, "on_gpu_percent": _NUM, "context_length": {"type": ["integer", "null"]}, "expires_at": _STR, "expires_in": _NULLABLE_STR, "details": {"type": "object"}},
     ["name", "size"],
 )
@@ -2298,8 +2305,8 @@ PROCESS = _out(
 @tool(
     title="List loaded models",
     description="List the models loaded in memory right now: memory and VRAM size, share on the GPU, context length, and when each unloads (keep_alive), in human terms.",
-    input_schema=_obj({}),
-    output_schema=_out({"models": {"type": "array", "items": PROCESS}, "count": _INT}, ["models", "count"]),
+    input_schema=strict_object({}),
+    output_schema=open_object({"models": {"type": "array", "items": PROCESS}, "count": _INT}, ["models", "count"]),
     read_only=True,
     idempotent=True,
 )
@@ -2316,8 +2323,8 @@ def ollama_list_processes(call, args):
         "and loads again on its next use. Use it to free a GPU for another model. Says whether "
         "the model was loaded; unknown model: the error says how to list models."
     ),
-    input_schema=_obj({"model": MODEL_PARAM}, ["model"]),
-    output_schema=_out({"model": _STR, "was_loaded": _BOOL, "unloaded": _BOOL, "freed": _NULLABLE_STR, "message": _STR}, ["model", "was_loaded", "unloaded"]),
+    input_schema=strict_object({"model": MODEL}, ["model"]),
+    output_schema=open_object({"model": _STR, "was_loaded": _BOOL, "unloaded": _BOOL, "freed": _NULLABLE_STR, "message": _STR}, ["model", "was_loaded", "unloaded"]),
     read_only=False,
     idempotent=True,
 )
@@ -2335,8 +2342,8 @@ def ollama_unload_model(call, args):
 @tool(
     title="Get Ollama's version",
     description="Return the version of the Ollama server, the address this server uses for it, and this server's own version.",
-    input_schema=_obj({}),
-    output_schema=_out({"version": _STR, "url": _STR, "server_version": _STR}, ["version", "url"]),
+    input_schema=strict_object({}),
+    output_schema=open_object({"version": _STR, "url": _STR, "server_version": _STR}, ["version", "url"]),
     read_only=True,
     idempotent=True,
 )
@@ -2354,8 +2361,8 @@ def _find_model(models, name):
 @tool(
     title="Get a model's size",
     description="Return the disk size of an installed model (bytes and human readable) and, when it is loaded, its memory and VRAM size.",
-    input_schema=_obj({"model": MODEL_PARAM}, ["model"]),
-    output_schema=_out(
+    input_schema=strict_object({"model": MODEL}, ["model"]),
+    output_schema=open_object(
         {"model": _STR, "size": _INT, "size_human": _STR, "parameter_size": _STR, "quantization_level": _STR, "loaded": _BOOL, "loaded_size": {"type": ["integer", "null"]}, "size_vram": {"type": ["integer", "null"]}, "vram_human": _NULLABLE_STR},
         ["model", "size", "size_human", "loaded"],
     ),
@@ -2409,12 +2416,12 @@ def _show_all(call, names):
         "family, parameter size, quantization, default parameters), fetched in parallel. A model "
         "whose details fail is reported with its error; the others are still returned."
     ),
-    input_schema=_obj({}),
-    output_schema=_out(
+    input_schema=strict_object({}),
+    output_schema=open_object(
         {
             "models": {
                 "type": "array",
-                "items": _out({**MODEL_SUMMARY["properties"], "capabilities": {"type": "array", "items": _STR}, "context_length": {"type": ["integer", "null"]}, "parameters": {"type": "object"}, "error": _STR}, ["name"]),
+                "items": open_object({**MODEL_SUMMARY["properties"], "capabilities": {"type": "array", "items": _STR}, "context_length": {"type": ["integer", "null"]}, "parameters": {"type": "object"}, "error": _STR}, ["name"]),
             },
             "count": _INT,
             "errors": _INT,
@@ -2452,12 +2459,12 @@ REQUEST_ID = {"type": ["string", "integer"], "description": "the request_id of t
         "so far. Only calls of the same principal (token, or this server's unauthenticated "
         "clients, or this stdio process) are visible."
     ),
-    input_schema=_obj({"request_id": REQUEST_ID}),
-    output_schema=_out(
+    input_schema=strict_object({"request_id": REQUEST_ID}),
+    output_schema=open_object(
         {
             "cancelled": _BOOL,
             "request_id": {"type": ["string", "integer", "null"]},
-            "calls": {"type": "array", "items": _out({"request_id": {"type": ["string", "integer"]}, "tool": _STR, "model": _NULLABLE_STR, "started": _STR, "elapsed_s": _NUM}, ["request_id", "tool"])},
+            "calls": {"type": "array", "items": open_object({"request_id": {"type": ["string", "integer"]}, "tool": _STR, "model": _NULLABLE_STR, "started": _STR, "elapsed_s": _NUM}, ["request_id", "tool"])},
         },
         ["cancelled", "calls"],
     ),
@@ -2510,9 +2517,9 @@ def _generate_once(call, body):
         "run. With a progressToken a notification is sent as each prompt finishes. Cancelling "
         "stops every outstanding prompt."
     ),
-    input_schema=_obj(
+    input_schema=strict_object(
         {
-            "model": MODEL_PARAM,
+            "model": MODEL,
             "prompts": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 10000},
             "system": {"type": "string"},
             "format": FORMAT,
@@ -2522,10 +2529,10 @@ def _generate_once(call, body):
         },
         ["model", "prompts"],
     ),
-    output_schema=_out(
+    output_schema=open_object(
         {
             "model": _STR,
-            "results": {"type": "array", "items": _out({"index": _INT, "prompt": _STR, "response": _STR, "done_reason": _STR, "stats": STATS, "error": _STR}, ["index", "prompt"])},
+            "results": {"type": "array", "items": open_object({"index": _INT, "prompt": _STR, "response": _STR, "done_reason": _STR, "stats": STATS, "error": _STR}, ["index", "prompt"])},
             "succeeded": _INT,
             "failed": _INT,
             "concurrency": _INT,
@@ -2594,7 +2601,7 @@ COMPARE_SEED = 42
         "counts, tokens per second, load time and total time. A model that fails has its own "
         "error; the others are still compared."
     ),
-    input_schema=_obj(
+    input_schema=strict_object(
         {
             "models": {"type": "array", "items": MODEL, "minItems": 1, "maxItems": 16, "uniqueItems": True},
             "prompt": {"type": "string", "minLength": 1},
@@ -2604,11 +2611,11 @@ COMPARE_SEED = 42
         },
         ["models", "prompt"],
     ),
-    output_schema=_out(
+    output_schema=open_object(
         {
             "prompt": _STR,
             "options": {"type": "object"},
-            "results": {"type": "array", "items": _out({"model": _STR, "response": _STR, "done_reason": _STR, "completion_tokens": _INT, "prompt_tokens": _INT, "tokens_per_second": {"type": ["number", "null"]}, "load_ms": _NUM, "total_ms": _NUM, "error": _STR}, ["model"])},
+            "results": {"type": "array", "items": open_object({"model": _STR, "response": _STR, "done_reason": _STR, "completion_tokens": _INT, "prompt_tokens": _INT, "tokens_per_second": {"type": ["number", "null"]}, "load_ms": _NUM, "total_ms": _NUM, "error": _STR}, ["model"])},
             "ignored_options": IGNORED,
         },
         ["prompt", "options", "results"],
@@ -2653,9 +2660,9 @@ def _timed_check(name, fn):
         "(show), and it loads and answers (one short generation, or one embedding for embedding "
         "models). Returns each check with its result and time, and an overall verdict."
     ),
-    input_schema=_obj({"model": MODEL_PARAM}, ["model"]),
-    output_schema=_out(
-        {"model": _STR, "valid": _BOOL, "verdict": _STR, "checks": {"type": "array", "items": _out({"check": _STR, "ok": _BOOL, "ms": _NUM, "detail": _STR}, ["check", "ok"])}},
+    input_schema=strict_object({"model": MODEL}, ["model"]),
+    output_schema=open_object(
+        {"model": _STR, "valid": _BOOL, "verdict": _STR, "checks": {"type": "array", "items": open_object({"check": _STR, "ok": _BOOL, "ms": _NUM, "detail": _STR}, ["check", "ok"])}},
         ["model", "valid", "verdict", "checks"],
     ),
     read_only=True,
@@ -2738,11 +2745,11 @@ def _search_score(query_words, model, capabilities):
         "also asks the public Ollama library (names to pull); when the library cannot be reached "
         "the local results still come back, with a note."
     ),
-    input_schema=_obj({"query": {"type": "string", "minLength": 1, "maxLength": 200}, "remote": {"type": "boolean", "description": "also search the public library (needs internet)"}, "limit": {"type": "integer", "minimum": 1, "maximum": 200}}, ["query"]),
-    output_schema=_out(
+    input_schema=strict_object({"query": {"type": "string", "minLength": 1, "maxLength": 200}, "remote": {"type": "boolean", "description": "also search the public library (needs internet)"}, "limit": {"type": "integer", "minimum": 1, "maximum": 200}}, ["query"]),
+    output_schema=open_object(
         {
             "query": _STR,
-            "local": {"type": "array", "items": _out({"name": _STR, "score": _NUM, "matched": {"type": "array", "items": _STR}, "capabilities": {"type": "array", "items": _STR}, "family": _STR, "parameter_size": _STR, "quantization_level": _STR}, ["name", "score"])},
+            "local": {"type": "array", "items": open_object({"name": _STR, "score": _NUM, "matched": {"type": "array", "items": _STR}, "capabilities": {"type": "array", "items": _STR}, "family": _STR, "parameter_size": _STR, "quantization_level": _STR}, ["name", "score"])},
             "remote": {"type": ["array", "null"], "items": _STR},
             "remote_error": _STR,
         },
@@ -2776,7 +2783,7 @@ def ollama_search_models(call, args):
 
 # --- saved chat contexts -------------------------------------------------------------------------
 
-STORED_MESSAGE = _obj(
+STORED_MESSAGE = strict_object(
     {"role": {"enum": ["system", "user", "assistant", "tool"]}, "content": {"type": "string"}, "images": IMAGES, "thinking": {"type": "string"}, "tool_calls": {"type": "array", "items": TOOL_CALL}, "tool_name": {"type": "string"}},
     ["role", "content"],
 )
@@ -2789,8 +2796,8 @@ STORED_MESSAGE = _obj(
         "(default) stores exactly these messages, 'append' adds them after the saved ones. "
         "ollama_chat with the same session_id continues it. Limits on messages and bytes apply."
     ),
-    input_schema=_obj({"session_id": SESSION_ID, "messages": {"type": "array", "items": STORED_MESSAGE, "maxItems": 100000}, "model": MODEL_PARAM, "mode": {"enum": ["replace", "append"]}}, ["session_id", "messages"]),
-    output_schema=_out({"session_id": _STR, "model": _NULLABLE_STR, "count": _INT, "bytes": _INT, "mode": _STR}, ["session_id", "count", "bytes", "mode"]),
+    input_schema=strict_object({"session_id": SESSION_ID, "messages": {"type": "array", "items": STORED_MESSAGE, "maxItems": 100000}, "model": MODEL, "mode": {"enum": ["replace", "append"]}}, ["session_id", "messages"]),
+    output_schema=open_object({"session_id": _STR, "model": _NULLABLE_STR, "count": _INT, "bytes": _INT, "mode": _STR}, ["session_id", "count", "bytes", "mode"]),
     read_only=False,
     idempotent=False,
 )
@@ -2804,8 +2811,8 @@ def ollama_save_context(call, args):
 @tool(
     title="Load a chat context",
     description="Load the messages saved under a session_id (oldest first), with the model and when it was last changed. Unknown id: the error says so.",
-    input_schema=_obj({"session_id": SESSION_ID}, ["session_id"]),
-    output_schema=_out({"session_id": _STR, "model": _NULLABLE_STR, "messages": {"type": "array"}, "count": _INT, "updated_at": _STR}, ["session_id", "messages", "count"]),
+    input_schema=strict_object({"session_id": SESSION_ID}, ["session_id"]),
+    output_schema=open_object({"session_id": _STR, "model": _NULLABLE_STR, "messages": {"type": "array"}, "count": _INT, "updated_at": _STR}, ["session_id", "messages", "count"]),
     read_only=True,
     idempotent=True,
 )
@@ -2819,8 +2826,8 @@ def ollama_load_context(call, args):
 @tool(
     title="Clear a chat context",
     description="Delete the messages saved under a session_id. Clearing an unknown id is fine; the result says whether something was deleted.",
-    input_schema=_obj({"session_id": SESSION_ID}, ["session_id"]),
-    output_schema=_out({"session_id": _STR, "deleted": _BOOL}, ["session_id", "deleted"]),
+    input_schema=strict_object({"session_id": SESSION_ID}, ["session_id"]),
+    output_schema=open_object({"session_id": _STR, "deleted": _BOOL}, ["session_id", "deleted"]),
     read_only=False,
     destructive=True,
     idempotent=True,

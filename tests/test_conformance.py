@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from test_stateless import REGION_PACK
+
 pytestmark = pytest.mark.conformance
 
 HOME = Path(os.environ.get("MCP_CONFORMANCE_HOME", Path.home() / ".cache" / "ollama-mcp-conformance"))
@@ -75,7 +77,13 @@ def test_handshake_era_scenario(suite, server, scenario, tmp_path):
 
 
 @pytest.mark.parametrize("scenario", STATELESS_SCENARIOS)
-def test_stateless_era_scenario(suite, server, scenario, tmp_path):
+def test_stateless_era_scenario(suite, start_server, scenario, tmp_path):
+    # No built-in tool mirrors an argument into a header (mcp-remote does not send them), so the
+    # custom-header checks run against a tool pack whose tool does.
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    (packs / "region.py").write_text(REGION_PACK)
+    server = start_server(tools_dir=str(packs))
     r, checks = run_scenario(suite, server.url, scenario, "2026-07-28", tmp_path)
     failed = [c for c in checks if c["status"] in ("FAILURE", "WARNING")]
     untestable = [c for c in failed if c["id"] in NOT_TESTABLE and c.get("errorMessage", "").startswith("Not testable")]

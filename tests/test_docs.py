@@ -1,6 +1,7 @@
 """Documentation that is generated or must list every tool stays in step with the code."""
 
 import importlib.util
+import json
 
 import ollama_mcp
 from conftest import ROOT
@@ -28,3 +29,53 @@ def test_readme_configuration_table_lists_every_variable():
     readme = (ROOT / "README.md").read_text()
     missing = [name for name in list(ollama_mcp._ENV_FIELDS) + list(ollama_mcp._OTHER_VARIABLES) if f"| `{name}` |" not in readme]
     assert missing == []
+
+
+def python_blocks(path):
+    """The ```python blocks of a Markdown file."""
+    text = path.read_text()
+    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+
+
+def test_every_api_reference_example_runs(fake, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("OLLAMA_HOST", fake.url)
+    monkeypatch.setenv("MCP_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MCP_TOOLS_DIR", str(tmp_path / "none"))
+    blocks = python_blocks(ROOT / "docs" / "api_reference.md")
+    assert len(blocks) == 5
+    for block in blocks:
+        exec(compile(block, "api_reference.md", "exec"), {"__name__": "example"})
+    out = capsys.readouterr().out
+    assert "0.24.0" in out and "The sky" in out and "tools" in out and "['2026-07-28']" in out
+
+
+def test_the_api_reference_names_only_public_names():
+    text = (ROOT / "docs" / "api_reference.md").read_text()
+    for name in ("make_app", "McpServer", "OllamaClient", "load_config", "Config", "tool", "strict_object", "open_object"):
+        assert name in ollama_mcp.__all__ and f"`{name}" in text, name
+
+
+def example_calls():
+    """(tool, arguments) of every example in docs/examples.md."""
+    text = (ROOT / "docs" / "examples.md").read_text()
+    calls = []
+    for section in text.split("\n## `")[1:]:
+        name = section.split("`", 1)[0]
+        call = section.split("Call:\n\n```json\n", 1)[1].split("\n```", 1)[0]
+        calls.append((name, json.loads(call)))
+    return calls
+
+
+def test_examples_cover_every_tool_with_valid_arguments():
+    calls = example_calls()
+    tools = {t.name: t for t in ollama_mcp.BUILTIN_TOOLS}
+    assert sorted({name for name, _ in calls}) == sorted(tools), "python docs/make_examples.py --ollama URL"
+    for name, arguments in calls:
+        tools[name].check_arguments(arguments)  # raises ToolError naming the argument that changed
+
+
+def test_examples_are_what_the_script_calls():
+    spec = importlib.util.spec_from_file_location("make_examples", ROOT / "docs" / "make_examples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert example_calls() == [(name, args) for name, args in module.CALLS]

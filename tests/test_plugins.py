@@ -14,19 +14,19 @@ def write_pack(folder, name, text):
 
 
 GOOD = '''
-from ollama_mcp import tool, _obj, _out
+from ollama_mcp import tool, strict_object, open_object
 
-@tool(title="Shout", description="Upper-cases text for tests of the loader.", input_schema=_obj({"text": {"type": "string"}}, ["text"]),
-      output_schema=_out({"text": {"type": "string"}}), read_only=True)
+@tool(title="Shout", description="Upper-cases text for tests of the loader.", input_schema=strict_object({"text": {"type": "string"}}, ["text"]),
+      output_schema=open_object({"text": {"type": "string"}}), read_only=True)
 def pack_shout(call, args):
     return {"text": args["text"].upper()}
 '''
 
 REGISTER = '''
-from ollama_mcp import tool, _obj, _out
+from ollama_mcp import tool, strict_object, open_object
 
-@tool(title="Count", description="Counts characters for tests of the loader.", input_schema=_obj({"text": {"type": "string"}}, ["text"]),
-      output_schema=_out({"n": {"type": "integer"}}), read_only=True)
+@tool(title="Count", description="Counts characters for tests of the loader.", input_schema=strict_object({"text": {"type": "string"}}, ["text"]),
+      output_schema=open_object({"n": {"type": "integer"}}), read_only=True)
 def _hidden(call, args):
     return {"n": len(args["text"])}
 
@@ -69,9 +69,9 @@ def test_pack_tools_are_served_over_mcp(tmp_path, start_server):
 
 def test_decorator_rejects_bad_names_and_non_object_schemas():
     with pytest.raises(ValueError, match="must match"):
-        ollama_mcp.tool(title="t", description="d", input_schema=ollama_mcp._obj({}), output_schema=ollama_mcp._out({}), read_only=True, name="bad name")(lambda c, a: {})
+        ollama_mcp.tool(title="t", description="d", input_schema=ollama_mcp.strict_object({}), output_schema=ollama_mcp.open_object({}), read_only=True, name="bad name")(lambda c, a: {})
     with pytest.raises(ValueError, match="type object"):
-        ollama_mcp.tool(title="t", description="d", input_schema={"type": "array"}, output_schema=ollama_mcp._out({}), read_only=True, name="ok_name")(lambda c, a: {})
+        ollama_mcp.tool(title="t", description="d", input_schema={"type": "array"}, output_schema=ollama_mcp.open_object({}), read_only=True, name="ok_name")(lambda c, a: {})
 
 
 def test_a_pack_with_an_invalid_schema_is_skipped(tmp_path, caplog):

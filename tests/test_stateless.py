@@ -26,8 +26,6 @@ def modern(url, method, params=None, msg_id=1, headers=None, stream=False, meta=
     h = {"Accept": ACCEPT, "Content-Type": "application/json", "MCP-Protocol-Version": VERSION, "Mcp-Method": method}
     if method in NAMED and NAMED[method] in params:
         h["Mcp-Name"] = params[NAMED[method]]
-    if method == "tools/call" and "model" in params.get("arguments", {}):
-        h["Mcp-Param-Model"] = params["arguments"]["model"]
     h.update(headers or {})
     h = {k: v for k, v in h.items() if v is not None}
     return requests.post(url, data=json.dumps({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}), headers=h, stream=stream, timeout=30)
@@ -84,6 +82,30 @@ def test_an_unknown_version_lists_the_supported_ones(server):
     assert r.json()["error"] == {"code": -32022, "message": "Unsupported protocol version", "data": {"supported": [VERSION], "requested": "2099-01-01"}}
 
 
+REGION_PACK = """
+from ollama_mcp import open_object, strict_object, tool
+
+
+@tool(
+    title="Echo a region",
+    description="Return the region it was given (a tool whose argument is mirrored into a header).",
+    input_schema=strict_object({"region": {"type": "string", "x-mcp-header": "Region"}}, ["region"]),
+    output_schema=open_object({"region": {"type": "string"}}, ["region"]),
+    read_only=True,
+)
+def pack_echo_region(call, args):
+    return {"region": args["region"]}
+"""
+
+
+@pytest.fixture
+def region_server(start_server, tmp_path):
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    (packs / "region.py").write_text(REGION_PACK)
+    return start_server(tools_dir=str(packs))
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -92,9 +114,6 @@ def test_an_unknown_version_lists_the_supported_ones(server):
         {"MCP-Protocol-Version": None, "Mcp-Method": "tools/call"},
         {"Mcp-Name": "ollama_generate"},
         {"Mcp-Name": None},
-        {"Mcp-Param-Model": "qwen3:0.6b"},
-        {"Mcp-Param-Model": None},
-        {"Mcp-Param-Model": "=?base64?not base64!?="},
     ],
 )
 def test_headers_that_disagree_with_the_body_are_400_header_mismatch(server, fake, headers):
@@ -103,10 +122,31 @@ def test_headers_that_disagree_with_the_body_are_400_header_mismatch(server, fak
     assert "/api/show" not in fake.paths()
 
 
-def test_base64_header_values_and_white_space_are_accepted(server):
-    encoded = "=?base64?" + base64.b64encode(b"gemma3:270m").decode() + "?="
-    r = modern(server.url, "tools/call", {"name": "ollama_show_model", "arguments": {"model": "gemma3:270m"}}, headers={"Mcp-Param-Model": encoded, "Mcp-Name": "ollama_show_model \t "})
+@pytest.mark.parametrize(
+    "header, accepted",
+    [
+        ("eu-west", True),
+        ("=?base64?" + base64.b64encode(b"eu-west").decode() + "?=", True),
+        (None, False),
+        ("us-east", False),
+        ("=?base64?ZXUtd2VzdA?=", False),  # no padding
+        ("=?base64?not base64!?=", False),
+    ],
+)
+def test_a_packs_x_mcp_header_argument_must_come_with_its_header(region_server, header, accepted):
+    r = modern(region_server.url, "tools/call", {"name": "pack_echo_region", "arguments": {"region": "eu-west"}}, headers={"Mcp-Param-Region": header})
+    if accepted:
+        assert r.status_code == 200 and r.json()["result"]["structuredContent"] == {"region": "eu-west"}
+    else:
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32020
+
+
+def test_base64_names_and_white_space_are_accepted(server):
+    encoded = "=?base64?" + base64.b64encode(b"ollama_show_model").decode() + "?="
+    r = modern(server.url, "tools/call", {"name": "ollama_show_model", "arguments": {"model": "gemma3:270m"}}, headers={"Mcp-Name": encoded})
     assert r.status_code == 200 and r.json()["result"]["isError"] is False
+    r = modern(server.url, "tools/call", {"name": "ollama_show_model", "arguments": {"model": "gemma3:270m"}}, headers={"Mcp-Name": "ollama_show_model \t "})
+    assert r.status_code == 200
 
 
 def test_a_session_header_is_ignored_and_none_is_minted(server):

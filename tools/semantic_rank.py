@@ -7,7 +7,7 @@ model has in hand (notes, search results, file names), without a vector database
 
 import math
 
-from ollama_mcp import MODEL, ToolError, _obj, _out, tool
+from ollama_mcp import MODEL, ToolError, open_object, strict_object, tool
 
 _MAX_TEXTS = 512
 
@@ -26,7 +26,7 @@ def _cosine(a, b):
         "cosine similarity (-1..1) and original index; `top_k` keeps only the best ones. A model "
         "that cannot embed fails with a hint to pick an embedding model from ollama_list_models."
     ),
-    input_schema=_obj(
+    input_schema=strict_object(
         {
             "model": MODEL,
             "query": {"type": "string", "minLength": 1},
@@ -35,13 +35,13 @@ def _cosine(a, b):
         },
         ["model", "query", "texts"],
     ),
-    output_schema=_out(
+    output_schema=open_object(
         {
             "model": {"type": "string"},
             "query": {"type": "string"},
             "results": {
                 "type": "array",
-                "items": _out({"index": {"type": "integer"}, "text": {"type": "string"}, "score": {"type": "number"}}, ["index", "text", "score"]),
+                "items": open_object({"index": {"type": "integer"}, "text": {"type": "string"}, "score": {"type": "number"}}, ["index", "text", "score"]),
             },
         },
         ["model", "query", "results"],
