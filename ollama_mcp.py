@@ -123,74 +123,6 @@ DEFAULT_REGISTRIES = ("registry.ollama.ai", "ollama.com", "hf.co", "huggingface.
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """Everything the server reads from its environment, resolved once in `main()`.
-
-    Built by `load_config()` from CLI flags over environment variables over a `.env` file.
-    """
-
-    host: str = "0.0.0.0"  # MCP_HOST: address the HTTP transport binds
-    port: int = 4838  # MCP_PORT
-    transport: str = "http"  # http | stdio
-    ollama_url: str = f"http://127.0.0.1:{DEFAULT_OLLAMA_PORT}"  # OLLAMA_HOST (+ OLLAMA_PORT)
-    ollama_timeout: float = 300.0  # OLLAMA_TIMEOUT: read timeout, and the allowed gap between stream chunks
-    ollama_connect_timeout: float = 5.0  # OLLAMA_CONNECT_TIMEOUT
-    ollama_retries: int = 2  # OLLAMA_RETRIES: extra attempts, only where nothing reached Ollama
-    log_level: str = "INFO"  # LOG_LEVEL
-    log_format: str = "text"  # LOG_FORMAT: text | json
-    allowed_origins: tuple = ()  # MCP_ALLOWED_ORIGINS: extra Origins; loopback origins always pass
-    allowed_hosts: tuple = ()  # MCP_ALLOWED_HOSTS: extra Host names accepted on a loopback bind
-    tools_dir: str = ""  # MCP_TOOLS_DIR: where optional tool packs live ("" = tools/ beside this file)
-    page_size: int = 100  # MCP_PAGE_SIZE: tools per tools/list page
-    session_ttl: float = 3600.0  # MCP_SESSION_TTL: seconds an idle session lives
-    max_sessions: int = 1000  # MCP_MAX_SESSIONS: handshake-era sessions kept, all clients
-    max_sessions_per_client: int = 100  # MCP_MAX_SESSIONS_PER_CLIENT: per token (or address without tokens)
-    max_body_bytes: int = 32 * 1024 * 1024  # MCP_MAX_BODY_BYTES: images travel base64 in the body
-    data_dir: str = ""  # MCP_DATA_DIR: saved chat contexts ("" = the user's data dir)
-    model_dirs: tuple = ()  # MCP_MODEL_DIRS: folders a Modelfile FROM/ADAPTER path may read
-    batch_concurrency: int = 4  # MCP_BATCH_CONCURRENCY: default parallel prompts in a batch
-    batch_max_concurrency: int = 8  # MCP_BATCH_MAX_CONCURRENCY: cap a caller may ask for
-    batch_max_prompts: int = 100  # MCP_BATCH_MAX_PROMPTS
-    context_max_messages: int = 1000  # MCP_CONTEXT_MAX_MESSAGES: per saved context
-    context_max_bytes: int = 4 * 1024 * 1024  # MCP_CONTEXT_MAX_BYTES: per saved context
-    context_max_count: int = 1000  # MCP_CONTEXT_MAX_COUNT: saved contexts per principal
-    pull_registries: tuple = DEFAULT_REGISTRIES  # MCP_PULL_REGISTRIES: hosts a pull may fetch from
-    insecure_registries: tuple = ()  # MCP_INSECURE_REGISTRIES: hosts a pull may reach with insecure=true
-    model_library_url: str = "https://ollama.com"  # OLLAMA_LIBRARY_URL: for remote model search
-    auth_tokens: tuple = dataclasses.field(default=(), repr=False)  # MCP_AUTH_TOKEN / MCP_AUTH_TOKEN_FILE
-    read_only: bool = False  # MCP_READ_ONLY: hide every tool that changes Ollama or saved contexts
-    tools_enabled: tuple = ()  # MCP_TOOLS: glob patterns of the tools to expose (empty = all)
-    tools_disabled: tuple = ()  # MCP_DISABLED_TOOLS: glob patterns of tools to hide
-    rate_limit: float = 600.0  # MCP_RATE_LIMIT: HTTP requests per minute per client (0 = off)
-    rate_burst: int = 60  # MCP_RATE_BURST: requests a client may send at once
-    max_concurrent: int = 32  # MCP_MAX_CONCURRENT: tool calls running at once, all clients
-    max_concurrent_per_client: int = 8  # MCP_MAX_CONCURRENT_PER_CLIENT
-    max_connections: int = 256  # MCP_MAX_CONNECTIONS: open HTTP connections (one thread each)
-    max_connections_per_client: int = 64  # MCP_MAX_CONNECTIONS_PER_CLIENT: per client address
-    client_timeout: float = 30.0  # MCP_CLIENT_TIMEOUT: to send a whole request; longest a write may block
-    keepalive_interval: float = 15.0  # MCP_SSE_KEEPALIVE: seconds of silence before an SSE comment
-
-    @functools.cached_property  # read on every HTTP request: parse the address once
-    def loopback_bind(self):
-        """True when the HTTP transport only listens on this machine."""
-        return _is_loopback(self.host)
-
-    @property
-    def context_path(self):
-        """The SQLite file of saved chat contexts."""
-        base = self.data_dir or os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "ollama-mcp")
-        return os.path.join(base, "contexts.sqlite3")
-
-    @property
-    def readable_model_dirs(self):
-        """Folders a Modelfile may read local files from: configured ones; over stdio also the working directory."""
-        dirs = list(self.model_dirs)
-        if not dirs and self.transport == "stdio":
-            dirs.append(os.getcwd())
-        return tuple(Path(d).expanduser().resolve() for d in dirs)
-
-
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names the variable and the fix."""
 
@@ -234,38 +166,66 @@ def parse_ollama_host(value, port=None):
     return f"{scheme}://{host}:{final_port}{prefix}"
 
 
-def _as_int(name, raw, low, high):
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}: {value} is out of range ({low}..{high})")
-    return value
+# --- converters: (variable, raw text) -> value, or ConfigError naming the variable ---------------
 
 
-def _as_float(name, raw, low, high):
-    try:
-        value = float(str(raw).strip())
-    except ValueError:
-        raise ConfigError(f"{name}: {raw!r} is not a number of seconds") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}: {value} is out of range ({low}..{high})")
-    return value
+def _text(name, raw):
+    return str(raw).strip()
 
 
-def _as_choice(name, raw, choices, transform=str.lower):
-    value = transform(str(raw).strip())
-    if value not in choices:
-        raise ConfigError(f"{name}: {raw!r} is not one of {', '.join(choices)}")
-    return value
+def _int(low, high):
+    def convert(name, raw):
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name}: {value} is out of range ({low}..{high})")
+        return value
+
+    return convert
 
 
-def _as_list(raw):
+def _seconds(low, high):
+    def convert(name, raw):
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            raise ConfigError(f"{name}: {raw!r} is not a number of seconds") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name}: {value} is out of range ({low}..{high})")
+        return value
+
+    return convert
+
+
+def _choice(*choices, transform=str.lower):
+    def convert(name, raw):
+        value = transform(str(raw).strip())
+        if value not in choices:
+            raise ConfigError(f"{name}: {raw!r} is not one of {', '.join(choices)}")
+        return value
+
+    return convert
+
+
+def _list(name, raw):
     return tuple(item.strip() for item in str(raw).split(",") if item.strip())
 
 
-def _as_bool(name, raw):
+def _lower_list(name, raw):
+    return tuple(item.lower() for item in _list(name, raw))
+
+
+def _paths(name, raw):
+    return tuple(p for p in str(raw).split(os.pathsep) if p.strip())
+
+
+def _url(name, raw):
+    return str(raw).strip().rstrip("/")
+
+
+def _bool(name, raw):
     value = str(raw).strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
@@ -276,8 +236,6 @@ def _as_bool(name, raw):
 
 MIN_TOKEN_LENGTH = 16
 _TOKEN_HINT = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-
-
 TOKEN_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")  # used with fullmatch
 
 
@@ -291,8 +249,8 @@ def token_name(entry):
     return name, token
 
 
-def _as_tokens(name, raw):
-    tokens = _as_list(raw)
+def _tokens(name, raw):
+    tokens = _list(name, raw)
     for entry in tokens:
         label, token = token_name(entry)
         if not TOKEN_NAME.fullmatch(label):
@@ -308,62 +266,96 @@ def _read_token_file(path):
             lines = [line.strip() for line in f]
     except OSError as e:
         raise ConfigError(f"MCP_AUTH_TOKEN_FILE: cannot read {path!r} ({e.strerror})") from None
-    return _as_tokens("MCP_AUTH_TOKEN_FILE", ",".join(line for line in lines if line and not line.startswith("#")))
+    return _tokens("MCP_AUTH_TOKEN_FILE", ",".join(line for line in lines if line and not line.startswith("#")))
 
 
-# Environment variable -> (Config field, converter). The converters raise ConfigError.
-_ENV_FIELDS = {
-    "MCP_HOST": ("host", lambda n, v: str(v).strip()),
-    "MCP_PORT": ("port", lambda n, v: _as_int(n, v, 0, 65535)),
-    "MCP_TRANSPORT": ("transport", lambda n, v: _as_choice(n, v, ("http", "stdio"))),
-    "OLLAMA_TIMEOUT": ("ollama_timeout", lambda n, v: _as_float(n, v, 0.1, 86400)),
-    "OLLAMA_CONNECT_TIMEOUT": ("ollama_connect_timeout", lambda n, v: _as_float(n, v, 0.1, 600)),
-    "OLLAMA_RETRIES": ("ollama_retries", lambda n, v: _as_int(n, v, 0, 10)),
-    "LOG_LEVEL": ("log_level", lambda n, v: _as_choice(n, v, LOG_LEVELS, str.upper)),
-    "LOG_FORMAT": ("log_format", lambda n, v: _as_choice(n, v, ("text", "json"))),
-    "MCP_ALLOWED_ORIGINS": ("allowed_origins", lambda n, v: _as_list(v)),
-    "MCP_ALLOWED_HOSTS": ("allowed_hosts", lambda n, v: tuple(h.lower() for h in _as_list(v))),
-    "MCP_TOOLS_DIR": ("tools_dir", lambda n, v: str(v).strip()),
-    "MCP_PAGE_SIZE": ("page_size", lambda n, v: _as_int(n, v, 1, 10000)),
-    "MCP_SESSION_TTL": ("session_ttl", lambda n, v: _as_float(n, v, 1, 30 * 86400)),
-    "MCP_MAX_SESSIONS": ("max_sessions", lambda n, v: _as_int(n, v, 1, 1_000_000)),
-    "MCP_MAX_SESSIONS_PER_CLIENT": ("max_sessions_per_client", lambda n, v: _as_int(n, v, 1, 1_000_000)),
-    "MCP_MAX_BODY_BYTES": ("max_body_bytes", lambda n, v: _as_int(n, v, 1024, 1 << 30)),
-    "MCP_DATA_DIR": ("data_dir", lambda n, v: str(v).strip()),
-    "MCP_MODEL_DIRS": ("model_dirs", lambda n, v: tuple(p for p in str(v).split(os.pathsep) if p.strip())),
-    "MCP_BATCH_CONCURRENCY": ("batch_concurrency", lambda n, v: _as_int(n, v, 1, 64)),
-    "MCP_BATCH_MAX_CONCURRENCY": ("batch_max_concurrency", lambda n, v: _as_int(n, v, 1, 64)),
-    "MCP_BATCH_MAX_PROMPTS": ("batch_max_prompts", lambda n, v: _as_int(n, v, 1, 10000)),
-    "MCP_CONTEXT_MAX_MESSAGES": ("context_max_messages", lambda n, v: _as_int(n, v, 1, 1_000_000)),
-    "MCP_CONTEXT_MAX_BYTES": ("context_max_bytes", lambda n, v: _as_int(n, v, 1024, 1 << 30)),
-    "MCP_CONTEXT_MAX_COUNT": ("context_max_count", lambda n, v: _as_int(n, v, 1, 10_000_000)),
-    "MCP_PULL_REGISTRIES": ("pull_registries", lambda n, v: tuple(h.lower() for h in _as_list(v))),
-    "MCP_INSECURE_REGISTRIES": ("insecure_registries", lambda n, v: tuple(h.lower() for h in _as_list(v))),
-    "OLLAMA_LIBRARY_URL": ("model_library_url", lambda n, v: str(v).strip().rstrip("/")),
-    "MCP_AUTH_TOKEN": ("auth_tokens", _as_tokens),
-    "MCP_READ_ONLY": ("read_only", _as_bool),
-    "MCP_TOOLS": ("tools_enabled", lambda n, v: _as_list(v)),
-    "MCP_DISABLED_TOOLS": ("tools_disabled", lambda n, v: _as_list(v)),
-    "MCP_RATE_LIMIT": ("rate_limit", lambda n, v: _as_float(n, v, 0, 1_000_000)),
-    "MCP_RATE_BURST": ("rate_burst", lambda n, v: _as_int(n, v, 1, 1_000_000)),
-    "MCP_MAX_CONCURRENT": ("max_concurrent", lambda n, v: _as_int(n, v, 1, 10_000)),
-    "MCP_MAX_CONCURRENT_PER_CLIENT": ("max_concurrent_per_client", lambda n, v: _as_int(n, v, 1, 10_000)),
-    "MCP_MAX_CONNECTIONS": ("max_connections", lambda n, v: _as_int(n, v, 1, 100_000)),
-    "MCP_MAX_CONNECTIONS_PER_CLIENT": ("max_connections_per_client", lambda n, v: _as_int(n, v, 1, 100_000)),
-    "MCP_CLIENT_TIMEOUT": ("client_timeout", lambda n, v: _as_float(n, v, 0.1, 3600)),
-    "MCP_SSE_KEEPALIVE": ("keepalive_interval", lambda n, v: _as_float(n, v, 0.05, 3600)),
-}
+def setting(default, variable, convert, meaning, *, flag=None, shown=None, group="server", **field):
+    """A Config field declared with everything about it: its environment variable, the command
+    line flag that overrides it, the converter of its text, and its meaning; `shown` is its
+    default as the docs show it. README's table and .env.example are generated from these."""
+    metadata = {"variable": variable, "convert": convert, "meaning": meaning, "flag": flag, "shown": shown, "group": group}
+    return dataclasses.field(default=default, metadata=metadata, **field)
 
-# Read by load_config itself rather than mapped to one field.
-_OTHER_VARIABLES = ("OLLAMA_HOST", "OLLAMA_PORT", "MCP_AUTH_TOKEN_FILE")
 
-# CLI flag (argparse dest) -> environment variable it overrides.
-_FLAG_ENV = {
-    "host": "MCP_HOST",
-    "port": "MCP_PORT",
-    "transport": "MCP_TRANSPORT",
-    "log_level": "LOG_LEVEL",
-}
+SETTING_GROUPS = {"server": "the MCP server", "access": "access (see docs/security.md)", "limits": "limits", "ollama": "Ollama", "logging": "logging (always to stderr)"}
+# Variables read beside the fields: (variable, group, meaning).
+OTHER_VARIABLES = (
+    ("OLLAMA_PORT", "ollama", "port for the split form `OLLAMA_HOST=localhost` + `OLLAMA_PORT=11434`; used when OLLAMA_HOST has none"),
+    ("MCP_AUTH_TOKEN_FILE", "access", "a file with one token per line (`#` comments allowed), read at start-up, added to `MCP_AUTH_TOKEN`"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything the server reads from its environment, resolved once in `main()`: one field per
+    setting, each declared with its variable, flag, converter and meaning (see `setting`).
+
+    Built by `load_config()` from CLI flags over environment variables over a `.env` file.
+    """
+
+    host: str = setting("0.0.0.0", "MCP_HOST", _text, "address the HTTP transport binds; `127.0.0.1` keeps it on this machine", flag="--host")
+    port: int = setting(4838, "MCP_PORT", _int(0, 65535), "HTTP port; the endpoint is `/mcp`", flag="--port")
+    transport: str = setting("http", "MCP_TRANSPORT", _choice("http", "stdio"), "`http` or `stdio`", flag="--transport")
+    allowed_origins: tuple = setting((), "MCP_ALLOWED_ORIGINS", _list, "extra browser Origins allowed (comma-separated; loopback origins always pass; `*` allows any)")
+    allowed_hosts: tuple = setting((), "MCP_ALLOWED_HOSTS", _lower_list, "extra Host names accepted (a loopback bind accepts only localhost names otherwise: the DNS-rebinding guard)")
+    tools_dir: str = setting("", "MCP_TOOLS_DIR", _text, "folder of optional tool packs (`*.py` using `@tool`)", shown="`tools/` beside the file")
+    page_size: int = setting(100, "MCP_PAGE_SIZE", _int(1, 10000), "items per `tools/list`, `resources/list` and `prompts/list` page")
+    session_ttl: float = setting(3600.0, "MCP_SESSION_TTL", _seconds(1, 30 * 86400), "seconds an idle handshake-era session lives")
+    data_dir: str = setting("", "MCP_DATA_DIR", _text, "where saved chat contexts live (SQLite, created on first use)", shown="`~/.local/share/ollama-mcp`")
+    model_dirs: tuple = setting((), "MCP_MODEL_DIRS", _paths, "folders, `:`-separated, a Modelfile `FROM`/`ADAPTER` path may read", shown="none (stdio: the working directory)")
+    batch_concurrency: int = setting(4, "MCP_BATCH_CONCURRENCY", _int(1, 64), "prompts `ollama_batch_generate` runs in parallel by default")
+    batch_max_concurrency: int = setting(8, "MCP_BATCH_MAX_CONCURRENCY", _int(1, 64), "the most parallel prompts a caller may ask for")
+    batch_max_prompts: int = setting(100, "MCP_BATCH_MAX_PROMPTS", _int(1, 10000), "the most prompts in one batch")
+    context_max_messages: int = setting(1000, "MCP_CONTEXT_MAX_MESSAGES", _int(1, 1_000_000), "messages per saved context")
+    context_max_bytes: int = setting(4 * 1024 * 1024, "MCP_CONTEXT_MAX_BYTES", _int(1024, 1 << 30), "bytes per saved context")
+    context_max_count: int = setting(1000, "MCP_CONTEXT_MAX_COUNT", _int(1, 10_000_000), "saved contexts per principal (token name; one namespace without tokens)")
+    auth_tokens: tuple = setting((), "MCP_AUTH_TOKEN", _tokens, "bearer tokens (comma-separated, 16+ characters), each optionally named `name:token`; with one set every `/mcp` and `/metrics` request needs `Authorization: Bearer <token>`. The name is the principal that owns sessions and saved contexts, so it keeps them when its token rotates", group="access", repr=False)
+    read_only: bool = setting(False, "MCP_READ_ONLY", _bool, "hide and refuse every tool that changes Ollama or saved contexts (and the resources and prompts that follow them)", group="access")
+    tools_enabled: tuple = setting((), "MCP_TOOLS", _list, "glob patterns of the tools to expose, e.g. `ollama_list_*,ollama_chat*`", shown="all", group="access")
+    tools_disabled: tuple = setting((), "MCP_DISABLED_TOOLS", _list, "glob patterns of tools to hide, e.g. `ollama_delete_model`", group="access")
+    pull_registries: tuple = setting(DEFAULT_REGISTRIES, "MCP_PULL_REGISTRIES", _lower_list, "registry hosts a pull (or a Modelfile `FROM` Ollama would pull) may name; others are refused before Ollama is asked", group="access")
+    insecure_registries: tuple = setting((), "MCP_INSECURE_REGISTRIES", _lower_list, "registry hosts a pull may reach with `insecure: true` (none by default)", group="access")
+    rate_limit: float = setting(600.0, "MCP_RATE_LIMIT", _seconds(0, 1_000_000), "HTTP requests per minute per client (token, else address), every message of a batch counted; `0` = off; over it: 429 with `Retry-After`", group="limits")
+    rate_burst: int = setting(60, "MCP_RATE_BURST", _int(1, 1_000_000), "requests a client may send in a burst", group="limits")
+    max_concurrent: int = setting(32, "MCP_MAX_CONCURRENT", _int(1, 10_000), "tool calls running at once, all clients (each parallel prompt of a batch counts)", group="limits")
+    max_concurrent_per_client: int = setting(8, "MCP_MAX_CONCURRENT_PER_CLIENT", _int(1, 10_000), "tool calls running at once per client", group="limits")
+    max_connections: int = setting(256, "MCP_MAX_CONNECTIONS", _int(1, 100_000), "open HTTP connections (each holds a thread); more get 503 at once", group="limits")
+    max_connections_per_client: int = setting(64, "MCP_MAX_CONNECTIONS_PER_CLIENT", _int(1, 100_000), "open HTTP connections per client address (behind a reverse proxy, raise it: every connection comes from the proxy)", group="limits")
+    max_sessions: int = setting(1000, "MCP_MAX_SESSIONS", _int(1, 1_000_000), "handshake-era sessions kept at once; beyond it the longest idle one without running calls is dropped, and with none idle a new session gets 503", group="limits")
+    max_sessions_per_client: int = setting(100, "MCP_MAX_SESSIONS_PER_CLIENT", _int(1, 1_000_000), "the same cap per client (token, else address), so one client cannot push the others out", group="limits")
+    max_body_bytes: int = setting(32 * 1024 * 1024, "MCP_MAX_BODY_BYTES", _int(1024, 1 << 30), "largest request body, and stdio line (413 above it); images travel base64 inside requests", group="limits")
+    client_timeout: float = setting(30.0, "MCP_CLIENT_TIMEOUT", _seconds(0.1, 3600), "seconds a client has to send a whole request; the longest one write to it may block", group="limits")
+    keepalive_interval: float = setting(15.0, "MCP_SSE_KEEPALIVE", _seconds(0.05, 3600), "seconds of silence on an SSE stream before a keep-alive comment (proxies cut idle streams)", group="limits")
+    ollama_url: str = setting(f"http://127.0.0.1:{DEFAULT_OLLAMA_PORT}", "OLLAMA_HOST", None, "where Ollama listens: `host`, `host:port` or `http(s)://host:port[/prefix]` (Ollama's convention)", flag="--ollama-url", shown="`127.0.0.1:11434`", group="ollama")
+    ollama_timeout: float = setting(300.0, "OLLAMA_TIMEOUT", _seconds(0.1, 86400), "seconds to wait for Ollama, and the longest silence allowed between streamed chunks", group="ollama")
+    ollama_connect_timeout: float = setting(5.0, "OLLAMA_CONNECT_TIMEOUT", _seconds(0.1, 600), "seconds to wait for a connection to Ollama", group="ollama")
+    ollama_retries: int = setting(2, "OLLAMA_RETRIES", _int(0, 10), "extra attempts, only when nothing reached Ollama (connection refused) or a GET got 503", group="ollama")
+    model_library_url: str = setting("https://ollama.com", "OLLAMA_LIBRARY_URL", _url, "the public library `ollama_search_models` asks with `remote: true`", group="ollama")
+    log_level: str = setting("INFO", "LOG_LEVEL", _choice(*LOG_LEVELS, transform=str.upper), "`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`", flag="--log-level", group="logging")
+    log_format: str = setting("text", "LOG_FORMAT", _choice("text", "json"), "`text`, or `json` for one JSON object per line", group="logging")
+
+    @functools.cached_property  # read on every HTTP request: parse the address once
+    def loopback_bind(self):
+        """True when the HTTP transport only listens on this machine."""
+        return _is_loopback(self.host)
+
+    @property
+    def context_path(self):
+        """The SQLite file of saved chat contexts."""
+        base = self.data_dir or os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "ollama-mcp")
+        return os.path.join(base, "contexts.sqlite3")
+
+    @property
+    def readable_model_dirs(self):
+        """Folders a Modelfile may read local files from: configured ones; over stdio also the working directory."""
+        dirs = list(self.model_dirs)
+        if not dirs and self.transport == "stdio":
+            dirs.append(os.getcwd())
+        return tuple(Path(d).expanduser().resolve() for d in dirs)
+
+
+SETTINGS = tuple(f for f in dataclasses.fields(Config) if f.metadata)
+VARIABLES = tuple(f.metadata["variable"] for f in SETTINGS) + tuple(v for v, _, _ in OTHER_VARIABLES)
 
 
 def find_env_file(start=None):
@@ -380,10 +372,10 @@ def find_env_file(start=None):
 
 
 def load_config(flags=None, environ=None, env_file=None):
-    """Build a Config: CLI `flags` (a dict) over `environ` over the `.env` file.
+    """Build a Config: CLI `flags` (a dict of field names) over `environ` over the `.env` file.
 
     `env_file` None means the `.env` that `find_env_file()` finds; "" means none.
-    Raises ConfigError.
+    Raises ConfigError naming the variable (or the flag that set it).
     """
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     environ = os.environ if environ is None else environ
@@ -392,17 +384,16 @@ def load_config(flags=None, environ=None, env_file=None):
     elif env_file and not os.path.isfile(env_file):
         raise ConfigError(f"--env-file: {env_file!r} does not exist")
     values = {k: v for k, v in (dotenv_values(env_file) if env_file else {}).items() if v is not None}
-    values.update({k: v for k, v in environ.items() if k in _ENV_FIELDS or k in _OTHER_VARIABLES})
-    sources = {}  # variable -> what to call it in an error: the flag when a flag set it
-    for flag, name in _FLAG_ENV.items():
-        if flag in flags:
-            values[name] = str(flags[flag])
-            sources[name] = "--" + flag.replace("_", "-")
-
+    values.update({k: v for k, v in environ.items() if k in VARIABLES})
     fields = {}
-    for name, (field, convert) in _ENV_FIELDS.items():
-        if name in values and str(values[name]).strip() != "":
-            fields[field] = convert(sources.get(name, name), values[name])
+    for f in SETTINGS:
+        name, convert = f.metadata["variable"], f.metadata["convert"]
+        if convert is None:
+            continue  # OLLAMA_HOST: below, with OLLAMA_PORT
+        if f.name in flags:
+            fields[f.name] = convert(f.metadata["flag"], flags[f.name])
+        elif str(values.get(name, "")).strip() != "":
+            fields[f.name] = convert(name, values[name])
     token_file = str(values.get("MCP_AUTH_TOKEN_FILE") or "").strip()
     if token_file:
         fields["auth_tokens"] = fields.get("auth_tokens", ()) + _read_token_file(token_file)
@@ -410,7 +401,7 @@ def load_config(flags=None, environ=None, env_file=None):
         fields["ollama_url"] = parse_ollama_host(flags["ollama_url"])
     else:
         port = values.get("OLLAMA_PORT")
-        port = _as_int("OLLAMA_PORT", port, 1, 65535) if port not in (None, "") else None
+        port = _int(1, 65535)("OLLAMA_PORT", port) if port not in (None, "") else None
         fields["ollama_url"] = parse_ollama_host(values.get("OLLAMA_HOST"), port)
     return Config(**fields)
 

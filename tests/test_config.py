@@ -112,10 +112,16 @@ def test_list_values():
     assert config.allowed_hosts == ("box.lan",)
 
 
-def test_env_example_lists_every_variable():
-    text = (ROOT / ".env.example").read_text()
-    for name in list(ollama_mcp._ENV_FIELDS) + list(ollama_mcp._OTHER_VARIABLES):
-        assert f"{name}=" in text, name
+def test_every_setting_is_declared_whole():
+    for f in ollama_mcp.SETTINGS:
+        assert f.metadata["variable"] and f.metadata["meaning"], f.name
+        assert f.metadata["group"] in ollama_mcp.SETTING_GROUPS, f.name
+    assert len(set(ollama_mcp.VARIABLES)) == len(ollama_mcp.VARIABLES)
+
+
+def test_the_env_example_is_a_valid_configuration_of_the_defaults(tmp_path):
+    defaults = load_config({}, environ={}, env_file="")
+    assert load_config({}, environ={}, env_file=str(ROOT / ".env.example")) == defaults
 
 
 # --- the command line -----------------------------------------------------------------------

@@ -25,10 +25,20 @@ def test_readme_tools_table_lists_every_tool():
     assert missing == []
 
 
-def test_readme_configuration_table_lists_every_variable():
+def load_settings_generator():
+    spec = importlib.util.spec_from_file_location("make_settings", ROOT / "docs" / "make_settings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_settings_table_and_env_example_are_up_to_date():
+    generator = load_settings_generator()
     readme = (ROOT / "README.md").read_text()
-    missing = [name for name in list(ollama_mcp._ENV_FIELDS) + list(ollama_mcp._OTHER_VARIABLES) if f"| `{name}` |" not in readme]
-    assert missing == []
+    assert generator.readme_with_table(readme) == readme, "run: python docs/make_settings.py"
+    assert (ROOT / ".env.example").read_text() == generator.env_example(), "run: python docs/make_settings.py"
+    for name in ollama_mcp.VARIABLES:
+        assert f"| `{name}` |" in readme and f"\n{name}=" in generator.env_example(), name
 
 
 def python_blocks(path):
