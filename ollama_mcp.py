@@ -758,6 +758,14 @@ class OllamaClient:
             except requests.RequestException as e:
                 raise self._translate(e) from e
 
+    def version(self, timeout=None):
+        """Ollama's version string ("?" when it does not say)."""
+        return (self.json("GET", "/api/version", timeout=timeout) or {}).get("version") or "?"
+
+    def show(self, name, verbose=False):
+        """What /api/show says of one model (verbose: with the large tokenizer arrays)."""
+        return self.json("POST", "/api/show", {"model": name, "verbose": True} if verbose else {"model": name}) or {}
+
     def installed(self):
         """The installed models, as /api/tags lists them."""
         return (self.json("GET", "/api/tags") or {}).get("models") or []
@@ -1270,7 +1278,7 @@ def ollama_check_health(call, args):
     client = call.client
     start = time.perf_counter()
     try:
-        version = client.json("GET", "/api/version")
+        version = client.version()
         latency = (time.perf_counter() - start) * 1000
         installed = client.installed()
         loaded = client.loaded()
@@ -1288,7 +1296,7 @@ def ollama_check_health(call, args):
     return {
         "healthy": True,
         "url": client.base_url,
-        "version": (version or {}).get("version"),
+        "version": version,
         "latency_ms": round(latency, 3),
         "models_installed": len(installed),
         "models_loaded": [m.get("name") for m in loaded],
@@ -1440,7 +1448,7 @@ def _modelfile_text(modelfile, include_license):
 
 def model_details(client, name, verbose=False, include_license=False):
     """What ollama_show_model (and the ollama://models/{name} resource) report of one model."""
-    shown = client.json("POST", "/api/show", {"model": name, "verbose": True} if verbose else {"model": name}) or {}
+    shown = client.show(name, verbose)
     # Without verbose, Ollama names the large tokenizer arrays with null values: noise to a reader.
     info = {k: v for k, v in (shown.get("model_info") or {}).items() if v is not None}
     license_ = shown.get("license") or ""
@@ -1837,7 +1845,7 @@ def ollama_copy_model(call, args):
 )
 def ollama_get_modelfile(call, args):
     call.model = args["model"]
-    shown = call.client.json("POST", "/api/show", {"model": args["model"]}) or {}
+    shown = call.client.show(args["model"])
     return {"model": args["model"], "modelfile": _modelfile_text(shown.get("modelfile") or "", args.get("include_license", False))}
 
 
@@ -2126,7 +2134,7 @@ def _definition(shown):
 )
 def ollama_update_model(call, args):
     model = call.model = args["model"]
-    before = _definition(call.client.json("POST", "/api/show", {"model": model}) or {})
+    before = _definition(call.client.show(model))
     parsed = parse_modelfile(args["modelfile"])
     parsed.setdefault("from", (model, 0))
     overwrite = args.get("overwrite", False)
@@ -2146,7 +2154,7 @@ def ollama_update_model(call, args):
         merged["messages"] = parsed["messages"] or before["messages"]
         body = _create_request(call, model, merged)
     statuses = yield from _run_create(call, body, True)
-    after = _definition(call.client.json("POST", "/api/show", {"model": model}) or {})
+    after = _definition(call.client.show(model))
     changed = {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after[k]}
     return {"model": model, "status": statuses[-1], "changed": changed, "overwrite": overwrite}
 
@@ -2339,8 +2347,7 @@ def ollama_unload_model(call, args):
     idempotent=True,
 )
 def ollama_get_version(call, args):
-    answer = call.client.json("GET", "/api/version") or {}
-    return {"version": answer.get("version") or "", "url": call.client.base_url, "server_version": __version__}
+    return {"version": call.client.version(), "url": call.client.base_url, "server_version": __version__}
 
 
 def _find_model(models, name):
@@ -2387,7 +2394,7 @@ def _show_all(call, names):
     """show for every name in parallel (bounded pool); per-name result or OllamaError."""
     def one(name):
         call.check()
-        return call.client.json("POST", "/api/show", {"model": name}) or {}
+        return call.client.show(name)
 
     results = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(INFO_POOL, len(names)))) as pool:
@@ -2670,7 +2677,7 @@ def ollama_validate_model(call, args):
         return "installed"
 
     def manifest():
-        shown.update(call.client.json("POST", "/api/show", {"model": name}) or {})
+        shown.update(call.client.show(name))
         return f"capabilities: {', '.join(shown.get('capabilities') or []) or 'none listed'}"
 
     def answers():
@@ -2774,10 +2781,6 @@ def ollama_search_models(call, args):
 
 # --- saved chat contexts -------------------------------------------------------------------------
 
-STORED_MESSAGE = strict_object(
-    {"role": {"enum": ["system", "user", "assistant", "tool"]}, "content": {"type": "string"}, "images": IMAGES, "thinking": {"type": "string"}, "tool_calls": {"type": "array", "items": TOOL_CALL}, "tool_name": {"type": "string"}},
-    ["role", "content"],
-)
 
 
 @tool(
@@ -2787,7 +2790,7 @@ STORED_MESSAGE = strict_object(
         "(default) stores exactly these messages, 'append' adds them after the saved ones. "
         "ollama_chat with the same session_id continues it. Limits on messages and bytes apply."
     ),
-    input_schema=strict_object({"session_id": SESSION_ID, "messages": {"type": "array", "items": STORED_MESSAGE, "maxItems": 100000}, "model": MODEL, "mode": {"enum": ["replace", "append"]}}, ["session_id", "messages"]),
+    input_schema=strict_object({"session_id": SESSION_ID, "messages": {"type": "array", "items": MESSAGE, "maxItems": 100000}, "model": MODEL, "mode": {"enum": ["replace", "append"]}}, ["session_id", "messages"]),
     output_schema=open_object({"session_id": _STR, "model": _NULLABLE_STR, "count": _INT, "bytes": _INT, "mode": _STR}, ["session_id", "count", "bytes", "mode"]),
     read_only=False,
     idempotent=False,
@@ -3039,7 +3042,7 @@ def _split_models(value):
 
 def _render_compare(server, principal, args):
     models = _split_models(args.get("models")) or [
-        n for n in _installed_names(server) if "embedding" not in (server.client.json("POST", "/api/show", {"model": n}) or {}).get("capabilities", [])
+        n for n in _installed_names(server) if "embedding" not in server.client.show(n).get("capabilities", [])
     ][:4]
     if not models:
         raise InvalidParams("Invalid params: no models to compare: give `models` (comma-separated), or pull a model first")
@@ -4322,8 +4325,8 @@ class HttpTransport:
         checked, answer = self._ready
         if answer is None or time.monotonic() - checked > READY_CACHE_SECONDS:
             try:
-                version = self.server.client.json("GET", "/api/version", timeout=(2.0, 2.0)) or {}
-                answer = ("200 OK", "ready", f"Ollama {version.get('version', '?')} at {self.server.client.base_url}")
+                version = self.server.client.version(timeout=(2.0, 2.0))
+                answer = ("200 OK", "ready", f"Ollama {version} at {self.server.client.base_url}")
             except OllamaError as e:
                 answer = ("503 Service Unavailable", "not ready", str(e))
             self._ready = (time.monotonic(), answer)
@@ -4979,7 +4982,7 @@ def _report_ollama(client):
 
     def check():
         try:
-            version = (client.json("GET", "/api/version", timeout=(2.0, 5.0)) or {}).get("version", "?")
+            version = client.version(timeout=(2.0, 5.0))
             log.info("Ollama %s answers at %s", version, client.base_url)
         except OllamaError as e:
             log.warning("%s Tools will fail until it answers.", e)
@@ -5085,7 +5088,7 @@ def run_check(config, out=sys.stdout):
         print(f"  {field.name:<26} {shown}", file=out)
     client = OllamaClient(dataclasses.replace(config, ollama_retries=0))
     try:
-        version = (client.json("GET", "/api/version") or {}).get("version", "?")
+        version = client.version()
         models = [m.get("name") for m in client.installed()]
     except OllamaError as e:
         print(f"Ollama: NOT reachable at {config.ollama_url}\n  {e}", file=out)

@@ -98,6 +98,47 @@ def test_fuzz_payloads_and_headers(fuzz_server):
     check_alive_and_working(client)
 
 
+MODERN_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+metas = st.just(MODERN_META) | st.dictionaries(st.sampled_from([*MODERN_META, "io.modelcontextprotocol/logLevel", "progressToken"]), json_values, max_size=4) | json_values
+# subscriptions/listen is left out: a valid one is a stream that stays open, by design.
+modern_methods = st.sampled_from(["server/discover", "tools/list", "tools/call", "resources/list", "resources/read", "resources/templates/list", "prompts/list", "prompts/get", "completion/complete", "initialize", "ping"]) | st.text(max_size=20)
+modern_messages = st.builds(
+    lambda i, method, meta, extra: {"jsonrpc": "2.0", "id": i, "method": method, "params": {**extra, "_meta": meta}},
+    ids,
+    modern_methods,
+    metas,
+    st.dictionaries(st.sampled_from(["name", "uri", "arguments", "cursor", "ref", "argument", "notifications"]), json_values, max_size=3),
+)
+
+
+def header_safe(value):
+    """Whether the HTTP client will send `value` as a header value (it refuses the others itself)."""
+    return isinstance(value, str) and value.isascii() and value.isprintable() and value == value.strip() and value != ""
+
+
+def test_fuzz_stateless_requests(fuzz_server):
+    server, _ = fuzz_server
+    http = requests.Session()
+
+    @FUZZ
+    @given(msg=modern_messages, mirror=st.booleans(), version=st.sampled_from(["2026-07-28", "2099-01-01", "2026-07-28 \t"]))
+    def run(msg, mirror, version):
+        h = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json", "MCP-Protocol-Version": version}
+        if mirror and header_safe(msg["method"]):
+            h["Mcp-Method"] = msg["method"]
+            name = msg["params"].get("name", msg["params"].get("uri"))
+            if header_safe(name):
+                h["Mcp-Name"] = name
+        r = http.post(server.url, data=json.dumps(msg), headers=h, timeout=30)
+        assert r.status_code < 500, (r.status_code, msg, r.text[:300])
+        if r.headers.get("Content-Type") == "application/json":
+            reply = r.json()
+            assert "result" in reply or isinstance(reply["error"]["code"], int)
+
+    run()
+    assert server.mcp.calls.all() == []
+
+
 def test_fuzz_tool_arguments(fuzz_server):
     server, client = fuzz_server
 
