@@ -42,8 +42,8 @@ import functools
 import hashlib
 import hmac
 import importlib.util
-import ipaddress
 import io
+import ipaddress
 import itertools
 import json
 import logging
@@ -62,8 +62,8 @@ import time
 import types
 import urllib.parse
 from collections import namedtuple
-from http import HTTPStatus
 from datetime import datetime
+from http import HTTPStatus
 from pathlib import Path
 
 import jsonschema
@@ -71,6 +71,8 @@ import requests
 import tenacity
 from dotenv import dotenv_values
 from requests.adapters import HTTPAdapter
+from werkzeug.datastructures import Authorization, MIMEAccept
+from werkzeug.http import parse_accept_header
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
@@ -273,15 +275,36 @@ def setting(default, variable, convert, meaning, *, flag=None, shown=None, group
     """A Config field declared with everything about it: its environment variable, the command
     line flag that overrides it, the converter of its text, and its meaning; `shown` is its
     default as the docs show it. README's table and .env.example are generated from these."""
-    metadata = {"variable": variable, "convert": convert, "meaning": meaning, "flag": flag, "shown": shown, "group": group}
+    metadata = {
+        "variable": variable,
+        "convert": convert,
+        "meaning": meaning,
+        "flag": flag,
+        "shown": shown,
+        "group": group,
+    }
     return dataclasses.field(default=default, metadata=metadata, **field)
 
 
-SETTING_GROUPS = {"server": "the MCP server", "access": "access (see docs/security.md)", "limits": "limits", "ollama": "Ollama", "logging": "logging (always to stderr)"}
+SETTING_GROUPS = {
+    "server": "the MCP server",
+    "access": "access (see docs/security.md)",
+    "limits": "limits",
+    "ollama": "Ollama",
+    "logging": "logging (always to stderr)",
+}
 # Variables read beside the fields: (variable, group, meaning).
 OTHER_VARIABLES = (
-    ("OLLAMA_PORT", "ollama", "port for the split form `OLLAMA_HOST=localhost` + `OLLAMA_PORT=11434`; used when OLLAMA_HOST has none"),
-    ("MCP_AUTH_TOKEN_FILE", "access", "a file with one token per line (`#` comments allowed), read at start-up, added to `MCP_AUTH_TOKEN`"),
+    (
+        "OLLAMA_PORT",
+        "ollama",
+        "port for the split form `OLLAMA_HOST=localhost` + `OLLAMA_PORT=11434`; used when OLLAMA_HOST has none",
+    ),
+    (
+        "MCP_AUTH_TOKEN_FILE",
+        "access",
+        "a file with one token per line (`#` comments allowed), read at start-up, added to `MCP_AUTH_TOKEN`",
+    ),
 )
 
 
@@ -293,46 +316,233 @@ class Config:
     Built by `load_config()` from CLI flags over environment variables over a `.env` file.
     """
 
-    host: str = setting("0.0.0.0", "MCP_HOST", _text, "address the HTTP transport binds; `127.0.0.1` keeps it on this machine", flag="--host")
+    host: str = setting(
+        "0.0.0.0",
+        "MCP_HOST",
+        _text,
+        "address the HTTP transport binds; `127.0.0.1` keeps it on this machine",
+        flag="--host",
+    )
     port: int = setting(4838, "MCP_PORT", _int(0, 65535), "HTTP port; the endpoint is `/mcp`", flag="--port")
     transport: str = setting("http", "MCP_TRANSPORT", _choice("http", "stdio"), "`http` or `stdio`", flag="--transport")
-    allowed_origins: tuple = setting((), "MCP_ALLOWED_ORIGINS", _list, "extra browser Origins allowed (comma-separated; loopback origins always pass; `*` allows any)")
-    allowed_hosts: tuple = setting((), "MCP_ALLOWED_HOSTS", _lower_list, "extra Host names accepted (a loopback bind accepts only localhost names otherwise: the DNS-rebinding guard)")
-    tools_dir: str = setting("", "MCP_TOOLS_DIR", _text, "folder of optional tool packs (`*.py` using `@tool`)", shown="`tools/` beside the file")
-    page_size: int = setting(100, "MCP_PAGE_SIZE", _int(1, 10000), "items per `tools/list`, `resources/list` and `prompts/list` page")
-    session_ttl: float = setting(3600.0, "MCP_SESSION_TTL", _seconds(1, 30 * 86400), "seconds an idle handshake-era session lives")
-    data_dir: str = setting("", "MCP_DATA_DIR", _text, "where saved chat contexts live (SQLite, created on first use)", shown="`~/.local/share/ollama-mcp`")
-    model_dirs: tuple = setting((), "MCP_MODEL_DIRS", _paths, "folders, `:`-separated, a Modelfile `FROM`/`ADAPTER` path may read", shown="none (stdio: the working directory)")
-    batch_concurrency: int = setting(4, "MCP_BATCH_CONCURRENCY", _int(1, 64), "prompts `ollama_batch_generate` runs in parallel by default")
-    batch_max_concurrency: int = setting(8, "MCP_BATCH_MAX_CONCURRENCY", _int(1, 64), "the most parallel prompts a caller may ask for")
+    allowed_origins: tuple = setting(
+        (),
+        "MCP_ALLOWED_ORIGINS",
+        _list,
+        "extra browser Origins allowed (comma-separated; loopback origins always pass; `*` allows any)",
+    )
+    allowed_hosts: tuple = setting(
+        (),
+        "MCP_ALLOWED_HOSTS",
+        _lower_list,
+        "extra Host names accepted (a loopback bind accepts only localhost names otherwise: the DNS-rebinding guard)",
+    )
+    tools_dir: str = setting(
+        "",
+        "MCP_TOOLS_DIR",
+        _text,
+        "folder of optional tool packs (`*.py` using `@tool`)",
+        shown="`tools/` beside the file",
+    )
+    page_size: int = setting(
+        100, "MCP_PAGE_SIZE", _int(1, 10000), "items per `tools/list`, `resources/list` and `prompts/list` page"
+    )
+    session_ttl: float = setting(
+        3600.0, "MCP_SESSION_TTL", _seconds(1, 30 * 86400), "seconds an idle handshake-era session lives"
+    )
+    data_dir: str = setting(
+        "",
+        "MCP_DATA_DIR",
+        _text,
+        "where saved chat contexts live (SQLite, created on first use)",
+        shown="`~/.local/share/ollama-mcp`",
+    )
+    model_dirs: tuple = setting(
+        (),
+        "MCP_MODEL_DIRS",
+        _paths,
+        "folders, `:`-separated, a Modelfile `FROM`/`ADAPTER` path may read",
+        shown="none (stdio: the working directory)",
+    )
+    batch_concurrency: int = setting(
+        4, "MCP_BATCH_CONCURRENCY", _int(1, 64), "prompts `ollama_batch_generate` runs in parallel by default"
+    )
+    batch_max_concurrency: int = setting(
+        8, "MCP_BATCH_MAX_CONCURRENCY", _int(1, 64), "the most parallel prompts a caller may ask for"
+    )
     batch_max_prompts: int = setting(100, "MCP_BATCH_MAX_PROMPTS", _int(1, 10000), "the most prompts in one batch")
-    context_max_messages: int = setting(1000, "MCP_CONTEXT_MAX_MESSAGES", _int(1, 1_000_000), "messages per saved context")
-    context_max_bytes: int = setting(4 * 1024 * 1024, "MCP_CONTEXT_MAX_BYTES", _int(1024, 1 << 30), "bytes per saved context")
-    context_max_count: int = setting(1000, "MCP_CONTEXT_MAX_COUNT", _int(1, 10_000_000), "saved contexts per principal (token name; one namespace without tokens)")
-    auth_tokens: tuple = setting((), "MCP_AUTH_TOKEN", _tokens, "bearer tokens (comma-separated, 16+ characters), each optionally named `name:token`; with one set every `/mcp` and `/metrics` request needs `Authorization: Bearer <token>`. The name is the principal that owns sessions and saved contexts, so it keeps them when its token rotates", group="access", repr=False)
-    read_only: bool = setting(False, "MCP_READ_ONLY", _bool, "hide and refuse every tool that changes Ollama or saved contexts (and the resources and prompts that follow them)", group="access")
-    tools_enabled: tuple = setting((), "MCP_TOOLS", _list, "glob patterns of the tools to expose, e.g. `ollama_list_*,ollama_chat*`", shown="all", group="access")
-    tools_disabled: tuple = setting((), "MCP_DISABLED_TOOLS", _list, "glob patterns of tools to hide, e.g. `ollama_delete_model`", group="access")
-    pull_registries: tuple = setting(DEFAULT_REGISTRIES, "MCP_PULL_REGISTRIES", _lower_list, "registry hosts a pull (or a Modelfile `FROM` Ollama would pull) may name; others are refused before Ollama is asked", group="access")
-    insecure_registries: tuple = setting((), "MCP_INSECURE_REGISTRIES", _lower_list, "registry hosts a pull may reach with `insecure: true` (none by default)", group="access")
-    rate_limit: float = setting(600.0, "MCP_RATE_LIMIT", _seconds(0, 1_000_000), "HTTP requests per minute per client (token, else address), every message of a batch counted; `0` = off; over it: 429 with `Retry-After`", group="limits")
-    rate_burst: int = setting(60, "MCP_RATE_BURST", _int(1, 1_000_000), "requests a client may send in a burst", group="limits")
-    max_concurrent: int = setting(32, "MCP_MAX_CONCURRENT", _int(1, 10_000), "tool calls running at once, all clients (each parallel prompt of a batch counts)", group="limits")
-    max_concurrent_per_client: int = setting(8, "MCP_MAX_CONCURRENT_PER_CLIENT", _int(1, 10_000), "tool calls running at once per client", group="limits")
-    max_connections: int = setting(256, "MCP_MAX_CONNECTIONS", _int(1, 100_000), "open HTTP connections (each holds a thread); more get 503 at once", group="limits")
-    max_connections_per_client: int = setting(64, "MCP_MAX_CONNECTIONS_PER_CLIENT", _int(1, 100_000), "open HTTP connections per client address (behind a reverse proxy, raise it: every connection comes from the proxy)", group="limits")
-    max_sessions: int = setting(1000, "MCP_MAX_SESSIONS", _int(1, 1_000_000), "handshake-era sessions kept at once; beyond it the longest idle one without running calls is dropped, and with none idle a new session gets 503", group="limits")
-    max_sessions_per_client: int = setting(100, "MCP_MAX_SESSIONS_PER_CLIENT", _int(1, 1_000_000), "the same cap per client (token, else address), so one client cannot push the others out", group="limits")
-    max_body_bytes: int = setting(32 * 1024 * 1024, "MCP_MAX_BODY_BYTES", _int(1024, 1 << 30), "largest request body, and stdio line (413 above it); images travel base64 inside requests", group="limits")
-    client_timeout: float = setting(30.0, "MCP_CLIENT_TIMEOUT", _seconds(0.1, 3600), "seconds a client has to send a whole request; the longest one write to it may block", group="limits")
-    keepalive_interval: float = setting(15.0, "MCP_SSE_KEEPALIVE", _seconds(0.05, 3600), "seconds of silence on an SSE stream before a keep-alive comment (proxies cut idle streams)", group="limits")
-    ollama_url: str = setting(f"http://127.0.0.1:{DEFAULT_OLLAMA_PORT}", "OLLAMA_HOST", None, "where Ollama listens: `host`, `host:port` or `http(s)://host:port[/prefix]` (Ollama's convention)", flag="--ollama-url", shown="`127.0.0.1:11434`", group="ollama")
-    ollama_timeout: float = setting(300.0, "OLLAMA_TIMEOUT", _seconds(0.1, 86400), "seconds to wait for Ollama, and the longest silence allowed between streamed chunks", group="ollama")
-    ollama_connect_timeout: float = setting(5.0, "OLLAMA_CONNECT_TIMEOUT", _seconds(0.1, 600), "seconds to wait for a connection to Ollama", group="ollama")
-    ollama_retries: int = setting(2, "OLLAMA_RETRIES", _int(0, 10), "extra attempts, only when nothing reached Ollama (connection refused) or a GET got 503", group="ollama")
-    model_library_url: str = setting("https://ollama.com", "OLLAMA_LIBRARY_URL", _url, "the public library `ollama_search_models` asks with `remote: true`", group="ollama")
-    log_level: str = setting("INFO", "LOG_LEVEL", _choice(*LOG_LEVELS, transform=str.upper), "`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`", flag="--log-level", group="logging")
-    log_format: str = setting("text", "LOG_FORMAT", _choice("text", "json"), "`text`, or `json` for one JSON object per line", group="logging")
+    context_max_messages: int = setting(
+        1000, "MCP_CONTEXT_MAX_MESSAGES", _int(1, 1_000_000), "messages per saved context"
+    )
+    context_max_bytes: int = setting(
+        4 * 1024 * 1024, "MCP_CONTEXT_MAX_BYTES", _int(1024, 1 << 30), "bytes per saved context"
+    )
+    context_max_count: int = setting(
+        1000,
+        "MCP_CONTEXT_MAX_COUNT",
+        _int(1, 10_000_000),
+        "saved contexts per principal (token name; one namespace without tokens)",
+    )
+    auth_tokens: tuple = setting(
+        (),
+        "MCP_AUTH_TOKEN",
+        _tokens,
+        "bearer tokens (comma-separated, 16+ characters), each optionally named `name:token`; with one set every "
+        "`/mcp` and `/metrics` request needs `Authorization: Bearer <token>`. The name is the principal that owns "
+        "sessions and saved contexts, so it keeps them when its token rotates",
+        group="access",
+        repr=False,
+    )
+    read_only: bool = setting(
+        False,
+        "MCP_READ_ONLY",
+        _bool,
+        "hide and refuse every tool that changes Ollama or saved contexts (and the resources and prompts that follow "
+        "them)",
+        group="access",
+    )
+    tools_enabled: tuple = setting(
+        (),
+        "MCP_TOOLS",
+        _list,
+        "glob patterns of the tools to expose, e.g. `ollama_list_*,ollama_chat*`",
+        shown="all",
+        group="access",
+    )
+    tools_disabled: tuple = setting(
+        (), "MCP_DISABLED_TOOLS", _list, "glob patterns of tools to hide, e.g. `ollama_delete_model`", group="access"
+    )
+    pull_registries: tuple = setting(
+        DEFAULT_REGISTRIES,
+        "MCP_PULL_REGISTRIES",
+        _lower_list,
+        "registry hosts a pull (or a Modelfile `FROM` Ollama would pull) may name; others are refused before Ollama "
+        "is asked",
+        group="access",
+    )
+    insecure_registries: tuple = setting(
+        (),
+        "MCP_INSECURE_REGISTRIES",
+        _lower_list,
+        "registry hosts a pull may reach with `insecure: true` (none by default)",
+        group="access",
+    )
+    rate_limit: float = setting(
+        600.0,
+        "MCP_RATE_LIMIT",
+        _seconds(0, 1_000_000),
+        "HTTP requests per minute per client (token, else address), every message of a batch counted; `0` = off; "
+        "over it: 429 with `Retry-After`",
+        group="limits",
+    )
+    rate_burst: int = setting(
+        60, "MCP_RATE_BURST", _int(1, 1_000_000), "requests a client may send in a burst", group="limits"
+    )
+    max_concurrent: int = setting(
+        32,
+        "MCP_MAX_CONCURRENT",
+        _int(1, 10_000),
+        "tool calls running at once, all clients (each parallel prompt of a batch counts)",
+        group="limits",
+    )
+    max_concurrent_per_client: int = setting(
+        8, "MCP_MAX_CONCURRENT_PER_CLIENT", _int(1, 10_000), "tool calls running at once per client", group="limits"
+    )
+    max_connections: int = setting(
+        256,
+        "MCP_MAX_CONNECTIONS",
+        _int(1, 100_000),
+        "open HTTP connections (each holds a thread); more get 503 at once",
+        group="limits",
+    )
+    max_connections_per_client: int = setting(
+        64,
+        "MCP_MAX_CONNECTIONS_PER_CLIENT",
+        _int(1, 100_000),
+        "open HTTP connections per client address (behind a reverse proxy, raise it: every connection comes from the "
+        "proxy)",
+        group="limits",
+    )
+    max_sessions: int = setting(
+        1000,
+        "MCP_MAX_SESSIONS",
+        _int(1, 1_000_000),
+        "handshake-era sessions kept at once; beyond it the longest idle one without running calls is dropped, and "
+        "with none idle a new session gets 503",
+        group="limits",
+    )
+    max_sessions_per_client: int = setting(
+        100,
+        "MCP_MAX_SESSIONS_PER_CLIENT",
+        _int(1, 1_000_000),
+        "the same cap per client (token, else address), so one client cannot push the others out",
+        group="limits",
+    )
+    max_body_bytes: int = setting(
+        32 * 1024 * 1024,
+        "MCP_MAX_BODY_BYTES",
+        _int(1024, 1 << 30),
+        "largest request body, and stdio line (413 above it); images travel base64 inside requests",
+        group="limits",
+    )
+    client_timeout: float = setting(
+        30.0,
+        "MCP_CLIENT_TIMEOUT",
+        _seconds(0.1, 3600),
+        "seconds a client has to send a whole request; the longest one write to it may block",
+        group="limits",
+    )
+    keepalive_interval: float = setting(
+        15.0,
+        "MCP_SSE_KEEPALIVE",
+        _seconds(0.05, 3600),
+        "seconds of silence on an SSE stream before a keep-alive comment (proxies cut idle streams)",
+        group="limits",
+    )
+    ollama_url: str = setting(
+        f"http://127.0.0.1:{DEFAULT_OLLAMA_PORT}",
+        "OLLAMA_HOST",
+        None,
+        "where Ollama listens: `host`, `host:port` or `http(s)://host:port[/prefix]` (Ollama's convention)",
+        flag="--ollama-url",
+        shown="`127.0.0.1:11434`",
+        group="ollama",
+    )
+    ollama_timeout: float = setting(
+        300.0,
+        "OLLAMA_TIMEOUT",
+        _seconds(0.1, 86400),
+        "seconds to wait for Ollama, and the longest silence allowed between streamed chunks",
+        group="ollama",
+    )
+    ollama_connect_timeout: float = setting(
+        5.0, "OLLAMA_CONNECT_TIMEOUT", _seconds(0.1, 600), "seconds to wait for a connection to Ollama", group="ollama"
+    )
+    ollama_retries: int = setting(
+        2,
+        "OLLAMA_RETRIES",
+        _int(0, 10),
+        "extra attempts, only when nothing reached Ollama (connection refused) or a GET got 503",
+        group="ollama",
+    )
+    model_library_url: str = setting(
+        "https://ollama.com",
+        "OLLAMA_LIBRARY_URL",
+        _url,
+        "the public library `ollama_search_models` asks with `remote: true`",
+        group="ollama",
+    )
+    log_level: str = setting(
+        "INFO",
+        "LOG_LEVEL",
+        _choice(*LOG_LEVELS, transform=str.upper),
+        "`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`",
+        flag="--log-level",
+        group="logging",
+    )
+    log_format: str = setting(
+        "text", "LOG_FORMAT", _choice("text", "json"), "`text`, or `json` for one JSON object per line", group="logging"
+    )
 
     @functools.cached_property  # read on every HTTP request: parse the address once
     def loopback_bind(self):
@@ -342,7 +552,9 @@ class Config:
     @property
     def context_path(self):
         """The SQLite file of saved chat contexts."""
-        base = self.data_dir or os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "ollama-mcp")
+        base = self.data_dir or os.path.join(
+            os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "ollama-mcp"
+        )
         return os.path.join(base, "contexts.sqlite3")
 
     @property
@@ -585,11 +797,6 @@ def message_kind(msg):
     raise InvalidRequest("Invalid Request: neither a request, a notification nor a response")
 
 
-def is_notification(msg):
-    """True for an outgoing notification (has a method, no id)."""
-    return "method" in msg
-
-
 # =============================================================================
 # 5. Ollama client
 # =============================================================================
@@ -601,9 +808,9 @@ def _human_bytes(n):
     size = float(n)
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+            break
         size /= 1000
-    return None  # unreachable
+    return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
 
 
 def _next_step(status, text):
@@ -701,7 +908,9 @@ class OllamaClient:
         """
         if session is None:
             with self.session() as session:
-                return self.request(method, path, body, stream=stream, timeout=timeout, data=data, headers=headers, session=session)
+                return self.request(
+                    method, path, body, stream=stream, timeout=timeout, data=data, headers=headers, session=session
+                )
         kwargs = {"headers": headers}
         if body is not None:
             kwargs["json"] = body
@@ -710,7 +919,9 @@ class OllamaClient:
         try:
             response = self._retrying(self._send, session, method, path, stream=stream, timeout=timeout, **kwargs)
         except _Unavailable:
-            raise OllamaError(f"Ollama at {self.base_url} answered 503 (busy or starting); try again shortly", 503) from None
+            raise OllamaError(
+                f"Ollama at {self.base_url} answered 503 (busy or starting); try again shortly", 503
+            ) from None
         except requests.RequestException as e:
             raise self._translate(e, timeout) from e
         if response.status_code >= 400:
@@ -741,7 +952,10 @@ class OllamaClient:
         generator early (cancel, client gone, error) closes the HTTP response, which makes
         Ollama stop generating.
         """
-        with self.session() as session, self.request("POST", path, {**body, "stream": True}, stream=True, session=session) as response:
+        with (
+            self.session() as session,
+            self.request("POST", path, {**body, "stream": True}, stream=True, session=session) as response,
+        ):
             try:
                 for line in response.iter_lines(chunk_size=None):
                     if call is not None and call.cancelled():
@@ -820,7 +1034,9 @@ def _is_connect_failure(e):
     reason = e.args[0] if e.args else None
     reason = getattr(reason, "reason", reason)
     text = f"{type(reason).__name__}: {reason}"
-    return any(s in text for s in ("NewConnectionError", "Connection refused", "Failed to establish", "Name or service"))
+    return any(
+        s in text for s in ("NewConnectionError", "Connection refused", "Failed to establish", "Name or service")
+    )
 
 
 def _retry_safe(e):
@@ -894,10 +1110,17 @@ class Tool:
         if error.validator == "additionalProperties":
             allowed = sorted((error.schema.get("properties") or {}).keys())
             hint = f" Allowed keys: {', '.join(allowed)}." if allowed else ""
-        alternatives = [next(iter(s.get("required", [])), None) for s in error.schema.get("oneOf", [])] if error.validator == "oneOf" else []
+        alternatives = (
+            [next(iter(s.get("required", [])), None) for s in error.schema.get("oneOf", [])]
+            if error.validator == "oneOf"
+            else []
+        )
         if alternatives and all(alternatives):
             names = " or ".join(f"`{a}`" for a in alternatives)
-            raise ToolError(f"Invalid arguments for {self.name}: give exactly one of {names} (they are two names for the same argument)")
+            raise ToolError(
+                f"Invalid arguments for {self.name}: give exactly one of {names} (they are two names for the same "
+                "argument)"
+            )
         raise ToolError(f"Invalid arguments for {self.name} at {path}: {error.message}.{hint}")
 
 
@@ -918,7 +1141,18 @@ def open_object(properties, required=()):
     return schema
 
 
-def tool(*, title, description, input_schema, output_schema, read_only, destructive=False, idempotent=False, open_world=False, name=None):
+def tool(
+    *,
+    title,
+    description,
+    input_schema,
+    output_schema,
+    read_only,
+    destructive=False,
+    idempotent=False,
+    open_world=False,
+    name=None,
+):
     """Declare a function as an MCP tool. Returns the function unchanged, with `.tool` attached.
 
     The handler is called as `handler(call, arguments)` with validated arguments and returns a
@@ -1003,7 +1237,23 @@ class Call:
     calls, `feed` tells subscribers what changed.
     """
 
-    def __init__(self, *, request_id, tool_name, client, config, principal="", scope="local", progress_token=None, peer_gone=None, store=None, calls=None, feed=None, slots=None, slot_owner=None):
+    def __init__(
+        self,
+        *,
+        request_id,
+        tool_name,
+        client,
+        config,
+        principal="",
+        scope="local",
+        progress_token=None,
+        peer_gone=None,
+        store=None,
+        calls=None,
+        feed=None,
+        slots=None,
+        slot_owner=None,
+    ):
         self.request_id = request_id
         self.tool = tool_name  # None for a subscription
         self.principal = principal
@@ -1034,7 +1284,15 @@ class Call:
 
     def part(self):
         """A call for one part of this one (a batch item): cancelled with it, with its own model."""
-        part = Call(request_id=self.request_id, tool_name=self.tool, client=self.client, config=self.config, principal=self.principal, scope=self.scope, store=self.store)
+        part = Call(
+            request_id=self.request_id,
+            tool_name=self.tool,
+            client=self.client,
+            config=self.config,
+            principal=self.principal,
+            scope=self.scope,
+            store=self.store,
+        )
         part.cancel_event = self.cancel_event
         return part
 
@@ -1042,7 +1300,11 @@ class Call:
         """The other tool calls of this principal that are still running."""
         if self.calls is None:
             return []
-        return [c for c in self.calls.of(self.principal) if c is not self and c.tool is not None and not c.cancel_event.is_set()]
+        return [
+            c
+            for c in self.calls.of(self.principal)
+            if c is not self and c.tool is not None and not c.cancel_event.is_set()
+        ]
 
     def changed(self, uri, principal=None, listed=False):
         """Tell subscribers that the resource `uri` changed (`principal`: only that one may see
@@ -1098,7 +1360,6 @@ class Call:
 # Schema fragments first, then the tools by category. Handlers read only validated arguments.
 
 
-
 def whole(body):
     """A schema `pattern` that must match the whole string. `$` alone also matches before a
     final newline in Python's `re` (which jsonschema uses), so `"abc\\n"` would pass; the
@@ -1118,13 +1379,20 @@ MODEL_NAME = re.compile(MODEL["pattern"])  # whole(): .search/.match refuse a tr
 _DECIMAL = r"[0-9]+(?:\.[0-9]+)?"
 # A Go duration as Ollama parses it ('300', '5m', '1h30m', '-1'): each unit at most once, in
 # order, so no part of the pattern repeats another repetition (no catastrophic backtracking).
-_DURATION = "-?(?=[0-9])(?:" + _DECIMAL + "|" + "".join(f"(?:{_DECIMAL}(?:{u}))?" for u in ("h", "m", "s", "ms", "us|µs", "ns")) + ")"
+_DURATION = (
+    "-?(?=[0-9])(?:"
+    + _DECIMAL
+    + "|"
+    + "".join(f"(?:{_DECIMAL}(?:{u}))?" for u in ("h", "m", "s", "ms", "us|µs", "ns"))
+    + ")"
+)
 KEEP_ALIVE = {
     "anyOf": [
         {"type": "number"},
         {"type": "string", "maxLength": 64, "pattern": whole(_DURATION)},
     ],
-    "description": "how long the model stays loaded after the call: seconds, or a duration like '5m', '1h'; 0 unloads, -1 keeps it",
+    "description": "how long the model stays loaded after the call: seconds, or a duration like '5m', '1h'; 0 "
+    "unloads, -1 keeps it",
 }
 FORMAT = {
     "anyOf": [{"const": "json"}, {"type": "object"}],
@@ -1162,7 +1430,8 @@ IGNORED_OPTIONS = {
 OPTIONS = {
     "type": "object",
     "additionalProperties": False,
-    "description": "model options as Ollama documents them (temperature, top_k, top_p, min_p, seed, num_predict, num_ctx, stop, ...)",
+    "description": "model options as Ollama documents them (temperature, top_k, top_p, min_p, seed, num_predict, "
+    "num_ctx, stop, ...)",
     "properties": {
         "temperature": {"type": "number", "minimum": 0, "description": "randomness; 0 is deterministic"},
         "top_k": {"type": "integer", "minimum": 0},
@@ -1188,7 +1457,10 @@ OPTIONS = {
         "num_thread": {"type": "integer", "minimum": 0},
         "use_mmap": _BOOL,
         "numa": _BOOL,
-        **{name: {"type": kind, "description": f"accepted for compatibility; Ollama ignores it: {why}"} for name, (kind, why) in IGNORED_OPTIONS.items()},
+        **{
+            name: {"type": kind, "description": f"accepted for compatibility; Ollama ignores it: {why}"}
+            for name, (kind, why) in IGNORED_OPTIONS.items()
+        },
     },
 }
 STATS = {
@@ -1244,7 +1516,10 @@ def _request(args, *keys):
     return body, ignored
 
 
-IGNORED = {"type": "object", "description": "options given that Ollama no longer honours, with the reason (left out of the request)"}
+IGNORED = {
+    "type": "object",
+    "description": "options given that Ollama no longer honours, with the reason (left out of the request)",
+}
 
 
 # --- system: health and version -----------------------------------------------------------
@@ -1348,7 +1623,9 @@ def _model_summary(entry):
         "fetch a model with ollama_pull_model."
     ),
     input_schema=strict_object({}),
-    output_schema=open_object({"models": {"type": "array", "items": MODEL_SUMMARY}, "count": _INT}, ["models", "count"]),
+    output_schema=open_object(
+        {"models": {"type": "array", "items": MODEL_SUMMARY}, "count": _INT}, ["models", "count"]
+    ),
     read_only=True,
     idempotent=True,
 )
@@ -1391,7 +1668,10 @@ def _arch_value(model_info, suffix):
     return (model_info or {}).get(f"{arch}.{suffix}") if arch else None
 
 
-INCLUDE_LICENSE = {"type": "boolean", "description": "include the whole license text (often tens of KB); default: its first characters"}
+INCLUDE_LICENSE = {
+    "type": "boolean",
+    "description": "include the whole license text (often tens of KB); default: its first characters",
+}
 
 
 @tool(
@@ -1402,7 +1682,14 @@ INCLUDE_LICENSE = {"type": "boolean", "description": "include the whole license 
         "context length, default parameters, template, system prompt and Modelfile (the license "
         "only in short unless include_license is true). Unknown model: the error says how to list or pull models."
     ),
-    input_schema=strict_object({"model": MODEL, "verbose": {"type": "boolean", "description": "include large tokenizer arrays"}, "include_license": INCLUDE_LICENSE}, ["model"]),
+    input_schema=strict_object(
+        {
+            "model": MODEL,
+            "verbose": {"type": "boolean", "description": "include large tokenizer arrays"},
+            "include_license": INCLUDE_LICENSE,
+        },
+        ["model"],
+    ),
     output_schema=open_object(
         {
             "model": _STR,
@@ -1443,7 +1730,9 @@ def _modelfile_text(modelfile, include_license):
     license there, often tens of KB, which a model reading the result does not need."""
     if include_license:
         return modelfile
-    return _LICENSE_LINES.sub(lambda m: f"# LICENSE left out ({len(m.group(0))} characters): include_license: true shows it\n", modelfile)
+    return _LICENSE_LINES.sub(
+        lambda m: f"# LICENSE left out ({len(m.group(0))} characters): include_license: true shows it\n", modelfile
+    )
 
 
 def model_details(client, name, verbose=False, include_license=False):
@@ -1490,7 +1779,10 @@ def _check_registry(config, name, insecure=False):
             f"{', '.join(config.pull_registries) or 'none'}; the operator sets MCP_PULL_REGISTRIES)"
         )
     if insecure and host not in config.insecure_registries:
-        raise ToolError(f"insecure=true is refused for {host!r}: only registries in MCP_INSECURE_REGISTRIES may be reached without TLS; call again without insecure")
+        raise ToolError(
+            f"insecure=true is refused for {host!r}: only registries in MCP_INSECURE_REGISTRIES may be reached "
+            "without TLS; call again without insecure"
+        )
 
 
 @tool(
@@ -1506,7 +1798,13 @@ def _check_registry(config, name, insecure=False):
         ["model"],
     ),
     output_schema=open_object(
-        {"model": _STR, "status": _STR, "total_bytes": _INT, "size_human": _NULLABLE_STR, "statuses": {"type": "array", "items": _STR}},
+        {
+            "model": _STR,
+            "status": _STR,
+            "total_bytes": _INT,
+            "size_human": _NULLABLE_STR,
+            "statuses": {"type": "array", "items": _STR},
+        },
         ["model", "status"],
     ),
     read_only=False,
@@ -1537,12 +1835,22 @@ def ollama_pull_model(call, args):
     if status != "success":
         raise OllamaError(f"pull of {args['model']} ended without success (last status: {status or 'none'})")
     call.models_changed(args["model"])
-    return {"model": args["model"], "status": status, "total_bytes": total, "size_human": _human_bytes(total) if total else None, "statuses": statuses}
+    return {
+        "model": args["model"],
+        "status": status,
+        "total_bytes": total,
+        "size_human": _human_bytes(total) if total else None,
+        "statuses": statuses,
+    }
 
 
 # --- generation: generate and chat, plain and streaming -----------------------------------
 
-STREAM = {"type": "boolean", "description": "send each token as a progress notification as it is generated (needs a progressToken); the result is the same"}
+STREAM = {
+    "type": "boolean",
+    "description": "send each token as a progress notification as it is generated (needs a progressToken); the "
+    "result is the same",
+}
 _GENERATE_INPUT = strict_object(
     {
         "model": MODEL,
@@ -1551,8 +1859,18 @@ _GENERATE_INPUT = strict_object(
         "template": {"type": "string", "description": "prompt template, overrides the model's"},
         "suffix": {"type": "string", "description": "text after the insertion point (fill-in-the-middle models)"},
         "raw": {"type": "boolean", "description": "send the prompt without any template"},
-        "context": {"type": "array", "items": {"type": "integer"}, "maxItems": 1_000_000, "description": "the `context` from an earlier ollama_generate result (return_context: true), to continue it"},
-        "return_context": {"type": "boolean", "description": "return Ollama's `context` (token ids) to continue from; default only when `context` was given"},
+        "context": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "maxItems": 1_000_000,
+            "description": "the `context` from an earlier ollama_generate result (return_context: true), to continue "
+            "it",
+        },
+        "return_context": {
+            "type": "boolean",
+            "description": "return Ollama's `context` (token ids) to continue from; default only when `context` was "
+            "given",
+        },
         "stream": STREAM,
         "format": FORMAT,
         "images": IMAGES,
@@ -1577,7 +1895,22 @@ _GENERATE_OUTPUT = open_object(
     },
     ["model", "response", "done_reason", "stats"],
 )
-_GENERATE_FIELDS = ("model", "prompt", "system", "template", "suffix", "raw", "context", "format", "images", "think", "keep_alive", "options", "logprobs", "top_logprobs")
+_GENERATE_FIELDS = (
+    "model",
+    "prompt",
+    "system",
+    "template",
+    "suffix",
+    "raw",
+    "context",
+    "format",
+    "images",
+    "think",
+    "keep_alive",
+    "options",
+    "logprobs",
+    "top_logprobs",
+)
 
 
 def _run_generation(call, path, body, deltas):
@@ -1615,14 +1948,26 @@ def _run_generation(call, path, body, deltas):
         raise OllamaError("Ollama closed the stream before its final chunk; the answer may be cut short")
     stats = _stats(final)
     yield Log("debug", {"model": call.model, "done_reason": final.get("done_reason"), **stats})
-    return {"text": "".join(text), "thinking": "".join(thinking), "tool_calls": tool_calls, "logprobs": logprobs, "final": final, "stats": stats}
+    return {
+        "text": "".join(text),
+        "thinking": "".join(thinking),
+        "tool_calls": tool_calls,
+        "logprobs": logprobs,
+        "final": final,
+        "stats": stats,
+    }
 
 
 def _generate(call, args, deltas):
     body, ignored = _request(args, *_GENERATE_FIELDS)
     run = yield from _run_generation(call, "/api/generate", body, deltas)
     final = run["final"]
-    result = {"model": args["model"], "response": run["text"], "done_reason": final.get("done_reason") or "", "stats": run["stats"]}
+    result = {
+        "model": args["model"],
+        "response": run["text"],
+        "done_reason": final.get("done_reason") or "",
+        "stats": run["stats"],
+    }
     if run["thinking"]:
         result["thinking"] = run["thinking"]
     # Hundreds of token ids mean nothing to a model reading the result: only when asked for.
@@ -1657,7 +2002,9 @@ def ollama_generate(call, args):
 
 @tool(
     title="Generate a completion, streaming",
-    description=_GENERATE_DESCRIPTION + " Streaming: with a progressToken every token is sent as it is generated, as a progress notification whose message is the new text; the result holds the whole text.",
+    description=_GENERATE_DESCRIPTION
+    + " Streaming: with a progressToken every token is sent as it is generated, as a progress notification whose "
+    "message is the new text; the result holds the whole text.",
     input_schema=_GENERATE_INPUT,
     output_schema=_GENERATE_OUTPUT,
     read_only=True,
@@ -1701,7 +2048,12 @@ CHAT_TOOL = strict_object(
 _CHAT_INPUT = strict_object(
     {
         "model": MODEL,
-        "messages": {"type": "array", "items": MESSAGE, "maxItems": 10000, "description": "the conversation so far, oldest first"},
+        "messages": {
+            "type": "array",
+            "items": MESSAGE,
+            "maxItems": 10000,
+            "description": "the conversation so far, oldest first",
+        },
         "tools": {"type": "array", "items": CHAT_TOOL, "maxItems": 256, "description": "functions the model may call"},
         "format": FORMAT,
         "think": THINK,
@@ -1709,7 +2061,11 @@ _CHAT_INPUT = strict_object(
         "options": OPTIONS,
         "logprobs": {"type": "boolean"},
         "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
-        "session_id": {**SESSION_ID, "description": "continue the conversation saved under this id (ollama_save_context); the new turn and reply are saved after it"},
+        "session_id": {
+            **SESSION_ID,
+            "description": "continue the conversation saved under this id (ollama_save_context); the new turn and "
+            "reply are saved after it",
+        },
         "stream": STREAM,
     },
     ["model", "messages"],
@@ -1737,7 +2093,10 @@ def _chat(call, args, deltas):
     body, ignored = _request(args, *_CHAT_FIELDS)
     session_id = args.get("session_id")
     if session_id and call.config.read_only:
-        raise ToolError("session_id saves the conversation, and this server is read-only (MCP_READ_ONLY): call again without session_id")
+        raise ToolError(
+            "session_id saves the conversation, and this server is read-only (MCP_READ_ONLY): call again without "
+            "session_id"
+        )
     if session_id:
         saved = call.store.load(call.principal, session_id)
         if saved:
@@ -1749,13 +2108,20 @@ def _chat(call, args, deltas):
         message["thinking"] = run["thinking"]
     if run["tool_calls"]:
         message["tool_calls"] = run["tool_calls"]
-    result = {"model": args["model"], "message": message, "done_reason": final.get("done_reason") or "", "stats": run["stats"]}
+    result = {
+        "model": args["model"],
+        "message": message,
+        "done_reason": final.get("done_reason") or "",
+        "stats": run["stats"],
+    }
     if run["logprobs"]:
         result["logprobs"] = run["logprobs"]
     if ignored:
         result["ignored_options"] = ignored
     if session_id:
-        saved = call.store.save(call.principal, session_id, args["messages"] + [message], model=args["model"], append=True)
+        saved = call.store.save(
+            call.principal, session_id, args["messages"] + [message], model=args["model"], append=True
+        )
         result.update(session_id=session_id, context_messages=saved["count"])
         call.changed(f"{CONTEXTS_URI}/{session_id}", call.principal)
     return result
@@ -1785,7 +2151,9 @@ def ollama_chat(call, args):
 
 @tool(
     title="Chat, streaming",
-    description=_CHAT_DESCRIPTION + " Streaming: with a progressToken every token is sent as it is generated, as a progress notification whose message is the new text; the result holds the whole reply.",
+    description=_CHAT_DESCRIPTION
+    + " Streaming: with a progressToken every token is sent as it is generated, as a progress notification whose "
+    "message is the new text; the result holds the whole reply.",
     input_schema=_CHAT_INPUT,
     output_schema=_CHAT_OUTPUT,
     read_only=True,
@@ -1824,7 +2192,9 @@ def ollama_delete_model(call, args):
         "call ollama_list_models."
     ),
     input_schema=strict_object({"source": MODEL, "destination": MODEL}, ["source", "destination"]),
-    output_schema=open_object({"source": _STR, "destination": _STR, "copied": _BOOL, "message": _STR}, ["source", "destination", "copied"]),
+    output_schema=open_object(
+        {"source": _STR, "destination": _STR, "copied": _BOOL, "message": _STR}, ["source", "destination", "copied"]
+    ),
     read_only=False,
     idempotent=True,
 )
@@ -1832,12 +2202,18 @@ def ollama_copy_model(call, args):
     call.model = args["source"]
     call.client.json("POST", "/api/copy", _pick(args, "source", "destination"))
     call.models_changed(args["destination"])
-    return {"source": args["source"], "destination": args["destination"], "copied": True, "message": f"copied {args['source']} to {args['destination']}"}
+    return {
+        "source": args["source"],
+        "destination": args["destination"],
+        "copied": True,
+        "message": f"copied {args['source']} to {args['destination']}",
+    }
 
 
 @tool(
     title="Get a model's Modelfile",
-    description="Return the Modelfile text of an installed model (FROM, TEMPLATE, SYSTEM, PARAMETER lines), e.g. as a start for ollama_create_model. LICENSE lines become a comment unless include_license is true.",
+    description="Return the Modelfile text of an installed model (FROM, TEMPLATE, SYSTEM, PARAMETER lines), e.g. as "
+    "a start for ollama_create_model. LICENSE lines become a comment unless include_license is true.",
     input_schema=strict_object({"model": MODEL, "include_license": INCLUDE_LICENSE}, ["model"]),
     output_schema=open_object({"model": _STR, "modelfile": _STR}, ["model", "modelfile"]),
     read_only=True,
@@ -1846,10 +2222,17 @@ def ollama_copy_model(call, args):
 def ollama_get_modelfile(call, args):
     call.model = args["model"]
     shown = call.client.show(args["model"])
-    return {"model": args["model"], "modelfile": _modelfile_text(shown.get("modelfile") or "", args.get("include_license", False))}
+    return {
+        "model": args["model"],
+        "modelfile": _modelfile_text(shown.get("modelfile") or "", args.get("include_license", False)),
+    }
 
 
-DIGEST = {"type": "string", "pattern": whole(r"sha256:[0-9a-f]{64}"), "description": "a blob digest: 'sha256:' and 64 lowercase hex digits"}
+DIGEST = {
+    "type": "string",
+    "pattern": whole(r"sha256:[0-9a-f]{64}"),
+    "description": "a blob digest: 'sha256:' and 64 lowercase hex digits",
+}
 
 
 def _blob_exists(client, digest):
@@ -1864,7 +2247,8 @@ def _blob_exists(client, digest):
 
 @tool(
     title="Check a blob",
-    description="Check whether Ollama's blob store holds a file with this digest (sha256:<64 hex>), e.g. before creating a model from a GGUF file.",
+    description="Check whether Ollama's blob store holds a file with this digest (sha256:<64 hex>), e.g. before "
+    "creating a model from a GGUF file.",
     input_schema=strict_object({"digest": DIGEST}, ["digest"]),
     output_schema=open_object({"digest": _STR, "exists": _BOOL}, ["digest", "exists"]),
     read_only=True,
@@ -1904,10 +2288,15 @@ def _modelfile_value(lines, index, rest):
 
 def _typed_parameter(key, raw, line_no):
     if key in IGNORED_OPTIONS:
-        raise ModelfileError(f"Modelfile line {line_no}: Ollama no longer honours PARAMETER {key} ({IGNORED_OPTIONS[key][1]}): remove the line")
+        raise ModelfileError(
+            f"Modelfile line {line_no}: Ollama no longer honours PARAMETER {key} ({IGNORED_OPTIONS[key][1]}): remove "
+            "the line"
+        )
     schema = OPTIONS["properties"].get(key)
     if schema is None:
-        raise ModelfileError(f"Modelfile line {line_no}: unknown PARAMETER {key!r}; known: {', '.join(sorted(OPTIONS['properties']))}")
+        raise ModelfileError(
+            f"Modelfile line {line_no}: unknown PARAMETER {key!r}; known: {', '.join(sorted(OPTIONS['properties']))}"
+        )
     kind = schema.get("type")
     try:
         if kind == "integer":
@@ -1942,7 +2331,10 @@ def parse_modelfile(text):
         command = word.lower()
         rest = rest.strip()
         if command not in _MODELFILE_COMMANDS:
-            raise ModelfileError(f"Modelfile line {line_no}: unknown instruction {word!r}; expected one of {', '.join(c.upper() for c in _MODELFILE_COMMANDS)}")
+            raise ModelfileError(
+                f"Modelfile line {line_no}: unknown instruction {word!r}; expected one of "
+                f"{', '.join(c.upper() for c in _MODELFILE_COMMANDS)}"
+            )
         if not rest:
             raise ModelfileError(f"Modelfile line {line_no}: {word.upper()} needs a value")
         head = None  # PARAMETER and MESSAGE name a key or a role before their value
@@ -1961,7 +2353,9 @@ def parse_modelfile(text):
                 out["parameters"][key] = _typed_parameter(key, value, line_no)
         elif command == "message":
             if head.lower() not in _MESSAGE_ROLES:
-                raise ModelfileError(f"Modelfile line {line_no}: MESSAGE role must be one of {', '.join(_MESSAGE_ROLES)}")
+                raise ModelfileError(
+                    f"Modelfile line {line_no}: MESSAGE role must be one of {', '.join(_MESSAGE_ROLES)}"
+                )
             out["messages"].append({"role": head.lower(), "content": value})
         elif command == "license":
             out["license"].append(value)
@@ -1992,9 +2386,15 @@ def _allowed_path(config, raw, line_no):
         path = Path(raw).expanduser()
         path = (path if path.is_absolute() else Path.cwd() / path).resolve()
     except (RuntimeError, OSError):  # ~unknownuser, a symlink loop: say no more than for any refusal
-        raise ModelfileError(f"Modelfile line {line_no}: local path {raw!r} refused: it does not name a readable file under MCP_MODEL_DIRS") from None
+        raise ModelfileError(
+            f"Modelfile line {line_no}: local path {raw!r} refused: it does not name a readable file under "
+            "MCP_MODEL_DIRS"
+        ) from None
     if not any(path == d or path.is_relative_to(d) for d in allowed):
-        raise ModelfileError(f"Modelfile line {line_no}: local path {raw!r} refused: it is outside MCP_MODEL_DIRS ({', '.join(map(str, allowed))})")
+        raise ModelfileError(
+            f"Modelfile line {line_no}: local path {raw!r} refused: it is outside MCP_MODEL_DIRS "
+            f"({', '.join(map(str, allowed))})"
+        )
     if not path.exists():
         raise ModelfileError(f"Modelfile line {line_no}: {raw!r} does not exist")
     return path
@@ -2010,7 +2410,12 @@ def _upload_blob(call, path):
     digest = f"sha256:{h.hexdigest()}"
     if not _blob_exists(call.client, digest):
         with open(path, "rb") as f:
-            call.client.request("POST", f"/api/blobs/{digest}", data=f, timeout=(call.config.ollama_connect_timeout, max(call.config.ollama_timeout, 600))).close()
+            call.client.request(
+                "POST",
+                f"/api/blobs/{digest}",
+                data=f,
+                timeout=(call.config.ollama_connect_timeout, max(call.config.ollama_timeout, 600)),
+            ).close()
     return digest
 
 
@@ -2073,27 +2478,60 @@ def _run_create(call, body, send_progress):
         if send_progress:
             yield Progress(len(statuses), None, status)
     if not statuses or statuses[-1] != "success":
-        raise OllamaError(f"creating {body['model']} ended without success (last status: {statuses[-1] if statuses else 'none'})")
+        raise OllamaError(
+            f"creating {body['model']} ended without success (last status: {statuses[-1] if statuses else 'none'})"
+        )
     call.models_changed(body["model"])
     return statuses
 
 
-MODELFILE = {"type": "string", "minLength": 1, "maxLength": 1_000_000, "description": "Modelfile text: FROM, PARAMETER, TEMPLATE, SYSTEM, ADAPTER, LICENSE, MESSAGE"}
-QUANTIZE = {"enum": ["q4_K_M", "q4_K_S", "q8_0", "q5_K_M", "q5_K_S", "q6_K", "q3_K_M", "q3_K_S", "q2_K", "q4_0", "q4_1", "q5_0", "q5_1", "f16"], "description": "quantize an F16/F32 source to this type"}
-_CREATE_OUTPUT = open_object({"model": _STR, "status": _STR, "statuses": {"type": "array", "items": _STR}, "request": {"type": "object"}}, ["model", "status"])
+MODELFILE = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 1_000_000,
+    "description": "Modelfile text: FROM, PARAMETER, TEMPLATE, SYSTEM, ADAPTER, LICENSE, MESSAGE",
+}
+QUANTIZE = {
+    "enum": [
+        "q4_K_M",
+        "q4_K_S",
+        "q8_0",
+        "q5_K_M",
+        "q5_K_S",
+        "q6_K",
+        "q3_K_M",
+        "q3_K_S",
+        "q2_K",
+        "q4_0",
+        "q4_1",
+        "q5_0",
+        "q5_1",
+        "f16",
+    ],
+    "description": "quantize an F16/F32 source to this type",
+}
+_CREATE_OUTPUT = open_object(
+    {"model": _STR, "status": _STR, "statuses": {"type": "array", "items": _STR}, "request": {"type": "object"}},
+    ["model", "status"],
+)
 
 
 @tool(
     title="Create a model from a Modelfile",
     description=(
         "Create a model from Modelfile text: FROM an installed model (or a .gguf file / "
-        "safetensors folder the server may read), PARAMETER, TEMPLATE, SYSTEM (\"\"\" for several "
+        'safetensors folder the server may read), PARAMETER, TEMPLATE, SYSTEM (""" for several '
         "lines), ADAPTER, LICENSE, MESSAGE. Example: 'FROM llama3.2\\nSYSTEM You are a pirate.\\n"
         "PARAMETER temperature 0.3'. A syntax error names the line. Ollama's status lines are sent "
         "as progress. An existing model of that name is replaced."
     ),
     input_schema=strict_object(
-        {"model": MODEL, "modelfile": MODELFILE, "quantize": QUANTIZE, "stream": {"type": "boolean", "description": "send Ollama's status lines as progress (default true)"}},
+        {
+            "model": MODEL,
+            "modelfile": MODELFILE,
+            "quantize": QUANTIZE,
+            "stream": {"type": "boolean", "description": "send Ollama's status lines as progress (default true)"},
+        },
         ["model", "modelfile"],
     ),
     output_schema=_CREATE_OUTPUT,
@@ -2104,7 +2542,12 @@ def ollama_create_model(call, args):
     parsed = parse_modelfile(args["modelfile"])
     body = _create_request(call, args["model"], parsed, args.get("quantize"))
     statuses = yield from _run_create(call, body, args.get("stream", True))
-    return {"model": args["model"], "status": statuses[-1], "statuses": statuses, "request": {k: v for k, v in body.items() if k != "model"}}
+    return {
+        "model": args["model"],
+        "status": statuses[-1],
+        "statuses": statuses,
+        "request": {k: v for k, v in body.items() if k != "model"},
+    }
 
 
 def _definition(shown):
@@ -2128,8 +2571,21 @@ def _definition(shown):
         "With overwrite=true the Modelfile replaces the whole definition (FROM defaults to the "
         "model itself). Reports what changed. The model must exist: see ollama_list_models."
     ),
-    input_schema=strict_object({"model": MODEL, "modelfile": MODELFILE, "overwrite": {"type": "boolean", "description": "replace the whole definition instead of merging (default false)"}}, ["model", "modelfile"]),
-    output_schema=open_object({"model": _STR, "status": _STR, "changed": {"type": "object"}, "overwrite": _BOOL}, ["model", "status", "changed"]),
+    input_schema=strict_object(
+        {
+            "model": MODEL,
+            "modelfile": MODELFILE,
+            "overwrite": {
+                "type": "boolean",
+                "description": "replace the whole definition instead of merging (default false)",
+            },
+        },
+        ["model", "modelfile"],
+    ),
+    output_schema=open_object(
+        {"model": _STR, "status": _STR, "changed": {"type": "object"}, "overwrite": _BOOL},
+        ["model", "status", "changed"],
+    ),
     read_only=False,
 )
 def ollama_update_model(call, args):
@@ -2164,8 +2620,16 @@ def ollama_update_model(call, args):
 EMBED_CHUNK = 64  # inputs per /api/embed request
 _EMBED_COMMON = {
     "model": MODEL,
-    "truncate": {"type": "boolean", "description": "cut inputs longer than the context (default true); false makes them an error"},
-    "dimensions": {"type": "integer", "minimum": 1, "maximum": 65536, "description": "shorten vectors to this many dimensions (models that support it)"},
+    "truncate": {
+        "type": "boolean",
+        "description": "cut inputs longer than the context (default true); false makes them an error",
+    },
+    "dimensions": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 65536,
+        "description": "shorten vectors to this many dimensions (models that support it)",
+    },
     "keep_alive": KEEP_ALIVE,
     "options": OPTIONS,
 }
@@ -2206,9 +2670,19 @@ def _embed_legacy(call, common, inputs):
     started = time.perf_counter()
     for text in inputs:
         call.check()
-        answer = call.client.json("POST", "/api/embeddings", {**_pick(common, "model", "keep_alive", "options"), "prompt": text}) or {}
+        answer = (
+            call.client.json(
+                "POST", "/api/embeddings", {**_pick(common, "model", "keep_alive", "options"), "prompt": text}
+            )
+            or {}
+        )
         vectors.append(answer.get("embedding") or [])
-    return vectors, {"total_ms": round((time.perf_counter() - started) * 1000, 3), "load_ms": 0.0, "prompt_tokens": 0, "requests": len(inputs)}
+    return vectors, {
+        "total_ms": round((time.perf_counter() - started) * 1000, 3),
+        "load_ms": 0.0,
+        "prompt_tokens": 0,
+        "requests": len(inputs),
+    }
 
 
 def _one_of(*names):
@@ -2216,16 +2690,38 @@ def _one_of(*names):
     return {"oneOf": [{"required": [name]} for name in names]}
 
 
-_EMBED_HINT = " Use an embedding model (capabilities include 'embedding'), e.g. all-minilm, nomic-embed-text or mxbai-embed-large."
+_EMBED_HINT = (
+    " Use an embedding model (capabilities include 'embedding'), e.g. all-minilm, nomic-embed-text or "
+    "mxbai-embed-large."
+)
 TEXT = {"type": "string", "description": "the text to embed"}
-TEXTS = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 10000, "description": "the texts to embed"}
+TEXTS = {
+    "type": "array",
+    "items": {"type": "string"},
+    "minItems": 1,
+    "maxItems": 10000,
+    "description": "the texts to embed",
+}
 
 
 @tool(
     title="Embed one text",
-    description="Turn one text (`prompt`) into an embedding vector with an embedding model." + _EMBED_HINT + " Returns the vector, its dimension, and timing.",
-    input_schema=strict_object({**_EMBED_COMMON, "prompt": TEXT, "input": {**TEXT, "description": "the same as prompt, by Ollama's name: give one of the two"}}, ["model"], **_one_of("prompt", "input")),
-    output_schema=open_object({"model": _STR, "embedding": VECTOR, "dimensions": _INT, "stats": _EMBED_STATS, "ignored_options": IGNORED}, ["model", "embedding", "dimensions"]),
+    description="Turn one text (`prompt`) into an embedding vector with an embedding model."
+    + _EMBED_HINT
+    + " Returns the vector, its dimension, and timing.",
+    input_schema=strict_object(
+        {
+            **_EMBED_COMMON,
+            "prompt": TEXT,
+            "input": {**TEXT, "description": "the same as prompt, by Ollama's name: give one of the two"},
+        },
+        ["model"],
+        **_one_of("prompt", "input"),
+    ),
+    output_schema=open_object(
+        {"model": _STR, "embedding": VECTOR, "dimensions": _INT, "stats": _EMBED_STATS, "ignored_options": IGNORED},
+        ["model", "embedding", "dimensions"],
+    ),
     read_only=True,
     idempotent=True,
 )
@@ -2237,15 +2733,40 @@ def ollama_embeddings(call, args):
 
 @tool(
     title="Embed many texts",
-    description="Turn a list of texts (`prompts`) into embedding vectors, in input order (large lists are sent in chunks)." + _EMBED_HINT + " Returns the vectors, their dimension, count and timing.",
-    input_schema=strict_object({**_EMBED_COMMON, "prompts": TEXTS, "inputs": {**TEXTS, "description": "the same as prompts, by Ollama's name: give one of the two"}}, ["model"], **_one_of("prompts", "inputs")),
-    output_schema=open_object({"model": _STR, "embeddings": {"type": "array", "items": VECTOR}, "count": _INT, "dimensions": _INT, "stats": _EMBED_STATS, "ignored_options": IGNORED}, ["model", "embeddings", "count", "dimensions"]),
+    description="Turn a list of texts (`prompts`) into embedding vectors, in input order (large lists are sent in "
+    "chunks)." + _EMBED_HINT + " Returns the vectors, their dimension, count and timing.",
+    input_schema=strict_object(
+        {
+            **_EMBED_COMMON,
+            "prompts": TEXTS,
+            "inputs": {**TEXTS, "description": "the same as prompts, by Ollama's name: give one of the two"},
+        },
+        ["model"],
+        **_one_of("prompts", "inputs"),
+    ),
+    output_schema=open_object(
+        {
+            "model": _STR,
+            "embeddings": {"type": "array", "items": VECTOR},
+            "count": _INT,
+            "dimensions": _INT,
+            "stats": _EMBED_STATS,
+            "ignored_options": IGNORED,
+        },
+        ["model", "embeddings", "count", "dimensions"],
+    ),
     read_only=True,
     idempotent=True,
 )
 def ollama_create_embeddings(call, args):
     (vectors, stats), ignored = yield from _embed(call, args, args["prompts"] if "prompts" in args else args["inputs"])
-    result = {"model": args["model"], "embeddings": vectors, "count": len(vectors), "dimensions": len(vectors[0]) if vectors else 0, "stats": stats}
+    result = {
+        "model": args["model"],
+        "embeddings": vectors,
+        "count": len(vectors),
+        "dimensions": len(vectors[0]) if vectors else 0,
+        "stats": stats,
+    }
     return {**result, "ignored_options": ignored} if ignored else result
 
 
@@ -2296,14 +2817,26 @@ def _process(entry, now):
 
 
 PROCESS = open_object(
-    {"name": _STR, "size": _INT, "size_human": _STR, "size_vram": _INT, "vram_human": _STR, "on_gpu_percent": _NUM, "context_length": {"type": ["integer", "null"]}, "expires_at": _STR, "expires_in": _NULLABLE_STR, "details": {"type": "object"}},
+    {
+        "name": _STR,
+        "size": _INT,
+        "size_human": _STR,
+        "size_vram": _INT,
+        "vram_human": _STR,
+        "on_gpu_percent": _NUM,
+        "context_length": {"type": ["integer", "null"]},
+        "expires_at": _STR,
+        "expires_in": _NULLABLE_STR,
+        "details": {"type": "object"},
+    },
     ["name", "size"],
 )
 
 
 @tool(
     title="List loaded models",
-    description="List the models loaded in memory right now: memory and VRAM size, share on the GPU, context length, and when each unloads (keep_alive), in human terms.",
+    description="List the models loaded in memory right now: memory and VRAM size, share on the GPU, context length, "
+    "and when each unloads (keep_alive), in human terms.",
     input_schema=strict_object({}),
     output_schema=open_object({"models": {"type": "array", "items": PROCESS}, "count": _INT}, ["models", "count"]),
     read_only=True,
@@ -2323,7 +2856,10 @@ def ollama_list_processes(call, args):
         "the model was loaded; unknown model: the error says how to list models."
     ),
     input_schema=strict_object({"model": MODEL}, ["model"]),
-    output_schema=open_object({"model": _STR, "was_loaded": _BOOL, "unloaded": _BOOL, "freed": _NULLABLE_STR, "message": _STR}, ["model", "was_loaded", "unloaded"]),
+    output_schema=open_object(
+        {"model": _STR, "was_loaded": _BOOL, "unloaded": _BOOL, "freed": _NULLABLE_STR, "message": _STR},
+        ["model", "was_loaded", "unloaded"],
+    ),
     read_only=False,
     idempotent=True,
 )
@@ -2334,13 +2870,18 @@ def ollama_unload_model(call, args):
     answer = call.client.json("POST", "/api/generate", {"model": name, "keep_alive": 0, "stream": False}) or {}
     unloaded = answer.get("done_reason") == "unload"
     freed = _human_bytes(before.get("size")) if before and unloaded else None
-    message = f"unloaded {name}" + (f", freeing {freed}" if freed else "") if before else f"{name} was not loaded; nothing to free"
+    message = (
+        f"unloaded {name}" + (f", freeing {freed}" if freed else "")
+        if before
+        else f"{name} was not loaded; nothing to free"
+    )
     return {"model": name, "was_loaded": before is not None, "unloaded": unloaded, "freed": freed, "message": message}
 
 
 @tool(
     title="Get Ollama's version",
-    description="Return the version of the Ollama server, the address this server uses for it, and this server's own version.",
+    description="Return the version of the Ollama server, the address this server uses for it, and this server's own "
+    "version.",
     input_schema=strict_object({}),
     output_schema=open_object({"version": _STR, "url": _STR, "server_version": _STR}, ["version", "url"]),
     read_only=True,
@@ -2358,10 +2899,21 @@ def _find_model(models, name):
 
 @tool(
     title="Get a model's size",
-    description="Return the disk size of an installed model (bytes and human readable) and, when it is loaded, its memory and VRAM size.",
+    description="Return the disk size of an installed model (bytes and human readable) and, when it is loaded, its "
+    "memory and VRAM size.",
     input_schema=strict_object({"model": MODEL}, ["model"]),
     output_schema=open_object(
-        {"model": _STR, "size": _INT, "size_human": _STR, "parameter_size": _STR, "quantization_level": _STR, "loaded": _BOOL, "loaded_size": {"type": ["integer", "null"]}, "size_vram": {"type": ["integer", "null"]}, "vram_human": _NULLABLE_STR},
+        {
+            "model": _STR,
+            "size": _INT,
+            "size_human": _STR,
+            "parameter_size": _STR,
+            "quantization_level": _STR,
+            "loaded": _BOOL,
+            "loaded_size": {"type": ["integer", "null"]},
+            "size_vram": {"type": ["integer", "null"]},
+            "vram_human": _NULLABLE_STR,
+        },
         ["model", "size", "size_human", "loaded"],
     ),
     read_only=True,
@@ -2371,7 +2923,10 @@ def ollama_get_model_size(call, args):
     name = call.model = args["model"]
     entry = _find_model(call.client.installed(), name)
     if entry is None:
-        raise ToolError(f"model {name!r} is not installed: call ollama_list_models to see installed models, or ollama_pull_model to fetch it")
+        raise ToolError(
+            f"model {name!r} is not installed: call ollama_list_models to see installed models, or ollama_pull_model "
+            "to fetch it"
+        )
     running = _find_model(call.client.loaded(), name)
     details = entry.get("details") or {}
     return {
@@ -2392,6 +2947,7 @@ INFO_POOL = 4  # parallel /api/show calls
 
 def _show_all(call, names):
     """show for every name in parallel (bounded pool); per-name result or OllamaError."""
+
     def one(name):
         call.check()
         return call.client.show(name)
@@ -2419,7 +2975,16 @@ def _show_all(call, names):
         {
             "models": {
                 "type": "array",
-                "items": open_object({**MODEL_SUMMARY["properties"], "capabilities": {"type": "array", "items": _STR}, "context_length": {"type": ["integer", "null"]}, "parameters": {"type": "object"}, "error": _STR}, ["name"]),
+                "items": open_object(
+                    {
+                        **MODEL_SUMMARY["properties"],
+                        "capabilities": {"type": "array", "items": _STR},
+                        "context_length": {"type": ["integer", "null"]},
+                        "parameters": {"type": "object"},
+                        "error": _STR,
+                    },
+                    ["name"],
+                ),
             },
             "count": _INT,
             "errors": _INT,
@@ -2439,13 +3004,23 @@ def ollama_get_models_info(call, args):
             errors += 1
             models.append({**summary, "error": str(info)})
             continue
-        models.append({**summary, "capabilities": info.get("capabilities") or [], "context_length": _arch_value(info.get("model_info"), "context_length"), "parameters": _parse_parameters(info.get("parameters"))})
+        models.append(
+            {
+                **summary,
+                "capabilities": info.get("capabilities") or [],
+                "context_length": _arch_value(info.get("model_info"), "context_length"),
+                "parameters": _parse_parameters(info.get("parameters")),
+            }
+        )
     return {"models": models, "count": len(models), "errors": errors}
 
 
 # --- requests: cancellation ------------------------------------------------------------------
 
-REQUEST_ID = {"type": ["string", "integer"], "description": "the request_id of the call to cancel, as the listing shows it (a number may be given as a string)"}
+REQUEST_ID = {
+    "type": ["string", "integer"],
+    "description": "the request_id of the call to cancel, as the listing shows it (a number may be given as a string)",
+}
 
 
 @tool(
@@ -2462,7 +3037,19 @@ REQUEST_ID = {"type": ["string", "integer"], "description": "the request_id of t
         {
             "cancelled": _BOOL,
             "request_id": {"type": ["string", "integer", "null"]},
-            "calls": {"type": "array", "items": open_object({"request_id": {"type": ["string", "integer"]}, "tool": _STR, "model": _NULLABLE_STR, "started": _STR, "elapsed_s": _NUM}, ["request_id", "tool"])},
+            "calls": {
+                "type": "array",
+                "items": open_object(
+                    {
+                        "request_id": {"type": ["string", "integer"]},
+                        "tool": _STR,
+                        "model": _NULLABLE_STR,
+                        "started": _STR,
+                        "elapsed_s": _NUM,
+                    },
+                    ["request_id", "tool"],
+                ),
+            },
         },
         ["cancelled", "calls"],
     ),
@@ -2488,9 +3075,16 @@ def ollama_cancel_request(call, args):
     target = next((c for c in matches if c.scope == call.scope), matches[0] if matches else None)
     if target is None:
         ids = ", ".join(repr(c["request_id"]) for c in listing) or "none"
-        raise ToolError(f"no running call with request_id {args['request_id']!r} (running: {ids}); call ollama_cancel_request without request_id to list them")
+        raise ToolError(
+            f"no running call with request_id {args['request_id']!r} (running: {ids}); call ollama_cancel_request "
+            "without request_id to list them"
+        )
     target.cancel(by="ollama_cancel_request")
-    return {"cancelled": True, "request_id": target.request_id, "calls": [c for c in listing if c["request_id"] != target.request_id]}
+    return {
+        "cancelled": True,
+        "request_id": target.request_id,
+        "calls": [c for c in listing if c["request_id"] != target.request_id],
+    }
 
 
 # --- batch: many prompts, many models ----------------------------------------------------------
@@ -2523,14 +3117,32 @@ def _generate_once(call, body):
             "format": FORMAT,
             "keep_alive": KEEP_ALIVE,
             "options": OPTIONS,
-            "concurrency": {"type": "integer", "minimum": 1, "maximum": 64, "description": "prompts run in parallel (default and cap from the server's configuration)"},
+            "concurrency": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 64,
+                "description": "prompts run in parallel (default and cap from the server's configuration)",
+            },
         },
         ["model", "prompts"],
     ),
     output_schema=open_object(
         {
             "model": _STR,
-            "results": {"type": "array", "items": open_object({"index": _INT, "prompt": _STR, "response": _STR, "done_reason": _STR, "stats": STATS, "error": _STR}, ["index", "prompt"])},
+            "results": {
+                "type": "array",
+                "items": open_object(
+                    {
+                        "index": _INT,
+                        "prompt": _STR,
+                        "response": _STR,
+                        "done_reason": _STR,
+                        "stats": STATS,
+                        "error": _STR,
+                    },
+                    ["index", "prompt"],
+                ),
+            },
             "succeeded": _INT,
             "failed": _INT,
             "concurrency": _INT,
@@ -2545,7 +3157,10 @@ def ollama_batch_generate(call, args):
     config = call.config
     prompts = args["prompts"]
     if len(prompts) > config.batch_max_prompts:
-        raise ToolError(f"{len(prompts)} prompts is over the limit of {config.batch_max_prompts} (MCP_BATCH_MAX_PROMPTS): split the batch")
+        raise ToolError(
+            f"{len(prompts)} prompts is over the limit of {config.batch_max_prompts} (MCP_BATCH_MAX_PROMPTS): split "
+            "the batch"
+        )
     call.model = args["model"]
     wanted = min(args.get("concurrency", config.batch_concurrency), config.batch_max_concurrency, len(prompts))
     with call.extra_slots(wanted - 1) as extra:  # each parallel prompt counts against the caps
@@ -2563,7 +3178,13 @@ def _batch(call, args, workers):
         item.check()  # a prompt still queued when the batch is cancelled never starts
         try:
             run = _generate_once(item, {**common, "prompt": prompts[index]})
-            return {"index": index, "prompt": prompts[index], "response": run["text"], "done_reason": run["final"].get("done_reason") or "", "stats": run["stats"]}
+            return {
+                "index": index,
+                "prompt": prompts[index],
+                "response": run["text"],
+                "done_reason": run["final"].get("done_reason") or "",
+                "stats": run["stats"],
+            }
         except ToolError as e:
             return {"index": index, "prompt": prompts[index], "error": str(e)}
 
@@ -2572,19 +3193,30 @@ def _batch(call, args, workers):
         pending = {pool.submit(run, i) for i in range(len(prompts))}
         finished = 0
         while pending:
-            done, pending = concurrent.futures.wait(pending, timeout=0.1, return_when=concurrent.futures.FIRST_COMPLETED)
+            done, pending = concurrent.futures.wait(
+                pending, timeout=0.1, return_when=concurrent.futures.FIRST_COMPLETED
+            )
             call.check()
             for future in done:
                 item = future.result()
                 results[item["index"]] = item
                 finished += 1
-                yield Progress(finished, len(prompts), f"prompt {item['index'] + 1} {'failed' if 'error' in item else 'done'}")
+                yield Progress(
+                    finished, len(prompts), f"prompt {item['index'] + 1} {'failed' if 'error' in item else 'done'}"
+                )
     finally:
         if any(r is None for r in results):  # cancelled or the client left: stop the prompts still running
             call.cancel_event.set()
         pool.shutdown(wait=False, cancel_futures=True)
     failed = sum(1 for r in results if "error" in r)
-    result = {"model": args["model"], "results": results, "succeeded": len(results) - failed, "failed": failed, "concurrency": workers, "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+    result = {
+        "model": args["model"],
+        "results": results,
+        "succeeded": len(results) - failed,
+        "failed": failed,
+        "concurrency": workers,
+        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
     return {**result, "ignored_options": ignored} if ignored else result
 
 
@@ -2613,7 +3245,23 @@ COMPARE_SEED = 42
         {
             "prompt": _STR,
             "options": {"type": "object"},
-            "results": {"type": "array", "items": open_object({"model": _STR, "response": _STR, "done_reason": _STR, "completion_tokens": _INT, "prompt_tokens": _INT, "tokens_per_second": {"type": ["number", "null"]}, "load_ms": _NUM, "total_ms": _NUM, "error": _STR}, ["model"])},
+            "results": {
+                "type": "array",
+                "items": open_object(
+                    {
+                        "model": _STR,
+                        "response": _STR,
+                        "done_reason": _STR,
+                        "completion_tokens": _INT,
+                        "prompt_tokens": _INT,
+                        "tokens_per_second": {"type": ["number", "null"]},
+                        "load_ms": _NUM,
+                        "total_ms": _NUM,
+                        "error": _STR,
+                    },
+                    ["model"],
+                ),
+            },
             "ignored_options": IGNORED,
         },
         ["prompt", "options", "results"],
@@ -2630,7 +3278,18 @@ def ollama_compare_models(call, args):
         try:
             run = _generate_once(call, body)
             stats = run["stats"]
-            results.append({"model": model, "response": run["text"], "done_reason": run["final"].get("done_reason") or "", "completion_tokens": stats["completion_tokens"], "prompt_tokens": stats["prompt_tokens"], "tokens_per_second": stats["tokens_per_second"], "load_ms": stats["load_ms"], "total_ms": stats["total_ms"]})
+            results.append(
+                {
+                    "model": model,
+                    "response": run["text"],
+                    "done_reason": run["final"].get("done_reason") or "",
+                    "completion_tokens": stats["completion_tokens"],
+                    "prompt_tokens": stats["prompt_tokens"],
+                    "tokens_per_second": stats["tokens_per_second"],
+                    "load_ms": stats["load_ms"],
+                    "total_ms": stats["total_ms"],
+                }
+            )
         except ToolError as e:
             results.append({"model": model, "error": str(e)})
         yield Progress(index + 1, len(args["models"]), f"{model} {'failed' if 'error' in results[-1] else 'done'}")
@@ -2660,7 +3319,15 @@ def _timed_check(name, fn):
     ),
     input_schema=strict_object({"model": MODEL}, ["model"]),
     output_schema=open_object(
-        {"model": _STR, "valid": _BOOL, "verdict": _STR, "checks": {"type": "array", "items": open_object({"check": _STR, "ok": _BOOL, "ms": _NUM, "detail": _STR}, ["check", "ok"])}},
+        {
+            "model": _STR,
+            "valid": _BOOL,
+            "verdict": _STR,
+            "checks": {
+                "type": "array",
+                "items": open_object({"check": _STR, "ok": _BOOL, "ms": _NUM, "detail": _STR}, ["check", "ok"]),
+            },
+        },
         ["model", "valid", "verdict", "checks"],
     ),
     read_only=True,
@@ -2682,7 +3349,9 @@ def ollama_validate_model(call, args):
 
     def answers():
         if "embedding" in (shown.get("capabilities") or []):
-            vector = (call.client.json("POST", "/api/embed", {"model": name, "input": "test"}) or {}).get("embeddings") or [[]]
+            vector = (call.client.json("POST", "/api/embed", {"model": name, "input": "test"}) or {}).get(
+                "embeddings"
+            ) or [[]]
             return f"embedding of {len(vector[0])} dimensions"
         run = _generate_once(call, {"model": name, "prompt": "Hi", "options": {"num_predict": 1}})
         return f"answered {run['stats']['completion_tokens']} token(s): {run['text']!r}"
@@ -2694,7 +3363,11 @@ def ollama_validate_model(call, args):
         if not result["ok"]:
             break
     valid = len(checks) == 3 and all(c["ok"] for c in checks)
-    verdict = "valid: installed, readable, and it answers" if valid else f"not usable: {checks[-1]['check']} failed: {checks[-1]['detail']}"
+    verdict = (
+        "valid: installed, readable, and it answers"
+        if valid
+        else f"not usable: {checks[-1]['check']} failed: {checks[-1]['detail']}"
+    )
     return {"model": name, "valid": valid, "verdict": verdict, "checks": checks}
 
 
@@ -2743,11 +3416,32 @@ def _search_score(query_words, model, capabilities):
         "also asks the public Ollama library (names to pull); when the library cannot be reached "
         "the local results still come back, with a note."
     ),
-    input_schema=strict_object({"query": {"type": "string", "minLength": 1, "maxLength": 200}, "remote": {"type": "boolean", "description": "also search the public library (needs internet)"}, "limit": {"type": "integer", "minimum": 1, "maximum": 200}}, ["query"]),
+    input_schema=strict_object(
+        {
+            "query": {"type": "string", "minLength": 1, "maxLength": 200},
+            "remote": {"type": "boolean", "description": "also search the public library (needs internet)"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+        },
+        ["query"],
+    ),
     output_schema=open_object(
         {
             "query": _STR,
-            "local": {"type": "array", "items": open_object({"name": _STR, "score": _NUM, "matched": {"type": "array", "items": _STR}, "capabilities": {"type": "array", "items": _STR}, "family": _STR, "parameter_size": _STR, "quantization_level": _STR}, ["name", "score"])},
+            "local": {
+                "type": "array",
+                "items": open_object(
+                    {
+                        "name": _STR,
+                        "score": _NUM,
+                        "matched": {"type": "array", "items": _STR},
+                        "capabilities": {"type": "array", "items": _STR},
+                        "family": _STR,
+                        "parameter_size": _STR,
+                        "quantization_level": _STR,
+                    },
+                    ["name", "score"],
+                ),
+            },
             "remote": {"type": ["array", "null"], "items": _STR},
             "remote_error": _STR,
         },
@@ -2768,7 +3462,17 @@ def ollama_search_models(call, args):
         capabilities = [] if isinstance(info, Exception) or info is None else info.get("capabilities") or []
         score, matched = _search_score(words, model, capabilities)
         if score:
-            hits.append({"name": model["name"], "score": score, "matched": matched, "capabilities": capabilities, "family": model["family"], "parameter_size": model["parameter_size"], "quantization_level": model["quantization_level"]})
+            hits.append(
+                {
+                    "name": model["name"],
+                    "score": score,
+                    "matched": matched,
+                    "capabilities": capabilities,
+                    "family": model["family"],
+                    "parameter_size": model["parameter_size"],
+                    "quantization_level": model["quantization_level"],
+                }
+            )
     hits.sort(key=lambda h: (-h["score"], h["name"]))
     result = {"query": args["query"], "local": hits[:limit], "remote": None}
     if args.get("remote"):
@@ -2782,7 +3486,6 @@ def ollama_search_models(call, args):
 # --- saved chat contexts -------------------------------------------------------------------------
 
 
-
 @tool(
     title="Save a chat context",
     description=(
@@ -2790,36 +3493,57 @@ def ollama_search_models(call, args):
         "(default) stores exactly these messages, 'append' adds them after the saved ones. "
         "ollama_chat with the same session_id continues it. Limits on messages and bytes apply."
     ),
-    input_schema=strict_object({"session_id": SESSION_ID, "messages": {"type": "array", "items": MESSAGE, "maxItems": 100000}, "model": MODEL, "mode": {"enum": ["replace", "append"]}}, ["session_id", "messages"]),
-    output_schema=open_object({"session_id": _STR, "model": _NULLABLE_STR, "count": _INT, "bytes": _INT, "mode": _STR}, ["session_id", "count", "bytes", "mode"]),
+    input_schema=strict_object(
+        {
+            "session_id": SESSION_ID,
+            "messages": {"type": "array", "items": MESSAGE, "maxItems": 100000},
+            "model": MODEL,
+            "mode": {"enum": ["replace", "append"]},
+        },
+        ["session_id", "messages"],
+    ),
+    output_schema=open_object(
+        {"session_id": _STR, "model": _NULLABLE_STR, "count": _INT, "bytes": _INT, "mode": _STR},
+        ["session_id", "count", "bytes", "mode"],
+    ),
     read_only=False,
     idempotent=False,
 )
 def ollama_save_context(call, args):
     mode = args.get("mode", "replace")
-    saved = call.store.save(call.principal, args["session_id"], args["messages"], model=args.get("model"), append=mode == "append")
+    saved = call.store.save(
+        call.principal, args["session_id"], args["messages"], model=args.get("model"), append=mode == "append"
+    )
     call.changed(f"{CONTEXTS_URI}/{args['session_id']}", call.principal)
     return {**saved, "mode": mode}
 
 
 @tool(
     title="Load a chat context",
-    description="Load the messages saved under a session_id (oldest first), with the model and when it was last changed. Unknown id: the error says so.",
+    description="Load the messages saved under a session_id (oldest first), with the model and when it was last "
+    "changed. Unknown id: the error says so.",
     input_schema=strict_object({"session_id": SESSION_ID}, ["session_id"]),
-    output_schema=open_object({"session_id": _STR, "model": _NULLABLE_STR, "messages": {"type": "array"}, "count": _INT, "updated_at": _STR}, ["session_id", "messages", "count"]),
+    output_schema=open_object(
+        {"session_id": _STR, "model": _NULLABLE_STR, "messages": {"type": "array"}, "count": _INT, "updated_at": _STR},
+        ["session_id", "messages", "count"],
+    ),
     read_only=True,
     idempotent=True,
 )
 def ollama_load_context(call, args):
     saved = call.store.load(call.principal, args["session_id"])
     if saved is None:
-        raise ToolError(f"no saved context named {args['session_id']!r}: save one with ollama_save_context, or chat with session_id to start it")
+        raise ToolError(
+            f"no saved context named {args['session_id']!r}: save one with ollama_save_context, or chat with "
+            "session_id to start it"
+        )
     return saved
 
 
 @tool(
     title="Clear a chat context",
-    description="Delete the messages saved under a session_id. Clearing an unknown id is fine; the result says whether something was deleted.",
+    description="Delete the messages saved under a session_id. Clearing an unknown id is fine; the result says "
+    "whether something was deleted.",
     input_schema=strict_object({"session_id": SESSION_ID}, ["session_id"]),
     output_schema=open_object({"session_id": _STR, "deleted": _BOOL}, ["session_id", "deleted"]),
     read_only=False,
@@ -2914,22 +3638,34 @@ class ContextStore:
         """Store `messages` (after the saved ones when `append`); ToolError past a limit."""
 
         def work(conn):
-            row = conn.execute("SELECT model, messages FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)).fetchone()
+            row = conn.execute(
+                "SELECT model, messages FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)
+            ).fetchone()
             if row is None:
                 (held,) = conn.execute("SELECT COUNT(*) FROM contexts WHERE owner = ?", (owner,)).fetchone()
                 if held >= self.max_count:
-                    raise ToolError(f"{held} contexts are saved, the limit (MCP_CONTEXT_MAX_COUNT={self.max_count}): clear one with ollama_clear_context first")
+                    raise ToolError(
+                        f"{held} contexts are saved, the limit (MCP_CONTEXT_MAX_COUNT={self.max_count}): clear one "
+                        "with ollama_clear_context first"
+                    )
             combined = (json.loads(row[1]) if row and append else []) + list(messages)
             data = dumps(combined)
             size = len(data.encode())
             if len(combined) > self.max_messages:
-                raise ToolError(f"context {session_id!r} would hold {len(combined)} messages, over the limit of {self.max_messages} (MCP_CONTEXT_MAX_MESSAGES): clear it or save a shorter history")
+                raise ToolError(
+                    f"context {session_id!r} would hold {len(combined)} messages, over the limit of "
+                    f"{self.max_messages} (MCP_CONTEXT_MAX_MESSAGES): clear it or save a shorter history"
+                )
             if size > self.max_bytes:
-                raise ToolError(f"context {session_id!r} would be {size} bytes, over the limit of {self.max_bytes} (MCP_CONTEXT_MAX_BYTES): clear it or save a shorter history")
+                raise ToolError(
+                    f"context {session_id!r} would be {size} bytes, over the limit of {self.max_bytes} "
+                    "(MCP_CONTEXT_MAX_BYTES): clear it or save a shorter history"
+                )
             now = time.time()
             kept_model = model or (row[0] if row else None)
             conn.execute(
-                "INSERT INTO contexts (owner, id, model, messages, count, bytes, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO contexts (owner, id, model, messages, count, bytes, created, updated) VALUES (?, ?, ?, "
+                "?, ?, ?, ?, ?) "
                 "ON CONFLICT(owner, id) DO UPDATE SET model = excluded.model, messages = excluded.messages, "
                 "count = excluded.count, bytes = excluded.bytes, updated = excluded.updated",
                 (owner, session_id, kept_model, data, len(combined), size, now, now),
@@ -2940,11 +3676,23 @@ class ContextStore:
 
     def load(self, owner, session_id):
         """The saved context as a dict, or None."""
-        row = self._db().execute("SELECT model, messages, count, updated FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)).fetchone()
+        row = (
+            self._db()
+            .execute(
+                "SELECT model, messages, count, updated FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)
+            )
+            .fetchone()
+        )
         if row is None:
             return None
         updated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row[3]))
-        return {"session_id": session_id, "model": row[0], "messages": json.loads(row[1]), "count": row[2], "updated_at": updated}
+        return {
+            "session_id": session_id,
+            "model": row[0],
+            "messages": json.loads(row[1]),
+            "count": row[2],
+            "updated_at": updated,
+        }
 
     def ids(self, owner, prefix="", limit=100):
         """The ids of `owner`'s saved contexts that start with `prefix`, most recent first."""
@@ -2956,7 +3704,11 @@ class ContextStore:
 
     def clear(self, owner, session_id):
         """Delete a context; True when there was one."""
-        return self._transaction(lambda conn: conn.execute("DELETE FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)).rowcount > 0)
+        return self._transaction(
+            lambda conn: (
+                conn.execute("DELETE FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)).rowcount > 0
+            )
+        )
 
 
 # =============================================================================
@@ -2969,11 +3721,21 @@ class ContextStore:
 # McpServer of section 11, used only for its Ollama client and context store.
 
 Resource = namedtuple("Resource", "uri name title description tool read")
-Resource.__doc__ = "A fixed resource; `tool` is the tool whose exposure it follows; `read(server, principal)` gives its JSON."
-ResourceTemplate = namedtuple("ResourceTemplate", "uri_template prefix variable name title description tool read complete")
-ResourceTemplate.__doc__ = "Resources named by one variable after `prefix`; `read(server, principal, value)`, `complete(server, principal, prefix)`."
+Resource.__doc__ = (
+    "A fixed resource; `tool` is the tool whose exposure it follows; `read(server, principal)` gives its JSON."
+)
+ResourceTemplate = namedtuple(
+    "ResourceTemplate", "uri_template prefix variable name title description tool read complete"
+)
+ResourceTemplate.__doc__ = (
+    "Resources named by one variable after `prefix`; `read(server, principal, value)`, "
+    "`complete(server, principal, prefix)`."
+)
 Prompt = namedtuple("Prompt", "name title description arguments tool render")
-Prompt.__doc__ = "A prompt template; `arguments` are (name, description, required); `render(server, principal, args)` gives its messages."
+Prompt.__doc__ = (
+    "A prompt template; `arguments` are (name, description, required); `render(server, principal, "
+    "args)` gives its messages."
+)
 
 JSON_MIME = "application/json"
 
@@ -3015,19 +3777,46 @@ def _read_context(server, principal, session_id):
 
 
 RESOURCES = (
-    Resource(MODELS_URI, "models", "Installed models", "Every installed model with size, family, parameter size and quantization (as ollama_list_models).", "ollama_list_models", _read_models),
-    Resource(RUNNING_URI, "running", "Loaded models", "The models loaded in memory now, with memory, VRAM and when each unloads (as ollama_list_processes).", "ollama_list_processes", _read_running),
+    Resource(
+        MODELS_URI,
+        "models",
+        "Installed models",
+        "Every installed model with size, family, parameter size and quantization (as ollama_list_models).",
+        "ollama_list_models",
+        _read_models,
+    ),
+    Resource(
+        RUNNING_URI,
+        "running",
+        "Loaded models",
+        "The models loaded in memory now, with memory, VRAM and when each unloads (as ollama_list_processes).",
+        "ollama_list_processes",
+        _read_running,
+    ),
 )
 RESOURCE_TEMPLATES = (
     ResourceTemplate(
-        f"{MODELS_URI}/{{name}}", f"{MODELS_URI}/", "name", "model", "One model",
-        "One installed model: capabilities, details, default parameters, template, system prompt and Modelfile (as ollama_show_model).",
-        "ollama_show_model", _read_model, lambda server, principal, prefix: _installed_names(server, prefix),
+        f"{MODELS_URI}/{{name}}",
+        f"{MODELS_URI}/",
+        "name",
+        "model",
+        "One model",
+        "One installed model: capabilities, details, default parameters, template, system prompt and Modelfile (as "
+        "ollama_show_model).",
+        "ollama_show_model",
+        _read_model,
+        lambda server, principal, prefix: _installed_names(server, prefix),
     ),
     ResourceTemplate(
-        f"{CONTEXTS_URI}/{{session_id}}", f"{CONTEXTS_URI}/", "session_id", "context", "A saved conversation",
+        f"{CONTEXTS_URI}/{{session_id}}",
+        f"{CONTEXTS_URI}/",
+        "session_id",
+        "context",
+        "A saved conversation",
         "The messages saved under a session_id (as ollama_load_context); only your own contexts.",
-        "ollama_load_context", _read_context, lambda server, principal, prefix: server.store.ids(principal, prefix),
+        "ollama_load_context",
+        _read_context,
+        lambda server, principal, prefix: server.store.ids(principal, prefix),
     ),
 )
 
@@ -3041,11 +3830,14 @@ def _split_models(value):
 
 
 def _render_compare(server, principal, args):
-    models = _split_models(args.get("models")) or [
-        n for n in _installed_names(server) if "embedding" not in server.client.show(n).get("capabilities", [])
-    ][:4]
+    models = (
+        _split_models(args.get("models"))
+        or [n for n in _installed_names(server) if "embedding" not in server.client.show(n).get("capabilities", [])][:4]
+    )
     if not models:
-        raise InvalidParams("Invalid params: no models to compare: give `models` (comma-separated), or pull a model first")
+        raise InvalidParams(
+            "Invalid params: no models to compare: give `models` (comma-separated), or pull a model first"
+        )
     listed = ", ".join(models)
     return f"Compare {listed} on one prompt", [
         _user(
@@ -3068,7 +3860,7 @@ def _render_persona(server, principal, args):
     return f"A {persona} persona on {base}", [
         _user(
             f"Write a Modelfile that turns the local model {base} into this persona: {persona}.{current}\n\n"
-            f"Use FROM {base}, a SYSTEM prompt (in \"\"\" quotes) that gives the persona its voice, knowledge and "
+            f'Use FROM {base}, a SYSTEM prompt (in """ quotes) that gives the persona its voice, knowledge and '
             "limits, and PARAMETER lines where they help (temperature for creativity, num_ctx for long talks). "
             f"Show me the Modelfile, then create it with the ollama_create_model tool as model '{name}', "
             "and try it once with ollama_chat."
@@ -3090,22 +3882,39 @@ def _render_summarize(server, principal, args):
 
 PROMPTS = (
     Prompt(
-        "compare_models", "Compare models on a prompt",
+        "compare_models",
+        "Compare models on a prompt",
         "Run one prompt on several local models and judge their answers, speed and length side by side.",
-        (("prompt", "what to ask every model", True), ("models", "model names, comma-separated (default: up to four installed ones)", False)),
-        "ollama_compare_models", _render_compare,
+        (
+            ("prompt", "what to ask every model", True),
+            ("models", "model names, comma-separated (default: up to four installed ones)", False),
+        ),
+        "ollama_compare_models",
+        _render_compare,
     ),
     Prompt(
-        "modelfile_persona", "Make a persona model",
+        "modelfile_persona",
+        "Make a persona model",
         "Write a Modelfile that gives a base model a persona (system prompt and parameters), create it and try it.",
-        (("base_model", "the installed model to start from", True), ("persona", "who the model should be, e.g. 'a patient maths tutor'", True), ("name", "the new model's name (default: derived)", False)),
-        "ollama_create_model", _render_persona,
+        (
+            ("base_model", "the installed model to start from", True),
+            ("persona", "who the model should be, e.g. 'a patient maths tutor'", True),
+            ("name", "the new model's name (default: derived)", False),
+        ),
+        "ollama_create_model",
+        _render_persona,
     ),
     Prompt(
-        "summarize_text", "Summarise with a local model",
+        "summarize_text",
+        "Summarise with a local model",
         "Summarise a text with a model running on this machine, so the text never leaves it.",
-        (("text", "the text to summarise", True), ("model", "the local model to use", True), ("style", "e.g. 'three bullet points', 'one sentence'", False)),
-        "ollama_generate", _render_summarize,
+        (
+            ("text", "the text to summarise", True),
+            ("model", "the local model to use", True),
+            ("style", "e.g. 'three bullet points', 'one sentence'", False),
+        ),
+        "ollama_generate",
+        _render_summarize,
     ),
 )
 MODEL_ARGUMENTS = ("model", "base_model", "source", "destination")  # completed with installed model names
@@ -3248,9 +4057,15 @@ class CallSlots:
         with self._lock:
             mine = self._by_client.get(client, 0)
             if mine >= self.per_client:
-                raise ServerBusy(f"Server busy: {mine} tool calls of this client are running (MCP_MAX_CONCURRENT_PER_CLIENT={self.per_client}); retry when one finishes")
+                raise ServerBusy(
+                    f"Server busy: {mine} tool calls of this client are running "
+                    f"(MCP_MAX_CONCURRENT_PER_CLIENT={self.per_client}); retry when one finishes"
+                )
             if self.running >= self.total:
-                raise ServerBusy(f"Server busy: {self.running} tool calls are running (MCP_MAX_CONCURRENT={self.total}); retry shortly")
+                raise ServerBusy(
+                    f"Server busy: {self.running} tool calls are running (MCP_MAX_CONCURRENT={self.total}); retry "
+                    "shortly"
+                )
             self._by_client[client] = mine + 1
             self.running += 1
 
@@ -3301,10 +4116,6 @@ class Metrics:
             h[-2] += seconds
             h[-1] += 1
 
-    def value(self, name, **labels):
-        """A counter's value (tests and health reports)."""
-        return self._counters.get((name, tuple(sorted(labels.items()))), 0)
-
     def render(self, gauges):
         """The exposition text; `gauges` maps a gauge name to its current value."""
         with self._lock:
@@ -3316,12 +4127,14 @@ class Metrics:
             if kind == "gauge":
                 lines.append(f"{name} {gauges.get(name, 0)}")
             elif kind == "counter":
-                lines += [f"{name}{_labels(labels)} {value:g}" for (n, labels), value in sorted(counters.items()) if n == name]
+                lines += [
+                    f"{name}{_labels(labels)} {value:g}" for (n, labels), value in sorted(counters.items()) if n == name
+                ]
             else:
                 for (n, labels), h in sorted(histograms.items()):
                     if n != name:
                         continue
-                    for bound, count in zip(self.BUCKETS, h):
+                    for bound, count in zip(self.BUCKETS, h, strict=False):
                         lines.append(f"{name}_bucket{_labels(labels + (('le', f'{bound:g}'),))} {count}")
                     lines.append(f"{name}_bucket{_labels(labels + (('le', '+Inf'),))} {h[-1]}")
                     lines.append(f"{name}_sum{_labels(labels)} {h[-2]:.6f}")
@@ -3332,7 +4145,9 @@ class Metrics:
 def _labels(pairs):
     if not pairs:
         return ""
-    inner = ",".join(f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in pairs)
+    inner = ",".join(
+        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in pairs
+    )
     return "{" + inner + "}"
 
 
@@ -3433,7 +4248,10 @@ class SessionTable:
             return
         idle = [s for s in sessions if not self._busy(s)]
         if not idle:
-            raise SessionsFull(f"Server busy: {len(sessions)} sessions {whose}are running calls ({setting}={cap}); end one (DELETE) or retry when a call finishes")
+            raise SessionsFull(
+                f"Server busy: {len(sessions)} sessions {whose}are running calls ({setting}={cap}); end one (DELETE) "
+                "or retry when a call finishes"
+            )
         self._end(min(idle, key=lambda s: s.last_seen))
 
     def get(self, session_id, principal=""):
@@ -3578,7 +4396,9 @@ def decode_header_value(raw):
         try:
             return base64.b64decode(value[9:-2], validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
-            raise HeaderMismatch("Header mismatch: a =?base64?...?= header value is not valid Base64 of UTF-8 text") from None
+            raise HeaderMismatch(
+                "Header mismatch: a =?base64?...?= header value is not valid Base64 of UTF-8 text"
+            ) from None
     return value
 
 
@@ -3597,7 +4417,9 @@ def _check_param_headers(t, arguments, headers):
         sent = headers.get(f"mcp-param-{header.lower()}")
         expected = ("true" if value else "false") if isinstance(value, bool) else str(value)
         if sent is None or decode_header_value(sent) != expected:
-            raise HeaderMismatch(f"Header mismatch: Mcp-Param-{header} {sent!r} does not match the argument {'.'.join(path)}")
+            raise HeaderMismatch(
+                f"Header mismatch: Mcp-Param-{header} {sent!r} does not match the argument {'.'.join(path)}"
+            )
 
 
 class McpServer:
@@ -3608,7 +4430,9 @@ class McpServer:
         self.config = config
         self.registry = registry if registry is not None else build_registry(config)
         self.client = client or OllamaClient(config)
-        self.store = ContextStore(config.context_path, config.context_max_messages, config.context_max_bytes, config.context_max_count)
+        self.store = ContextStore(
+            config.context_path, config.context_max_messages, config.context_max_bytes, config.context_max_count
+        )
         self.calls = CallTable()
         self.sessions = SessionTable(config, self.calls)
         self.feed = ChangeFeed()
@@ -3665,7 +4489,9 @@ class McpServer:
         try:
             kind = message_kind(msg)
         except InvalidRequest as e:
-            return rpc_error(msg.get("id") if isinstance(msg, dict) and _valid_id(msg.get("id")) else None, e.code, str(e))
+            return rpc_error(
+                msg.get("id") if isinstance(msg, dict) and _valid_id(msg.get("id")) else None, e.code, str(e)
+            )
         if kind == "response":
             return None  # we send no requests, so there is nothing to match a response to
         method = msg["method"]
@@ -3693,7 +4519,11 @@ class McpServer:
             code = InvalidParams.code if isinstance(e, ResourceNotFound) and request.modern else e.code
             return rpc_error(msg["id"], code, str(e), e.data)
         if request.modern:
-            result = {**result, "resultType": "complete", "_meta": {**result.get("_meta", {}), META_SERVER_INFO: self.server_info}}
+            result = {
+                **result,
+                "resultType": "complete",
+                "_meta": {**result.get("_meta", {}), META_SERVER_INFO: self.server_info},
+            }
         return rpc_result(msg["id"], result)
 
     def handle_batch(self, messages, request):
@@ -3701,7 +4531,10 @@ class McpServer:
         client has gone the rest is not started. Raises InvalidRequest when batches are not allowed."""
         version = request.session.protocol_version if request.session else DEFAULT_PROTOCOL_VERSION
         if request.modern or version != BATCH_PROTOCOL_VERSION:
-            raise InvalidRequest(f"Invalid Request: JSON-RPC batches are not supported in protocol {'2026-07-28' if request.modern else version}")
+            raise InvalidRequest(
+                "Invalid Request: JSON-RPC batches are not supported in protocol "
+                f"{'2026-07-28' if request.modern else version}"
+            )
         if not messages:
             raise InvalidRequest("Invalid Request: empty batch")
         responses = []
@@ -3709,7 +4542,9 @@ class McpServer:
             if request.peer_gone is not None and request.peer_gone():
                 break
             if isinstance(msg, dict) and msg.get("method") == "initialize":
-                responses.append(rpc_error(msg.get("id"), InvalidRequest.code, "Invalid Request: initialize cannot be batched"))
+                responses.append(
+                    rpc_error(msg.get("id"), InvalidRequest.code, "Invalid Request: initialize cannot be batched")
+                )
                 continue
             item = dataclasses.replace(request, notify=None)  # notifications of a batch item are dropped
             final = self.handle(msg, item)
@@ -3723,7 +4558,10 @@ class McpServer:
         meta = params.get("_meta")
         missing = [k for k in (META_VERSION, META_CAPABILITIES) if not isinstance(meta, dict) or k not in meta]
         if missing:
-            raise InvalidParams(f"Invalid params: params._meta must carry {' and '.join(missing)} (protocol 2026-07-28 sends them on every request)")
+            raise InvalidParams(
+                f"Invalid params: params._meta must carry {' and '.join(missing)} (protocol 2026-07-28 sends them on "
+                "every request)"
+            )
         version, capabilities = meta[META_VERSION], meta[META_CAPABILITIES]
         if not isinstance(capabilities, dict):
             raise InvalidParams(f"Invalid params: {META_CAPABILITIES} must be an object")
@@ -3732,7 +4570,9 @@ class McpServer:
         if not isinstance(version, str):
             raise InvalidParams(f"Invalid params: {META_VERSION} must be a string")
         if version not in MODERN_PROTOCOL_VERSIONS:
-            raise UnsupportedVersion("Unsupported protocol version", {"supported": list(MODERN_PROTOCOL_VERSIONS), "requested": version})
+            raise UnsupportedVersion(
+                "Unsupported protocol version", {"supported": list(MODERN_PROTOCOL_VERSIONS), "requested": version}
+            )
         level = meta.get(META_LOG_LEVEL)
         if level is not None and level not in MCP_LOG_LEVELS:
             raise InvalidParams(f"Invalid params: {META_LOG_LEVEL} must be one of {', '.join(MCP_LOG_LEVELS)}")
@@ -3744,7 +4584,9 @@ class McpServer:
         a balancer may route on the headers while the server acts on the body."""
         sent = headers.get("mcp-protocol-version")
         if sent is None or sent.strip(" \t") != version:
-            raise HeaderMismatch(f"Header mismatch: MCP-Protocol-Version {sent!r} does not match the body's {META_VERSION} {version!r}")
+            raise HeaderMismatch(
+                f"Header mismatch: MCP-Protocol-Version {sent!r} does not match the body's {META_VERSION} {version!r}"
+            )
         sent = headers.get("mcp-method")
         if sent is None or sent.strip(" \t") != method:
             raise HeaderMismatch(f"Header mismatch: Mcp-Method {sent!r} does not match the body's method {method!r}")
@@ -3789,7 +4631,9 @@ class McpServer:
             if call.cancelled_by is None:
                 raise
             partial = "".join(call.partial or ())
-            text = f"cancelled by {call.cancelled_by} before it finished" + (f"; the text generated so far:\n{partial}" if partial else "")
+            text = f"cancelled by {call.cancelled_by} before it finished" + (
+                f"; the text generated so far:\n{partial}" if partial else ""
+            )
             return _tool_error(text), "cancelled"
         except Exception as e:  # a bug in a handler must not take the server down
             log.exception("tool %s failed", t.name)
@@ -3811,7 +4655,13 @@ class McpServer:
             call.tool,
             outcome,
             duration_ms,
-            extra={"tool": call.tool, "session": session, "request_id": call.request_id, "outcome": outcome, "duration_ms": duration_ms},
+            extra={
+                "tool": call.tool,
+                "session": session,
+                "request_id": call.request_id,
+                "outcome": outcome,
+                "duration_ms": duration_ms,
+            },
         )
 
     def new_call(self, request, tool_name, progress_token=None):
@@ -3849,7 +4699,9 @@ def _event_message(call, request, event, monotonic):
     if isinstance(event, Log):
         if request.log_level is None or MCP_LOG_LEVELS.index(event.level) < MCP_LOG_LEVELS.index(request.log_level):
             return None
-        return rpc_notification("notifications/message", {"level": event.level, "logger": SERVER_NAME, "data": event.data})
+        return rpc_notification(
+            "notifications/message", {"level": event.level, "logger": SERVER_NAME, "data": event.data}
+        )
     raise TypeError(f"a tool handler yielded {event!r}; yield Progress or Log")
 
 
@@ -3899,7 +4751,11 @@ def _rpc_initialize(server, params, request):
 def _rpc_server_discover(server, params, request):
     return _cached(
         server,
-        {"supportedVersions": list(MODERN_PROTOCOL_VERSIONS), "capabilities": server.capabilities(modern=True), "instructions": INSTRUCTIONS},
+        {
+            "supportedVersions": list(MODERN_PROTOCOL_VERSIONS),
+            "capabilities": server.capabilities(modern=True),
+            "instructions": INSTRUCTIONS,
+        },
         DISCOVER_TTL_MS,
     )
 
@@ -3918,7 +4774,11 @@ def _rpc_logging_set_level(server, params, request):
 
 
 def _rpc_tools_list(server, params, request):
-    return _cached(server, _page(server, server.tool_specs(), params, "tools"), LIST_TTL_MS) if request.modern else _page(server, server.tool_specs(), params, "tools")
+    return (
+        _cached(server, _page(server, server.tool_specs(), params, "tools"), LIST_TTL_MS)
+        if request.modern
+        else _page(server, server.tool_specs(), params, "tools")
+    )
 
 
 def _rpc_tools_call(server, params, request):
@@ -3955,14 +4815,26 @@ def _rpc_tools_call(server, params, request):
 
 
 def _resource_entry(resource):
-    return {"uri": resource.uri, "name": resource.name, "title": resource.title, "description": resource.description, "mimeType": JSON_MIME}
+    return {
+        "uri": resource.uri,
+        "name": resource.name,
+        "title": resource.title,
+        "description": resource.description,
+        "mimeType": JSON_MIME,
+    }
 
 
 def _rpc_resources_list(server, params, request):
     entries = [_resource_entry(r) for r in server.resources]
     if any(t.tool == "ollama_show_model" for t in server.templates):  # each installed model, for resource pickers
         entries += [
-            {"uri": f"{MODELS_URI}/{name}", "name": name, "title": name, "description": f"the model {name}", "mimeType": JSON_MIME}
+            {
+                "uri": f"{MODELS_URI}/{name}",
+                "name": name,
+                "title": name,
+                "description": f"the model {name}",
+                "mimeType": JSON_MIME,
+            }
             for name in _installed_names(server)
         ]
     page = _page(server, entries, params, "resources")
@@ -3971,7 +4843,13 @@ def _rpc_resources_list(server, params, request):
 
 def _rpc_resources_templates_list(server, params, request):
     entries = [
-        {"uriTemplate": t.uri_template, "name": t.name, "title": t.title, "description": t.description, "mimeType": JSON_MIME}
+        {
+            "uriTemplate": t.uri_template,
+            "name": t.name,
+            "title": t.title,
+            "description": t.description,
+            "mimeType": JSON_MIME,
+        }
         for t in server.templates
     ]
     page = _page(server, entries, params, "resourceTemplates")
@@ -3986,7 +4864,11 @@ def _find_resource(server, uri):
             return resource.read, None, False
     for template in server.templates:
         if uri.startswith(template.prefix) and len(uri) > len(template.prefix):
-            return template.read, urllib.parse.unquote(uri[len(template.prefix) :]), template.tool == "ollama_load_context"
+            return (
+                template.read,
+                urllib.parse.unquote(uri[len(template.prefix) :]),
+                template.tool == "ollama_load_context",
+            )
     return None
 
 
@@ -4003,7 +4885,10 @@ def _rpc_resources_read(server, params, request):
     except OllamaError as e:
         raise ProtocolError(f"Could not read {uri}: {e}", {"uri": uri}) from None
     if content is None:
-        raise ResourceNotFound(f"Resource not found: {uri}. resources/list and resources/templates/list show what can be read.", {"uri": uri})
+        raise ResourceNotFound(
+            f"Resource not found: {uri}. resources/list and resources/templates/list show what can be read.",
+            {"uri": uri},
+        )
     result = {"contents": [{"uri": uri, "mimeType": JSON_MIME, "text": dumps(content)}]}
     return _cached(server, result, 0 if private else MODELS_TTL_MS, private) if request.modern else result
 
@@ -4032,7 +4917,9 @@ def _rpc_prompts_get(server, params, request):
     known = {n for n, _, _ in prompt.arguments}
     unknown = sorted(set(arguments) - known)
     if unknown:
-        raise InvalidParams(f"Invalid params: {prompt.name} has no argument {', '.join(unknown)}; it takes {', '.join(sorted(known))}")
+        raise InvalidParams(
+            f"Invalid params: {prompt.name} has no argument {', '.join(unknown)}; it takes {', '.join(sorted(known))}"
+        )
     missing = [n for n, _, required in prompt.arguments if required and not arguments.get(n)]
     if missing:
         raise InvalidParams(f"Invalid params: {prompt.name} needs {', '.join(missing)}")
@@ -4081,7 +4968,9 @@ def _rpc_subscriptions_listen(server, params, request):
     listener = server.new_call(request, None)
     server.feed.add(subscription)
     try:
-        request.notify(rpc_notification("notifications/subscriptions/acknowledged", {"_meta": meta, "notifications": honoured}))
+        request.notify(
+            rpc_notification("notifications/subscriptions/acknowledged", {"_meta": meta, "notifications": honoured})
+        )
         while not server.closing.is_set():
             listener.check()
             try:
@@ -4182,15 +5071,14 @@ def _status_line(code):
 
 
 def _accepts(accept, wanted):
-    types_ = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-    if "*/*" in types_:
-        return True
-    major = wanted.split("/")[0] + "/*"
-    return wanted in types_ or major in types_
+    """Whether an Accept header allows `wanted` (wildcards count; `q=0` refuses)."""
+    return parse_accept_header(accept, MIMEAccept).quality(wanted) > 0
 
 
 def _host_name(host_header):
-    """The name part of a Host header (no port, IPv6 brackets kept)."""
+    """The name part of a Host header (no port, IPv6 brackets kept), lower-cased. Not werkzeug's
+    host_is_trusted: it cuts every IPv6 literal to "[" (so "[::2]" would pass for "[::1]") and
+    compares names case-sensitively."""
     host = host_header.strip().lower()
     if host.startswith("["):
         return host[: host.find("]") + 1]
@@ -4267,22 +5155,33 @@ class _Response:
                 self._send(SSE_KEEPALIVE)
 
 
-class HttpTransport:
-    """The Streamable HTTP transport as a WSGI application (both eras on /mcp), plus /healthz,
-    /readyz and /metrics for operators."""
+WHO = "ollama_mcp.who"  # the environ key where AccessGuard says who is asking (None: no valid token)
 
-    def __init__(self, server):
-        self.server = server
-        self.config = server.config
-        self.metrics = server.metrics
-        self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_burst)
+
+def _refusal(e, start_response, metrics):
+    """An HttpError as its HTTP status and a JSON-RPC error body."""
+    metrics.inc("ollama_mcp_rejected_requests_total", reason=e.reason)
+    body = dumps(rpc_error(e.msg_id, e.code, str(e))).encode()
+    start_response(
+        _status_line(e.status), [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + e.headers
+    )
+    return [body]
+
+
+class AccessGuard:
+    """WSGI middleware in front of the MCP app: counts every request; checks Host and Origin on
+    every path, the bearer token on /mcp and /metrics, the rate limit on /mcp; and passes on
+    who is asking in environ["ollama_mcp.who"] (a Who, or None without a valid token)."""
+
+    def __init__(self, app, config, metrics, limiter):
+        self.app = app
+        self.config = config
+        self.metrics = metrics
+        self.limiter = limiter
         # (digest, name) per token: compared by digest, known by name.
-        self._tokens = [(hashlib.sha256(token.encode()).digest(), name) for name, token in map(token_name, self.config.auth_tokens)]
-        self._responses = set()
-        self._responses_lock = threading.Lock()
-        self._ticker = None
-        self._ready = (0.0, None)  # (checked at, (status, verdict, detail))
-        self._exchanges = itertools.count(1)  # scopes of stateless requests: each POST its own
+        self._tokens = [
+            (hashlib.sha256(token.encode()).digest(), name) for name, token in map(token_name, config.auth_tokens)
+        ]
 
     def __call__(self, environ, start_response):
         # Metric labels never come from the client: an invented method would add a series.
@@ -4295,24 +5194,97 @@ class HttpTransport:
         path = environ.get("PATH_INFO", "")
         try:
             self._check_origin_and_host(environ)  # every path: a rebinding page may read none of them
+            who = environ[WHO] = self._who(environ)
+            if who is None and path in (MCP_PATH, "/metrics"):
+                raise HttpError(
+                    401,
+                    "Unauthorized: send Authorization: Bearer <token> (one of MCP_AUTH_TOKEN)",
+                    headers=[("WWW-Authenticate", 'Bearer realm="ollama-mcp"')],
+                    reason="auth",
+                )
             if path == MCP_PATH:
-                return self._mcp(environ, counted)
-            if path == "/healthz":
-                return self._plain(counted, "200 OK", b"ok\n")
-            if path == "/readyz":
-                return self._readyz(environ, counted)
-            if path == "/metrics":
-                self._client(environ)
-                body = self.metrics.render(self.server.gauges()).encode()
-                counted("200 OK", [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))])
-                return [body]
-            return self._plain(counted, "404 Not Found", b"not found: the MCP endpoint is /mcp\n")
+                check_rate(self.limiter, self.metrics, who.client)
         except HttpError as e:
-            self.metrics.inc("ollama_mcp_rejected_requests_total", reason=e.reason)
-            body = dumps(rpc_error(e.msg_id, e.code, str(e))).encode()
-            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + e.headers
-            counted(_status_line(e.status), headers)
-            return [body]
+            return _refusal(e, counted, self.metrics)
+        return self.app(environ, counted)
+
+    def _check_origin_and_host(self, environ):
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and origin not in self.config.allowed_origins and "*" not in self.config.allowed_origins:
+            parsed = urllib.parse.urlsplit(origin)
+            if not (parsed.scheme in ("http", "https") and _is_loopback(parsed.hostname or "")):
+                raise HttpError(
+                    403, f"Forbidden: Origin {origin!r} is not allowed (set MCP_ALLOWED_ORIGINS)", reason="origin"
+                )
+        allowed_hosts = self.config.allowed_hosts
+        if self.config.loopback_bind or allowed_hosts:
+            host = _host_name(environ.get("HTTP_HOST", ""))
+            if host not in allowed_hosts and not (self.config.loopback_bind and host.strip("[]") in LOOPBACK_NAMES):
+                raise HttpError(403, f"Forbidden: Host {host!r} is not allowed (set MCP_ALLOWED_HOSTS)", reason="host")
+
+    def _who(self, environ):
+        """The token's name when tokens are set (None without a valid one), or, without tokens,
+        the one unauthenticated principal "" counted by address."""
+        if not self._tokens:
+            return Who("", environ.get("REMOTE_ADDR") or "unknown")
+        auth = Authorization.from_header(environ.get("HTTP_AUTHORIZATION"))
+        if auth is None or auth.type != "bearer" or not auth.token:
+            return None
+        digest = hashlib.sha256(auth.token.strip().encode()).digest()
+        # Compare with every token, in constant time, so timing says nothing about which matched.
+        matches = [name for known, name in self._tokens if hmac.compare_digest(digest, known)]
+        return Who(matches[0], "token:" + matches[0]) if matches else None
+
+
+def check_rate(limiter, metrics, client, count=1):
+    """Count `count` requests of `client`; HttpError 429 with Retry-After over the limit."""
+    wait = limiter.wait_time(client, count)
+    if wait:
+        metrics.inc("ollama_mcp_rate_limited_total")
+        retry = max(1, math.ceil(wait))
+        raise HttpError(
+            429,
+            f"Too Many Requests: over MCP_RATE_LIMIT; retry in {retry} s",
+            code=-32000,
+            headers=[("Retry-After", str(retry))],
+            reason="rate",
+        )
+
+
+class HttpTransport:
+    """The Streamable HTTP transport as a WSGI application (both eras on /mcp), plus /healthz,
+    /readyz and /metrics for operators. Who is asking comes from AccessGuard, in front of it."""
+
+    def __init__(self, server, limiter):
+        self.server = server
+        self.config = server.config
+        self.metrics = server.metrics
+        self.limiter = limiter  # the guard's: a batch counts each of its messages
+        self._responses = set()
+        self._responses_lock = threading.Lock()
+        self._ticker = None
+        self._ready = (0.0, None)  # (checked at, (status, verdict, detail))
+        self._exchanges = itertools.count(1)  # scopes of stateless requests: each POST its own
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        try:
+            if path == MCP_PATH:
+                return self._mcp(environ, start_response)
+            if path == "/healthz":
+                return self._plain(start_response, "200 OK", b"ok\n")
+            if path == "/readyz":
+                return self._readyz(environ, start_response)
+            if path == "/metrics":
+                body = self.metrics.render(self.server.gauges()).encode()
+                start_response(
+                    "200 OK",
+                    [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))],
+                )
+                return [body]
+            return self._plain(start_response, "404 Not Found", b"not found: the MCP endpoint is /mcp\n")
+        except HttpError as e:
+            return _refusal(e, start_response, self.metrics)
 
     @staticmethod
     def _plain(start_response, status, body):
@@ -4331,73 +5303,42 @@ class HttpTransport:
                 answer = ("503 Service Unavailable", "not ready", str(e))
             self._ready = (time.monotonic(), answer)
         status, verdict, detail = answer
-        try:
-            self._client(environ)
-        except HttpError:
+        if environ.get(WHO) is None:
             detail = None
         return self._plain(start_response, status, (f"{verdict}: {detail}\n" if detail else f"{verdict}\n").encode())
-
-    # --- access --------------------------------------------------------------------------------
-
-    def _check_origin_and_host(self, environ):
-        origin = environ.get("HTTP_ORIGIN")
-        if origin is not None and origin not in self.config.allowed_origins and "*" not in self.config.allowed_origins:
-            parsed = urllib.parse.urlsplit(origin)
-            if not (parsed.scheme in ("http", "https") and _is_loopback(parsed.hostname or "")):
-                raise HttpError(403, f"Forbidden: Origin {origin!r} is not allowed (set MCP_ALLOWED_ORIGINS)", reason="origin")
-        allowed_hosts = self.config.allowed_hosts
-        if self.config.loopback_bind or allowed_hosts:
-            host = _host_name(environ.get("HTTP_HOST", ""))
-            if host not in allowed_hosts and not (self.config.loopback_bind and host.strip("[]") in LOOPBACK_NAMES):
-                raise HttpError(403, f"Forbidden: Host {host!r} is not allowed (set MCP_ALLOWED_HOSTS)", reason="host")
-
-    def _client(self, environ):
-        """Who is asking: the token's name when tokens are set (else 401), or, without tokens,
-        the one unauthenticated principal "" counted by address."""
-        if not self._tokens:
-            return Who("", environ.get("REMOTE_ADDR") or "unknown")
-        scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() == "bearer" and given.strip():
-            digest = hashlib.sha256(given.strip().encode()).digest()
-            # Compare with every token, in constant time, so timing says nothing about which matched.
-            matches = [name for known, name in self._tokens if hmac.compare_digest(digest, known)]
-            if matches:
-                return Who(matches[0], "token:" + matches[0])
-        raise HttpError(
-            401,
-            "Unauthorized: send Authorization: Bearer <token> (one of MCP_AUTH_TOKEN)",
-            headers=[("WWW-Authenticate", 'Bearer realm="ollama-mcp"')],
-            reason="auth",
-        )
-
-    def _limit_rate(self, client, count=1):
-        wait = self.limiter.wait_time(client, count)
-        if wait:
-            self.metrics.inc("ollama_mcp_rate_limited_total")
-            retry = max(1, math.ceil(wait))
-            raise HttpError(429, f"Too Many Requests: over MCP_RATE_LIMIT; retry in {retry} s", code=-32000, headers=[("Retry-After", str(retry))], reason="rate")
 
     # --- /mcp ----------------------------------------------------------------------------------
 
     def _mcp(self, environ, start_response):
-        who = self._client(environ)
-        self._limit_rate(who.client)
+        who = environ[WHO]
         method = environ["REQUEST_METHOD"]
         if method == "POST":
             return self._post(environ, start_response, who)
         if method == "DELETE":
             return self._delete(environ, start_response, who)
-        raise HttpError(405, "Method Not Allowed: use POST (or DELETE to end a handshake-era session)", headers=[("Allow", "POST, DELETE")], reason="method")
+        raise HttpError(
+            405,
+            "Method Not Allowed: use POST (or DELETE to end a handshake-era session)",
+            headers=[("Allow", "POST, DELETE")],
+            reason="method",
+        )
 
     def _session(self, environ, who, required):
         session_id = environ.get("HTTP_MCP_SESSION_ID")
         if session_id is None:
             if required:
-                raise HttpError(400, "Bad Request: Mcp-Session-Id header is required (call initialize first, or send protocol 2026-07-28 requests)", reason="session")
+                raise HttpError(
+                    400,
+                    "Bad Request: Mcp-Session-Id header is required (call initialize first, or send protocol "
+                    "2026-07-28 requests)",
+                    reason="session",
+                )
             return None
         session = self.server.sessions.get(session_id, who.principal)
         if session is None:
-            raise HttpError(404, "Session not found: it ended or expired; initialize a new one", code=-32001, reason="session")
+            raise HttpError(
+                404, "Session not found: it ended or expired; initialize a new one", code=-32001, reason="session"
+            )
         return session
 
     def _delete(self, environ, start_response, who):
@@ -4410,7 +5351,9 @@ class HttpTransport:
         length = environ.get("CONTENT_LENGTH") or ""
         limit = self.config.max_body_bytes
         stream = environ["wsgi.input"]
-        too_large = HttpError(413, f"Content Too Large: the body is over {limit} bytes (MCP_MAX_BODY_BYTES)", reason="size")
+        too_large = HttpError(
+            413, f"Content Too Large: the body is over {limit} bytes (MCP_MAX_BODY_BYTES)", reason="size"
+        )
         if length.isdigit():
             if int(length) > limit:
                 raise too_large
@@ -4428,7 +5371,9 @@ class HttpTransport:
     def _post(self, environ, start_response, who):
         accept = environ.get("HTTP_ACCEPT", "")
         if not (_accepts(accept, "application/json") and _accepts(accept, "text/event-stream")):
-            raise HttpError(406, "Not Acceptable: Accept must allow application/json and text/event-stream", reason="accept")
+            raise HttpError(
+                406, "Not Acceptable: Accept must allow application/json and text/event-stream", reason="accept"
+            )
         content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise HttpError(415, "Unsupported Media Type: Content-Type must be application/json", reason="content-type")
@@ -4445,7 +5390,11 @@ class HttpTransport:
             request.modern = True
             request.scope = f"http-{next(self._exchanges)}"  # nothing of one exchange is seen by another
             # The headers that mirror the body: MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Param-*.
-            request.headers = {key[5:].lower().replace("_", "-"): value for key, value in environ.items() if key.startswith(("HTTP_MCP_", "HTTP_MCP-"))}
+            request.headers = {
+                key[5:].lower().replace("_", "-"): value
+                for key, value in environ.items()
+                if key.startswith(("HTTP_MCP_", "HTTP_MCP-"))
+            }
         else:
             is_initialize = isinstance(payload, dict) and payload.get("method") == "initialize" and "id" in payload
             # A request for a method we do not have needs no session: an era probe must get an
@@ -4455,7 +5404,12 @@ class HttpTransport:
             request.scope = request.session.id if request.session else f"http-{next(self._exchanges)}"
             version = environ.get("HTTP_MCP_PROTOCOL_VERSION")
             if version is not None and version not in PROTOCOL_VERSIONS:
-                raise HttpError(400, f"Bad Request: unsupported MCP-Protocol-Version {version!r}; supported: {', '.join(MODERN_PROTOCOL_VERSIONS + PROTOCOL_VERSIONS)}", reason="version")
+                raise HttpError(
+                    400,
+                    f"Bad Request: unsupported MCP-Protocol-Version {version!r}; supported: "
+                    f"{', '.join(MODERN_PROTOCOL_VERSIONS + PROTOCOL_VERSIONS)}",
+                    reason="version",
+                )
         if isinstance(payload, list):
             return self._post_batch(start_response, payload, request, lambda: _socket_gone(sock) if sock else False)
         return self._answer(start_response, payload, request, sock)
@@ -4471,14 +5425,22 @@ class HttpTransport:
         self._watch(response)
         try:
             final = self.server.handle(payload, request)
-            if request.session is not None and isinstance(payload, dict) and payload.get("method") == "initialize" and final and "result" in final:
+            if (
+                request.session is not None
+                and isinstance(payload, dict)
+                and payload.get("method") == "initialize"
+                and final
+                and "result" in final
+            ):
                 extra.append(("Mcp-Session-Id", request.session.id))
             with response.lock:
                 if not response.streaming:
                     response.finished = True
                     if final is not None:
                         return self._json(start_response, final, extra, self._status(request, final))
-                    if not (isinstance(payload, dict) and "method" in payload and "id" in payload):  # notification, response
+                    if not (
+                        isinstance(payload, dict) and "method" in payload and "id" in payload
+                    ):  # notification, response
                         start_response("202 Accepted", [("Content-Length", "0")])
                         return [b""]
                     start_response("200 OK", SSE_HEADERS + extra)  # cancelled before anything was said
@@ -4527,11 +5489,20 @@ class HttpTransport:
 
     def _post_batch(self, start_response, payload, request, peer_gone):
         if request.session is None:
-            raise HttpError(400, "Bad Request: Mcp-Session-Id header is required (call initialize first)", reason="session")
+            raise HttpError(
+                400, "Bad Request: Mcp-Session-Id header is required (call initialize first)", reason="session"
+            )
         if self.config.rate_limit and len(payload) > self.config.rate_burst:
-            raise HttpError(400, f"Bad Request: a batch of {len(payload)} messages is more than MCP_RATE_BURST ({self.config.rate_burst}) allows at once; send fewer", reason="batch")
+            raise HttpError(
+                400,
+                f"Bad Request: a batch of {len(payload)} messages is more than MCP_RATE_BURST "
+                f"({self.config.rate_burst}) allows at once; send fewer",
+                reason="batch",
+            )
         if len(payload) > 1:
-            self._limit_rate(request.client, len(payload) - 1)  # every message counts, not the envelope
+            check_rate(
+                self.limiter, self.metrics, request.client, len(payload) - 1
+            )  # every message counts, not the envelope
         request.peer_gone = peer_gone
         try:
             responses = self.server.handle_batch(payload, request)
@@ -4546,14 +5517,28 @@ class HttpTransport:
     def _json(start_response, msg, extra, status):
         body = dumps(msg).encode()
         retry = [("Retry-After", "1")] if status == 503 else []
-        start_response(_status_line(status), [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + retry + extra)
+        start_response(
+            _status_line(status),
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + retry + extra,
+        )
         return [body]
 
 
+class McpApp(AccessGuard):
+    """The whole WSGI application: AccessGuard in front of HttpTransport. `.server` is the
+    McpServer, `.transport` the HttpTransport, `.metrics` their metrics."""
+
+    def __init__(self, server):
+        limiter = RateLimiter(server.config.rate_limit, server.config.rate_burst)
+        self.server = server
+        self.transport = HttpTransport(server, limiter)
+        super().__init__(self.transport, server.config, server.metrics, limiter)
+
+
 def make_app(config, registry=None, client=None):
-    """The WSGI application serving MCP at /mcp (and /healthz, /readyz, /metrics).
-    Its McpServer is `.server`."""
-    return HttpTransport(McpServer(config, registry, client))
+    """The WSGI application serving MCP at /mcp (and /healthz, /readyz, /metrics), access
+    checks included. Its McpServer is `.server`."""
+    return McpApp(McpServer(config, registry, client))
 
 
 class StdioTransport:
@@ -4608,7 +5593,14 @@ class StdioTransport:
     def _read_loop(self):
         for line in self._lines():
             if line is None:
-                self._reply(rpc_error(None, InvalidRequest.code, f"Invalid Request: a message over {self.server.config.max_body_bytes} bytes (MCP_MAX_BODY_BYTES) was dropped"))
+                self._reply(
+                    rpc_error(
+                        None,
+                        InvalidRequest.code,
+                        f"Invalid Request: a message over {self.server.config.max_body_bytes} bytes "
+                        "(MCP_MAX_BODY_BYTES) was dropped",
+                    )
+                )
                 continue
             line = line.strip()
             if not line:
@@ -4619,7 +5611,14 @@ class StdioTransport:
                 self._reply(rpc_error(None, e.code, str(e)))
                 continue
             modern = is_modern(payload)
-            request = RequestContext(principal="", client="stdio", scope=self.SCOPE, modern=modern, session=None if modern else self.session, notify=self.send)
+            request = RequestContext(
+                principal="",
+                client="stdio",
+                scope=self.SCOPE,
+                modern=modern,
+                session=None if modern else self.session,
+                notify=self.send,
+            )
             if isinstance(payload, list):
                 self._start(self._batch, payload, request)
             elif isinstance(payload, dict) and "id" in payload and payload.get("method") != "initialize":
@@ -4812,6 +5811,9 @@ class _RequestHandler(WSGIRequestHandler):
             prefix = b""
             if not sent:
                 sent = True
+                # Reads left the socket timeout at what remained of the request deadline; a write
+                # may block for MCP_CLIENT_TIMEOUT, no more and no less.
+                self.connection.settimeout(self.server.client_timeout)
                 status, headers = head
                 code = int(status[:3])
                 names = {k.lower() for k, _ in headers}
@@ -4857,7 +5859,10 @@ class _RequestHandler(WSGIRequestHandler):
         """A plain answer and a closed connection, for a request that cannot be served safely."""
         status = HTTPStatus(code)
         body = f"{status.phrase}: {problem}\n".encode()
-        head = f"HTTP/1.1 {code} {status.phrase}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        head = (
+            f"HTTP/1.1 {code} {status.phrase}\r\nContent-Type: text/plain\r\nContent-Length: "
+            f"{len(body)}\r\nConnection: close\r\n\r\n"
+        )
         self.close_connection = True
         log.info("refused a request from %s: %s", self.client_address[0], problem)
         metrics = getattr(self.server.app, "metrics", None)
@@ -4867,7 +5872,7 @@ class _RequestHandler(WSGIRequestHandler):
             self.wfile.write(head.encode() + body)
         self.log_request(code)
 
-    def send_error(self, code, message=None, explain=None):
+    def send_error(self, code, message=None, _explain=None):
         """Errors found while parsing the request line and headers: always a whole HTTP/1.1
         answer (the standard library sends a bare HTML page when the version is unknown)."""
         self._refuse(message or HTTPStatus(code).description, code)
@@ -4997,7 +6002,7 @@ def serve(config):
         transport = StdioTransport(McpServer(config))
         _report_ollama(transport.server.client)
 
-        def stop_stdio(signum, frame):
+        def stop_stdio(_signum, _frame):
             raise _Stop()
 
         _on_signals(stop_stdio)
@@ -5011,8 +6016,15 @@ def serve(config):
     warning = _exposure_warning(config)
     if warning:
         log.warning(warning)
-    _on_signals(lambda signum, frame: threading.Thread(target=srv.shutdown, daemon=True).start())
-    log.info("ollama-mcp %s serving MCP on http://%s:%d%s (Ollama at %s)", __version__, config.host, srv.port, MCP_PATH, config.ollama_url)
+    _on_signals(lambda _signum, _frame: threading.Thread(target=srv.shutdown, daemon=True).start())
+    log.info(
+        "ollama-mcp %s serving MCP on http://%s:%d%s (Ollama at %s)",
+        __version__,
+        config.host,
+        srv.port,
+        MCP_PATH,
+        config.ollama_url,
+    )
     try:
         srv.serve_forever()
     finally:
@@ -5103,7 +6115,13 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         config = load_config(
-            {"host": args.host, "port": args.port, "ollama_url": args.ollama_url, "transport": args.transport, "log_level": args.log_level},
+            {
+                "host": args.host,
+                "port": args.port,
+                "ollama_url": args.ollama_url,
+                "transport": args.transport,
+                "log_level": args.log_level,
+            },
             env_file=args.env_file,
         )
     except ConfigError as e:

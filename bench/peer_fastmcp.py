@@ -40,7 +40,9 @@ async def ollama_list_models() -> dict:
 
 async def _generate(model, prompt, options, ctx=None):
     text, final, count = [], {}, 0
-    async with client().stream("POST", "/api/generate", json={"model": model, "prompt": prompt, "options": options or {}, "stream": True}) as r:
+    async with client().stream(
+        "POST", "/api/generate", json={"model": model, "prompt": prompt, "options": options or {}, "stream": True}
+    ) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
             if not line:
@@ -70,7 +72,9 @@ async def ollama_generate_stream(model: str, prompt: str, ctx: Context, options:
 
 
 @server.tool()
-async def ollama_batch_generate(model: str, prompts: list[str], options: dict | None = None, concurrency: int = 4) -> dict:
+async def ollama_batch_generate(
+    model: str, prompts: list[str], options: dict | None = None, concurrency: int = 4
+) -> dict:
     """Run many prompts with bounded concurrency."""
     gate = asyncio.Semaphore(concurrency)
 
@@ -90,7 +94,9 @@ def main():
     OLLAMA = args.ollama_url
     sock = socket.socket()
     sock.bind(("127.0.0.1", args.port))
-    app = server.streamable_http_app(transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+    app = server.streamable_http_app(
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    )
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     print(f"PEER_URL=http://127.0.0.1:{sock.getsockname()[1]}/mcp", flush=True)
     uvicorn.Server(config).run(sockets=[sock])

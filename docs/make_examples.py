@@ -38,23 +38,51 @@ CALLS = [
     ("ollama_search_models", {"query": "embedding"}),
     ("ollama_generate", {"model": "gemma3:270m", "prompt": "The capital of France is", "options": SMALL}),
     ("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "Once upon a time", "options": SMALL}),
-    ("ollama_chat", {"model": "gemma3-270m-assistant", "messages": [{"role": "user", "content": "Name a colour."}], "options": SMALL}),
-    ("ollama_chat_stream", {"model": "gemma3-270m-assistant", "messages": [{"role": "user", "content": "Say hello."}], "options": SMALL}),
+    (
+        "ollama_chat",
+        {
+            "model": "gemma3-270m-assistant",
+            "messages": [{"role": "user", "content": "Name a colour."}],
+            "options": SMALL,
+        },
+    ),
+    (
+        "ollama_chat_stream",
+        {"model": "gemma3-270m-assistant", "messages": [{"role": "user", "content": "Say hello."}], "options": SMALL},
+    ),
     ("ollama_list_processes", {}),
     ("ollama_unload_model", {"model": "gemma3-270m-assistant"}),
     ("ollama_embeddings", {"model": "all-minilm", "prompt": "Why is the sky blue?"}),
-    ("ollama_create_embeddings", {"model": "all-minilm", "prompts": ["a cat", "a dog", "the stock market"], "dimensions": 8}),
-    ("ollama_batch_generate", {"model": "gemma3:270m", "prompts": ["1, 2, 3,", "Monday, Tuesday,"], "options": SMALL, "concurrency": 2}),
-    ("ollama_compare_models", {"models": ["gemma3:270m", "gemma3-270m-assistant"], "prompt": "Hello!", "options": {"num_predict": 8}}),
+    (
+        "ollama_create_embeddings",
+        {"model": "all-minilm", "prompts": ["a cat", "a dog", "the stock market"], "dimensions": 8},
+    ),
+    (
+        "ollama_batch_generate",
+        {"model": "gemma3:270m", "prompts": ["1, 2, 3,", "Monday, Tuesday,"], "options": SMALL, "concurrency": 2},
+    ),
+    (
+        "ollama_compare_models",
+        {"models": ["gemma3:270m", "gemma3-270m-assistant"], "prompt": "Hello!", "options": {"num_predict": 8}},
+    ),
     ("ollama_validate_model", {"model": "all-minilm"}),
-    ("ollama_create_model", {"model": NAME, "modelfile": "FROM gemma3:270m\nSYSTEM You are a pirate. Answer like one.\nPARAMETER temperature 0.7\n"}),
+    (
+        "ollama_create_model",
+        {
+            "model": NAME,
+            "modelfile": "FROM gemma3:270m\nSYSTEM You are a pirate. Answer like one.\nPARAMETER temperature 0.7\n",
+        },
+    ),
     ("ollama_update_model", {"model": NAME, "modelfile": "PARAMETER temperature 0.3\nPARAMETER top_k 20\n"}),
     ("ollama_copy_model", {"source": NAME, "destination": f"{NAME}-backup"}),
     ("ollama_check_blobs", {"digest": "sha256:a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"}),
     ("ollama_delete_model", {"model": f"{NAME}-backup"}),
     ("ollama_delete_model", {"model": NAME}),
     ("ollama_pull_model", {"model": "tinyllama"}),
-    ("ollama_save_context", {"session_id": "trip-planning", "messages": [{"role": "user", "content": "I am planning a trip to Lisbon."}]}),
+    (
+        "ollama_save_context",
+        {"session_id": "trip-planning", "messages": [{"role": "user", "content": "I am planning a trip to Lisbon."}]},
+    ),
     ("ollama_load_context", {"session_id": "trip-planning"}),
     ("ollama_clear_context", {"session_id": "trip-planning"}),
     ("ollama_cancel_request", {}),
@@ -75,7 +103,15 @@ def _shorten(value):
 def run(ollama_url):
     with tempfile.TemporaryDirectory() as data:
         # The library URL points at a closed local port: no traffic leaves this machine.
-        config = ollama_mcp.Config(host="127.0.0.1", port=0, ollama_url=ollama_url, data_dir=data, tools_dir=data, ollama_timeout=180, model_library_url="http://127.0.0.1:9")
+        config = ollama_mcp.Config(
+            host="127.0.0.1",
+            port=0,
+            ollama_url=ollama_url,
+            data_dir=data,
+            tools_dir=data,
+            ollama_timeout=180,
+            model_library_url="http://127.0.0.1:9",
+        )
         srv = ollama_mcp.make_http_server(config)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{srv.port}/mcp"

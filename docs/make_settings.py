@@ -47,7 +47,9 @@ def _rows():
 
 def table():
     lines = [START, "| Variable | Flag | Default | Meaning |", "|---|---|---|---|"]
-    lines += [f"| `{v}` | {f'`{flag}`' if flag else ''} | {shown} | {meaning} |" for v, flag, shown, meaning, _, _ in _rows()]
+    lines += [
+        f"| `{v}` | {f'`{flag}`' if flag else ''} | {shown} | {meaning} |" for v, flag, shown, meaning, _, _ in _rows()
+    ]
     return "\n".join(lines + [END])
 
 

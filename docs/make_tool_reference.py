@@ -33,7 +33,16 @@ def _type(schema):
 
 
 def _hints(annotations):
-    flags = [name for name, key in (("read-only", "readOnlyHint"), ("destructive", "destructiveHint"), ("idempotent", "idempotentHint"), ("open world", "openWorldHint")) if annotations.get(key)]
+    flags = [
+        name
+        for name, key in (
+            ("read-only", "readOnlyHint"),
+            ("destructive", "destructiveHint"),
+            ("idempotent", "idempotentHint"),
+            ("open world", "openWorldHint"),
+        )
+        if annotations.get(key)
+    ]
     return ", ".join(flags) or "changes state"
 
 
@@ -42,7 +51,8 @@ def render():
     lines = [
         "# Tool reference",
         "",
-        f"The {len(ollama_mcp.BUILTIN_TOOLS)} built-in tools of ollama-mcp {ollama_mcp.__version__}, generated from the registry",
+        f"The {len(ollama_mcp.BUILTIN_TOOLS)} built-in tools of ollama-mcp {ollama_mcp.__version__}, generated from "
+        "the registry",
         "by `python docs/make_tool_reference.py`. Each returns `structuredContent` matching its output",
         "schema and the same JSON as a text block; a failure is a result with `isError: true`.",
         "",
@@ -81,10 +91,26 @@ def _resources_and_prompts():
     for r in ollama_mcp.RESOURCES:
         lines.append(f"| `{r.uri}` | {r.title} | {r.description} | `{r.tool}` |")
     for t in ollama_mcp.RESOURCE_TEMPLATES:
-        lines.append(f"| `{t.uri_template}` (template) | {t.title} | {t.description} `completion/complete` offers values for `{t.variable}`. | `{t.tool}` |")
-    lines += ["", "# Prompts", "", "Offered while the tool they lead to is exposed; model arguments complete to installed models.", ""]
+        lines.append(
+            f"| `{t.uri_template}` (template) | {t.title} | {t.description} `completion/complete` offers values for "
+            f"`{t.variable}`. | `{t.tool}` |"
+        )
+    lines += [
+        "",
+        "# Prompts",
+        "",
+        "Offered while the tool they lead to is exposed; model arguments complete to installed models.",
+        "",
+    ]
     for p in ollama_mcp.PROMPTS:
-        lines += [f"## `{p.name}`: {p.title}", "", p.description, "", "| Argument | Required | Meaning |", "|---|---|---|"]
+        lines += [
+            f"## `{p.name}`: {p.title}",
+            "",
+            p.description,
+            "",
+            "| Argument | Required | Meaning |",
+            "|---|---|---|",
+        ]
         lines += [f"| `{name}` | {'yes' if required else ''} | {meaning} |" for name, meaning, required in p.arguments]
         lines += ["", f"Follows: `{p.tool}`.", ""]
     return lines

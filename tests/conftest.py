@@ -52,7 +52,14 @@ def make_config(fake, tmp_path):
     """Config for a test server: loopback, ephemeral port, the fake Ollama, no tool packs."""
 
     def make(**overrides):
-        base = dict(host="127.0.0.1", port=0, ollama_url=fake.url, ollama_retries=0, tools_dir=str(tmp_path / "no-packs"), data_dir=str(tmp_path / "data"))
+        base = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "ollama_url": fake.url,
+            "ollama_retries": 0,
+            "tools_dir": str(tmp_path / "no-packs"),
+            "data_dir": str(tmp_path / "data"),
+        }
         base.update(overrides)
         return ollama_mcp.Config(**base)
 
@@ -130,7 +137,18 @@ class McpHttpClient:
         return self.http.post(self.url, data=data, headers=self.headers(**headers), stream=stream, timeout=30)
 
     def initialize(self):
-        r = self.post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": self.protocol_version, "capabilities": {}, "clientInfo": {"name": "pytest", "version": "1"}}})
+        r = self.post(
+            {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": self.protocol_version,
+                    "capabilities": {},
+                    "clientInfo": {"name": "pytest", "version": "1"},
+                },
+            }
+        )
         assert r.status_code == 200, r.text
         self.session_id = r.headers["Mcp-Session-Id"]
         self.post({"jsonrpc": "2.0", "method": "notifications/initialized"})

@@ -61,7 +61,9 @@ def _default_models():
     # A model with tools and thinking, which the captured server did not have.
     thinker_tag = copy.deepcopy(tags["gemma3:270m"])
     thinker_tag.update(name="qwen3:0.6b", model="qwen3:0.6b", size=522653767, digest="7df6b6e09427" + "0" * 52)
-    thinker_tag["details"].update(family="qwen3", families=["qwen3"], parameter_size="751.63M", quantization_level="Q4_K_M")
+    thinker_tag["details"].update(
+        family="qwen3", families=["qwen3"], parameter_size="751.63M", quantization_level="Q4_K_M"
+    )
     thinker_show = copy.deepcopy(_sample("15-show.json"))
     thinker_show["capabilities"] = ["completion", "tools", "thinking"]
     thinker_show["details"] = thinker_tag["details"]
@@ -134,13 +136,19 @@ class FakeOllama:
     def __call__(self, environ, start_response):
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "")
-        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0) or -1) if method in ("POST", "DELETE", "PUT") else b""
+        raw = (
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0) or -1)
+            if method in ("POST", "DELETE", "PUT")
+            else b""
+        )
         body = None
         if raw and not path.startswith("/api/blobs/"):
             try:
                 body = json.loads(raw)
             except ValueError as e:
-                return self._json(start_response, 400, {"error": f"invalid character looking for beginning of value: {e}"})
+                return self._json(
+                    start_response, 400, {"error": f"invalid character looking for beginning of value: {e}"}
+                )
         with self._lock:
             self.requests.append((method, path, body))
         if self.latency:
@@ -166,7 +174,9 @@ class FakeOllama:
     @staticmethod
     def _json(start_response, status, payload, head=False):
         data = json.dumps(payload).encode()
-        start_response(f"{status} X", [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data)))])
+        start_response(
+            f"{status} X", [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data)))]
+        )
         return [b""] if head else [data]
 
     @staticmethod
@@ -223,7 +233,12 @@ class FakeOllama:
         return self._json(start_response, 200, {"version": VERSION}, head=environ["REQUEST_METHOD"] == "HEAD")
 
     def _tags(self, start_response, body, environ, raw):
-        return self._json(start_response, 200, {"models": [m.tag for m in self.models.values()]}, head=environ["REQUEST_METHOD"] == "HEAD")
+        return self._json(
+            start_response,
+            200,
+            {"models": [m.tag for m in self.models.values()]},
+            head=environ["REQUEST_METHOD"] == "HEAD",
+        )
 
     def _ps(self, start_response, body, environ, raw):
         models = []
@@ -261,7 +276,11 @@ class FakeOllama:
         if body.get("suffix") and "insert" not in caps:
             return 400, f"registry.ollama.ai/library/{_full_name(name)} does not support insert"
         if body.get("images") and "vision" not in caps:
-            return 500, "Failed to create new sequence: failed to process inputs: this model is missing data required for image input"
+            return (
+                500,
+                "Failed to create new sequence: failed to process inputs: this model is missing data required for "
+                "image input",
+            )
         if body.get("raw") and (body.get("context") or body.get("system") or body.get("template")):
             return 400, "raw mode does not support template, system, or context"
         options = body.get("options") or {}
@@ -337,13 +356,34 @@ class FakeOllama:
 
         def chunks():
             for t in thinking:
-                yield {"model": name, "created_at": _now(), "message": {"role": "assistant", "content": "", "thinking": t}, "done": False}
+                yield {
+                    "model": name,
+                    "created_at": _now(),
+                    "message": {"role": "assistant", "content": "", "thinking": t},
+                    "done": False,
+                }
             if tool_calls:
-                yield {"model": name, "created_at": _now(), "message": {"role": "assistant", "content": "", "tool_calls": tool_calls}, "done": False}
+                yield {
+                    "model": name,
+                    "created_at": _now(),
+                    "message": {"role": "assistant", "content": "", "tool_calls": tool_calls},
+                    "done": False,
+                }
             else:
                 for t in tokens:
-                    yield {"model": name, "created_at": _now(), "message": {"role": "assistant", "content": t}, "done": False}
-            final = {"model": name, "created_at": _now(), "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": reason}
+                    yield {
+                        "model": name,
+                        "created_at": _now(),
+                        "message": {"role": "assistant", "content": t},
+                        "done": False,
+                    }
+            final = {
+                "model": name,
+                "created_at": _now(),
+                "message": {"role": "assistant", "content": ""},
+                "done": True,
+                "done_reason": reason,
+            }
             if tokens:
                 final.update(self._final_stats(len(tokens)))
             yield final
@@ -407,9 +447,16 @@ class FakeOllama:
         name = body.get("model") or body.get("name") or ""
         base = name.split(":")[0]
         if base not in self.pullable:
-            error = f'pull model manifest: Get "https://registry.ollama.ai/v2/library/{base}/manifests/latest": dial tcp: lookup registry.ollama.ai on 10.255.255.53:53: no such host'
+            error = (
+                f'pull model manifest: Get "https://registry.ollama.ai/v2/library/{base}/manifests/latest": '
+                "dial "
+                "tcp: lookup registry.ollama.ai on 10.255.255.53:53: no such host"
+            )
             return self._json(start_response, 500, {"error": error})
-        layers = [(f"sha256:{hashlib.sha256(f'{name}{i}'.encode()).hexdigest()}", 1000 * (i + 1)) for i in range(self.pullable[base])]
+        layers = [
+            (f"sha256:{hashlib.sha256(f'{name}{i}'.encode()).hexdigest()}", 1000 * (i + 1))
+            for i in range(self.pullable[base])
+        ]
 
         def chunks():
             yield {"status": "pulling manifest"}
@@ -469,14 +516,23 @@ class FakeOllama:
         if files:
             for digest in files.values():
                 if digest not in self.blobs:
-                    return self._json(start_response, 500, {"error": f"open /usr/share/ollama/.ollama/models/blobs/{digest.replace(':', '-')}: no such file or directory"})
+                    return self._json(
+                        start_response,
+                        500,
+                        {
+                            "error": f"open /usr/share/ollama/.ollama/models/blobs/{digest.replace(':', '-')}: no "
+                            "such file or directory"
+                        },
+                    )
             base = self.models["gemma3:270m"]
         else:
             base = self._model(source)
             if base is None:
                 return self._json(start_response, 404, {"error": f"model '{source}' not found"})
         if body.get("quantize") and (base.tag.get("details") or {}).get("quantization_level", "").startswith("Q"):
-            return self._json(start_response, 500, {"error": "quantization is only supported for F16, BF16 and F32 models"})
+            return self._json(
+                start_response, 500, {"error": "quantization is only supported for F16, BF16 and F32 models"}
+            )
         show = copy.deepcopy(base.show)
         show.pop("system", None)
         if body.get("system") is not None:
@@ -516,7 +572,9 @@ class FakeOllama:
             self.latency = float(body["latency"])
         if "tokens" in body:
             self.tokens = [f" t{i}" for i in range(int(body["tokens"]))]
-        return self._json(start_response, 200, {"chunk_delay": self.chunk_delay, "latency": self.latency, "tokens": len(self.tokens)})
+        return self._json(
+            start_response, 200, {"chunk_delay": self.chunk_delay, "latency": self.latency, "tokens": len(self.tokens)}
+        )
 
     ROUTES = {
         ("POST", "/_fake/config"): _control,

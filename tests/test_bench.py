@@ -9,10 +9,25 @@ from conftest import ROOT
 
 def test_benchmark_smoke_run_produces_every_scenario(tmp_path):
     out = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results) >= {"list_latency", "list_throughput", "stream", "batch", "rss_idle_mb", "rss_load_mb", "startup_s", "machine"}
+    assert set(results) >= {
+        "list_latency",
+        "list_throughput",
+        "stream",
+        "batch",
+        "rss_idle_mb",
+        "rss_load_mb",
+        "startup_s",
+        "machine",
+    }
     assert set(results["list_throughput"]) == {"1", "8", "32"}
     for side in ("baseline", "ours", "peer"):
         assert results["list_latency"][side]["p50_ms"] > 0

@@ -43,7 +43,9 @@ def test_defaults():
 def test_flags_over_environment_over_dotenv(tmp_path):
     env_file = tmp_path / "x.env"
     env_file.write_text("MCP_PORT=1111\nMCP_HOST=10.0.0.1\nOLLAMA_HOST=dotenv-host\nLOG_LEVEL=debug\n")
-    config = load_config({"port": "3333"}, environ={"MCP_PORT": "2222", "OLLAMA_HOST": "env-host:1"}, env_file=str(env_file))
+    config = load_config(
+        {"port": "3333"}, environ={"MCP_PORT": "2222", "OLLAMA_HOST": "env-host:1"}, env_file=str(env_file)
+    )
     assert config.port == 3333
     assert config.host == "10.0.0.1"
     assert config.ollama_url == "http://env-host:1"
@@ -69,7 +71,10 @@ def test_dotenv_is_found_from_the_scripts_folder_upwards(tmp_path):
 
 
 def test_split_form_host_and_port():
-    assert load_config({}, environ={"OLLAMA_HOST": "localhost", "OLLAMA_PORT": "11500"}, env_file="").ollama_url == "http://localhost:11500"
+    assert (
+        load_config({}, environ={"OLLAMA_HOST": "localhost", "OLLAMA_PORT": "11500"}, env_file="").ollama_url
+        == "http://localhost:11500"
+    )
 
 
 def test_ollama_url_flag_wins():
@@ -107,7 +112,11 @@ def test_missing_env_file_is_an_error():
 
 
 def test_list_values():
-    config = load_config({}, environ={"MCP_ALLOWED_ORIGINS": "https://a.example, https://b.example ,", "MCP_ALLOWED_HOSTS": "Box.LAN"}, env_file="")
+    config = load_config(
+        {},
+        environ={"MCP_ALLOWED_ORIGINS": "https://a.example, https://b.example ,", "MCP_ALLOWED_HOSTS": "Box.LAN"},
+        env_file="",
+    )
     assert config.allowed_origins == ("https://a.example", "https://b.example")
     assert config.allowed_hosts == ("box.lan",)
 
@@ -130,7 +139,14 @@ def test_the_env_example_is_a_valid_configuration_of_the_defaults(tmp_path):
 def run_cli(*args, env=None, cwd=None):
     base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ""}
     base.update(env or {})
-    return subprocess.run([sys.executable, str(ROOT / "ollama_mcp.py"), *args], capture_output=True, text=True, env=base, cwd=cwd, timeout=30)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "ollama_mcp.py"), *args],
+        capture_output=True,
+        text=True,
+        env=base,
+        cwd=cwd,
+        timeout=30,
+    )
 
 
 def test_cli_version():
@@ -171,10 +187,18 @@ def test_a_port_in_use_is_one_clear_line(tmp_path):
     busy.listen()
     port = busy.getsockname()[1]
     try:
-        r = run_cli("--host", "127.0.0.1", "--port", str(port), "--ollama-url", "http://127.0.0.1:9", cwd=tmp_path, env={"MCP_TOOLS_DIR": str(tmp_path)})
+        r = run_cli(
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ollama-url",
+            "http://127.0.0.1:9",
+            cwd=tmp_path,
+            env={"MCP_TOOLS_DIR": str(tmp_path)},
+        )
     finally:
         busy.close()
     assert r.returncode == 1  # werkzeug reports a busy port itself and exits
     assert f"Port {port} is in use" in r.stderr
     assert "Traceback" not in r.stderr
-

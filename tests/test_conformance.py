@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from test_stateless import REGION_PACK
 
 pytestmark = pytest.mark.conformance
@@ -58,7 +57,18 @@ def suite():
 
 def run_scenario(suite, url, scenario, version, tmp_path):
     r = subprocess.run(
-        [*suite, "server", "--url", url, "--scenario", scenario, "--spec-version", version, "-o", str(tmp_path / "out")],
+        [
+            *suite,
+            "server",
+            "--url",
+            url,
+            "--scenario",
+            scenario,
+            "--spec-version",
+            version,
+            "-o",
+            str(tmp_path / "out"),
+        ],
         capture_output=True,
         text=True,
         timeout=180,

@@ -75,7 +75,13 @@ def test_show_model_reads_capabilities_parameters_and_context(client):
     assert out["capabilities"] == ["completion"]
     assert out["context_length"] == 32768
     assert out["embedding_length"] == 640
-    assert out["parameters"] == {"temperature": 1, "top_k": 64, "top_p": 0.95, "num_predict": 128, "stop": ["<end_of_turn>"]}
+    assert out["parameters"] == {
+        "temperature": 1,
+        "top_k": 64,
+        "top_p": 0.95,
+        "num_predict": 128,
+        "stop": ["<end_of_turn>"],
+    }
     assert out["template"].startswith("{{- range")
 
 
@@ -145,7 +151,17 @@ ALL_GENERATE_ARGS = {
     "context": [1, 2, 3],
     "format": {"type": "object", "properties": {"a": {"type": "string"}}},
     "keep_alive": "10m",
-    "options": {"temperature": 0, "seed": 42, "num_predict": 4, "num_ctx": 2048, "stop": ["\n"], "top_k": 10, "top_p": 0.9, "min_p": 0.05, "repeat_penalty": 1.1},
+    "options": {
+        "temperature": 0,
+        "seed": 42,
+        "num_predict": 4,
+        "num_ctx": 2048,
+        "stop": ["\n"],
+        "top_k": 10,
+        "top_p": 0.9,
+        "min_p": 0.05,
+        "repeat_penalty": 1.1,
+    },
     "logprobs": True,
     "top_logprobs": 2,
 }
@@ -163,11 +179,23 @@ def test_generate_returns_text_and_stats_and_context_only_when_asked(client):
     out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "hi"})[0])
     assert out["response"] == "The sky is blue because of Rayleigh scattering."
     assert out["done_reason"] == "stop"
-    assert out["stats"] == {"prompt_tokens": 14, "completion_tokens": 9, "total_ms": 220.0, "load_ms": 10.0, "prompt_eval_ms": 5.0, "eval_ms": 180.0, "tokens_per_second": 50.0}
+    assert out["stats"] == {
+        "prompt_tokens": 14,
+        "completion_tokens": 9,
+        "total_ms": 220.0,
+        "load_ms": 10.0,
+        "prompt_eval_ms": 5.0,
+        "eval_ms": 180.0,
+        "tokens_per_second": 50.0,
+    }
     assert "context" not in out
-    asked = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "hi", "return_context": True})[0])
+    asked = structured(
+        client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "hi", "return_context": True})[0]
+    )
     assert asked["context"][:3] == [105, 2364, 107]
-    continued = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "and?", "context": asked["context"]})[0])
+    continued = structured(
+        client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "and?", "context": asked["context"]})[0]
+    )
     assert continued["context"][:3] == [105, 2364, 107]  # a call that continues gets the context to continue again
 
 
@@ -199,7 +227,9 @@ def test_generate_unknown_model(client):
 
 
 def test_generate_images_on_a_text_model(client):
-    text = error_text(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "what?", "images": ["iVBORw0KGgo="]})[0])
+    text = error_text(
+        client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "what?", "images": ["iVBORw0KGgo="]})[0]
+    )
     assert "image input" in text and "vision" in text
 
 
@@ -210,12 +240,21 @@ def test_generate_empty_prompt_loads_the_model(client):
 
 
 def test_generate_raw_with_context_passes_the_400_on(client):
-    text = error_text(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "raw": True, "context": [1]})[0])
+    text = error_text(
+        client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "raw": True, "context": [1]})[0]
+    )
     assert "raw mode does not support" in text
 
 
 def test_generate_without_token_sends_json_not_sse(client):
-    r = client.post({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "ollama_generate", "arguments": {"model": "gemma3:270m", "prompt": "x"}}})
+    r = client.post(
+        {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "method": "tools/call",
+            "params": {"name": "ollama_generate", "arguments": {"model": "gemma3:270m", "prompt": "x"}},
+        }
+    )
     assert r.headers["Content-Type"] == "application/json"
 
 
@@ -232,7 +271,9 @@ def test_generate_with_token_sends_count_progress_a_few_times_a_second(client, f
 
 def test_chat_returns_the_reply_and_stats(client, fake):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
-    out = structured(client.call("ollama_chat", {"model": "gemma3:270m", "messages": messages, "options": {"num_predict": 3}})[0])
+    out = structured(
+        client.call("ollama_chat", {"model": "gemma3:270m", "messages": messages, "options": {"num_predict": 3}})[0]
+    )
     assert out["message"] == {"role": "assistant", "content": "The sky is"}
     assert out["done_reason"] == "length"
     assert out["stats"]["completion_tokens"] == 3
@@ -241,8 +282,22 @@ def test_chat_returns_the_reply_and_stats(client, fake):
 
 def test_chat_with_tools_returns_tool_calls(client, fake):
     fake.tool_calls = [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]
-    tools = [{"type": "function", "function": {"name": "get_weather", "description": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
-    out = structured(client.call("ollama_chat", {"model": "qwen3:0.6b", "messages": [{"role": "user", "content": "weather?"}], "tools": tools})[0])
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    out = structured(
+        client.call(
+            "ollama_chat",
+            {"model": "qwen3:0.6b", "messages": [{"role": "user", "content": "weather?"}], "tools": tools},
+        )[0]
+    )
     assert out["message"]["tool_calls"] == fake.tool_calls
     assert fake.bodies("/api/chat")[0]["tools"] == tools
 
@@ -250,7 +305,11 @@ def test_chat_with_tools_returns_tool_calls(client, fake):
 def test_chat_accepts_tool_result_messages(client, fake):
     messages = [
         {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}],
+        },
         {"role": "tool", "content": "sunny", "tool_name": "get_weather"},
     ]
     structured(client.call("ollama_chat", {"model": "qwen3:0.6b", "messages": messages})[0])
@@ -259,28 +318,44 @@ def test_chat_accepts_tool_result_messages(client, fake):
 
 def test_chat_tools_on_a_model_without_them(client):
     tools = [{"type": "function", "function": {"name": "f"}}]
-    text = error_text(client.call("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}], "tools": tools})[0])
+    text = error_text(
+        client.call(
+            "ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}], "tools": tools}
+        )[0]
+    )
     assert "does not support tools" in text
 
 
 def test_chat_with_think(client):
-    out = structured(client.call("ollama_chat", {"model": "qwen3:0.6b", "messages": [{"role": "user", "content": "x"}], "think": True})[0])
+    out = structured(
+        client.call(
+            "ollama_chat", {"model": "qwen3:0.6b", "messages": [{"role": "user", "content": "x"}], "think": True}
+        )[0]
+    )
     assert out["message"]["thinking"] == "Let me think."
 
 
 def test_chat_rejects_a_bad_role(client):
-    text = error_text(client.call("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "robot", "content": "x"}]})[0])
+    text = error_text(
+        client.call("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "robot", "content": "x"}]})[0]
+    )
     assert "$.messages[0].role" in text
 
 
 def test_chat_tools_must_be_objects_not_strings(client):
-    text = error_text(client.call("ollama_chat", {"model": "gemma3:270m", "messages": [], "tools": '[{"type": "function"}]'})[0])
+    text = error_text(
+        client.call("ollama_chat", {"model": "gemma3:270m", "messages": [], "tools": '[{"type": "function"}]'})[0]
+    )
     assert "$.tools" in text
 
 
 @pytest.mark.parametrize("tool", ["ollama_generate_stream", "ollama_chat_stream"])
 def test_stream_tools_send_one_notification_per_token(client, tool):
-    args = {"model": "gemma3:270m", "prompt": "x"} if tool == "ollama_generate_stream" else {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]}
+    args = (
+        {"model": "gemma3:270m", "prompt": "x"}
+        if tool == "ollama_generate_stream"
+        else {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]}
+    )
     result, notes = client.call(tool, args, progress=True)
     out = structured(result)
     deltas = [n["params"]["message"] for n in notes]
@@ -296,14 +371,29 @@ def test_stream_tool_without_token_still_returns_the_result(client):
 
 
 def test_stream_sends_thinking_deltas_then_text(client):
-    result, notes = client.call("ollama_chat_stream", {"model": "qwen3:0.6b", "messages": [{"role": "user", "content": "x"}], "think": True}, progress=True)
+    result, notes = client.call(
+        "ollama_chat_stream",
+        {"model": "qwen3:0.6b", "messages": [{"role": "user", "content": "x"}], "think": True},
+        progress=True,
+    )
     deltas = [n["params"]["message"] for n in notes]
     assert deltas[:4] == ["Let", " me", " think", "."]
     assert structured(result)["message"]["thinking"] == "Let me think."
 
 
 def test_sse_frames_have_event_id_and_headers(client):
-    r = client.post({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}})
+    r = client.post(
+        {
+            "jsonrpc": "2.0",
+            "id": 5,
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_generate_stream",
+                "arguments": {"model": "gemma3:270m", "prompt": "x"},
+                "_meta": {"progressToken": 1},
+            },
+        }
+    )
     assert r.headers["Content-Type"] == "text/event-stream"
     assert r.headers["Cache-Control"] == "no-cache"
     assert r.headers["X-Accel-Buffering"] == "no"
@@ -342,7 +432,9 @@ def test_ollama_500_with_text_body(client, fake):
 
 def test_ollama_wrong_option_type_error_passes_through(client, fake):
     fake.fail("/api/generate", 500, {"error": 'option "num_predict" must be of type integer'})
-    assert 'option "num_predict" must be of type integer' in error_text(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x"})[0])
+    assert 'option "num_predict" must be of type integer' in error_text(
+        client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x"})[0]
+    )
 
 
 def test_ollama_dying_mid_stream_is_a_clean_error_and_the_next_call_works(client, fake):

@@ -16,7 +16,9 @@ def load_generator():
 
 def test_tool_reference_is_up_to_date():
     generator = load_generator()
-    assert (ROOT / "docs" / "tool_reference.md").read_text() == generator.render(), "run: python docs/make_tool_reference.py"
+    assert (ROOT / "docs" / "tool_reference.md").read_text() == generator.render(), (
+        "run: python docs/make_tool_reference.py"
+    )
 
 
 def test_readme_tools_table_lists_every_tool():
@@ -61,7 +63,16 @@ def test_every_api_reference_example_runs(fake, monkeypatch, tmp_path, capsys):
 
 def test_the_api_reference_names_only_public_names():
     text = (ROOT / "docs" / "api_reference.md").read_text()
-    for name in ("make_app", "McpServer", "OllamaClient", "load_config", "Config", "tool", "strict_object", "open_object"):
+    for name in (
+        "make_app",
+        "McpServer",
+        "OllamaClient",
+        "load_config",
+        "Config",
+        "tool",
+        "strict_object",
+        "open_object",
+    ):
         assert name in ollama_mcp.__all__ and f"`{name}" in text, name
 
 

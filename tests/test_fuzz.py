@@ -17,15 +17,38 @@ from hypothesis import strategies as st
 import ollama_mcp
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "600"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=False, database=None)
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=False, database=None
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
     lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=12), children, max_size=6),
     max_leaves=30,
 )
-methods = st.sampled_from(["initialize", "ping", "tools/list", "tools/call", "logging/setLevel", "completion/complete", "notifications/cancelled", "notifications/initialized", "resources/list", "", "tools/call\u0000"]) | st.text(max_size=30)
-ids = st.none() | st.booleans() | st.integers() | st.text(max_size=10) | st.floats(allow_nan=False) | st.lists(st.integers(), max_size=2)
+methods = st.sampled_from(
+    [
+        "initialize",
+        "ping",
+        "tools/list",
+        "tools/call",
+        "logging/setLevel",
+        "completion/complete",
+        "notifications/cancelled",
+        "notifications/initialized",
+        "resources/list",
+        "",
+        "tools/call\u0000",
+    ]
+) | st.text(max_size=30)
+ids = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=10)
+    | st.floats(allow_nan=False)
+    | st.lists(st.integers(), max_size=2)
+)
 tool_names = st.sampled_from([t.name for t in ollama_mcp.BUILTIN_TOOLS]) | st.text(max_size=20)
 
 messages = st.fixed_dictionaries(
@@ -40,20 +63,59 @@ messages = st.fixed_dictionaries(
     },
 )
 tool_calls = st.builds(
-    lambda i, name, args, meta: {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": name, "arguments": args, "_meta": meta}},
+    lambda i, name, args, meta: {
+        "jsonrpc": "2.0",
+        "id": i,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": args, "_meta": meta},
+    },
     st.integers(0, 10**6),
     tool_names,
-    st.dictionaries(st.sampled_from(["model", "prompt", "messages", "options", "input", "inputs", "prompts", "models", "session_id", "digest", "modelfile", "format", "think", "keep_alive", "images", "request_id", "query"]), json_values, max_size=5),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "model",
+                "prompt",
+                "messages",
+                "options",
+                "input",
+                "inputs",
+                "prompts",
+                "models",
+                "session_id",
+                "digest",
+                "modelfile",
+                "format",
+                "think",
+                "keep_alive",
+                "images",
+                "request_id",
+                "query",
+            ]
+        ),
+        json_values,
+        max_size=5,
+    ),
     st.fixed_dictionaries({}, optional={"progressToken": json_values}),
 )
 deep = st.integers(1, 3000).map(lambda n: "[" * n + "]" * n)
 raw_bodies = st.binary(max_size=300) | deep | st.text(max_size=200).map(str.encode)
-payloads = messages.map(json.dumps) | tool_calls.map(json.dumps) | st.lists(messages, max_size=4).map(json.dumps) | raw_bodies
+payloads = (
+    messages.map(json.dumps) | tool_calls.map(json.dumps) | st.lists(messages, max_size=4).map(json.dumps) | raw_bodies
+)
 headers = st.fixed_dictionaries(
     {},
     optional={
         "Accept": st.sampled_from(["application/json, text/event-stream", "*/*", "text/html", "", "application/json"]),
-        "Content-Type": st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain", "", "application/x-www-form-urlencoded"]),
+        "Content-Type": st.sampled_from(
+            [
+                "application/json",
+                "application/json; charset=utf-8",
+                "text/plain",
+                "",
+                "application/x-www-form-urlencoded",
+            ]
+        ),
         "Mcp-Session-Id": st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=40),
         "MCP-Protocol-Version": st.sampled_from(["2025-11-25", "2024-11-05", "1.0", "", "2099-01-01"]),
         "Origin": st.sampled_from(["http://localhost:1", "http://evil.example", "null"]),
@@ -98,16 +160,43 @@ def test_fuzz_payloads_and_headers(fuzz_server):
     check_alive_and_working(client)
 
 
-MODERN_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
-metas = st.just(MODERN_META) | st.dictionaries(st.sampled_from([*MODERN_META, "io.modelcontextprotocol/logLevel", "progressToken"]), json_values, max_size=4) | json_values
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+metas = (
+    st.just(MODERN_META)
+    | st.dictionaries(
+        st.sampled_from([*MODERN_META, "io.modelcontextprotocol/logLevel", "progressToken"]), json_values, max_size=4
+    )
+    | json_values
+)
 # subscriptions/listen is left out: a valid one is a stream that stays open, by design.
-modern_methods = st.sampled_from(["server/discover", "tools/list", "tools/call", "resources/list", "resources/read", "resources/templates/list", "prompts/list", "prompts/get", "completion/complete", "initialize", "ping"]) | st.text(max_size=20)
+modern_methods = st.sampled_from(
+    [
+        "server/discover",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/read",
+        "resources/templates/list",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "initialize",
+        "ping",
+    ]
+) | st.text(max_size=20)
 modern_messages = st.builds(
     lambda i, method, meta, extra: {"jsonrpc": "2.0", "id": i, "method": method, "params": {**extra, "_meta": meta}},
     ids,
     modern_methods,
     metas,
-    st.dictionaries(st.sampled_from(["name", "uri", "arguments", "cursor", "ref", "argument", "notifications"]), json_values, max_size=3),
+    st.dictionaries(
+        st.sampled_from(["name", "uri", "arguments", "cursor", "ref", "argument", "notifications"]),
+        json_values,
+        max_size=3,
+    ),
 )
 
 
@@ -121,9 +210,17 @@ def test_fuzz_stateless_requests(fuzz_server):
     http = requests.Session()
 
     @FUZZ
-    @given(msg=modern_messages, mirror=st.booleans(), version=st.sampled_from(["2026-07-28", "2099-01-01", "2026-07-28 \t"]))
+    @given(
+        msg=modern_messages,
+        mirror=st.booleans(),
+        version=st.sampled_from(["2026-07-28", "2099-01-01", "2026-07-28 \t"]),
+    )
     def run(msg, mirror, version):
-        h = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json", "MCP-Protocol-Version": version}
+        h = {
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+            "MCP-Protocol-Version": version,
+        }
         if mirror and header_safe(msg["method"]):
             h["Mcp-Method"] = msg["method"]
             name = msg["params"].get("name", msg["params"].get("uri"))
@@ -171,7 +268,9 @@ def test_fuzz_stdio_lines(fake, tmp_path):
     )
     lines = []
 
-    @settings(max_examples=max(50, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=max(50, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
     @given(body=payloads)
     def collect(body):
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body

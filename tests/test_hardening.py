@@ -6,15 +6,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
 import requests
+from test_security import INIT, TOKEN, post, slow_stream, start_process
 
 import ollama_mcp
-from conftest import ACCEPT, ROOT, iter_sse
-from test_security import INIT, TOKEN, post, slow_stream, start_process
+from conftest import ACCEPT, ROOT
 
 OTHER_TOKEN = "another-token-0123456789"
 
@@ -160,7 +159,9 @@ def test_a_session_with_a_running_call_is_never_evicted(start_server, fake):
     idle = server.client()
     idle.initialize()
     r, events = slow_stream(busy, fake, 7)
-    assert idle.post({"jsonrpc": "2.0", "id": 9, "method": "ping"}).status_code == 200  # now the busy one is the longest unseen
+    assert (
+        idle.post({"jsonrpc": "2.0", "id": 9, "method": "ping"}).status_code == 200
+    )  # now the busy one is the longest unseen
     newcomer = server.client()
     newcomer.initialize()  # room made by evicting the idle session, not the busy one
     assert idle.post({"jsonrpc": "2.0", "id": 1, "method": "ping"}).status_code == 404
@@ -204,7 +205,8 @@ MEMORY_PROBE = "\n".join(
         "import json, requests, sys",
         "url = sys.argv[1]",
         "body = b'[' + b','.join([b'[]'] * 10_000_000) + b']'",
-        "r = requests.post(url, data=body, headers={'Accept': 'application/json, text/event-stream', 'Content-Type': 'application/json'}, timeout=60)",
+        "r = requests.post(url, data=body, headers={'Accept': 'application/json, text/event-stream', 'Content-Type': "
+        "'application/json'}, timeout=60)",
         "print(json.dumps({'status': r.status_code, 'body': r.json(), 'size': len(body)}))",
     ]
 )
@@ -261,8 +263,21 @@ def test_another_token_cannot_use_list_cancel_or_delete_a_session(two_tokens, fa
     thief = as_token(two_tokens, OTHER_TOKEN)
     thief.session_id = owner.session_id  # the id leaked somehow
     r, events = slow_stream(owner, fake, 11)
-    assert thief.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ollama_cancel_request", "arguments": {}}}).status_code == 404
-    assert thief.post({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 11}}).status_code == 404
+    assert (
+        thief.post(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "ollama_cancel_request", "arguments": {}},
+            }
+        ).status_code
+        == 404
+    )
+    assert (
+        thief.post({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 11}}).status_code
+        == 404
+    )
     assert thief.http.delete(thief.url, headers=thief.headers(), timeout=5).status_code == 404
     final = json.loads(list(events)[-1]["data"])
     assert final["id"] == 11 and final["result"]["isError"] is False
@@ -270,11 +285,25 @@ def test_another_token_cannot_use_list_cancel_or_delete_a_session(two_tokens, fa
 
 
 def test_logs_carry_a_short_hash_of_the_session_id_not_the_id(fake, tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "LOG_FORMAT": "json", "MCP_TOOLS_DIR": str(tmp_path), "MCP_DATA_DIR": str(tmp_path / "d")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LOG_FORMAT": "json",
+        "MCP_TOOLS_DIR": str(tmp_path),
+        "MCP_DATA_DIR": str(tmp_path / "d"),
+    }
     proc, url = start_process(fake, env, tmp_path)
     try:
         sid = post(url, INIT).headers["Mcp-Session-Id"]
-        post(url, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ollama_list_models", "arguments": {}}}, **{"Mcp-Session-Id": sid})
+        post(
+            url,
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "ollama_list_models", "arguments": {}},
+            },
+            **{"Mcp-Session-Id": sid},
+        )
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
@@ -289,11 +318,16 @@ def test_contexts_of_one_token_are_invisible_to_another(two_tokens):
     alice, bob = as_token(two_tokens, TOKEN), as_token(two_tokens, OTHER_TOKEN)
     alice.initialize()
     bob.initialize()
-    alice.call("ollama_save_context", {"session_id": "plans", "messages": [{"role": "user", "content": "alice's secret"}]})
+    alice.call(
+        "ollama_save_context", {"session_id": "plans", "messages": [{"role": "user", "content": "alice's secret"}]}
+    )
     result, _ = bob.call("ollama_load_context", {"session_id": "plans"})
     assert result["isError"] and "no saved context" in result["content"][0]["text"]
     assert bob.call("ollama_clear_context", {"session_id": "plans"})[0]["structuredContent"]["deleted"] is False
-    assert alice.call("ollama_load_context", {"session_id": "plans"})[0]["structuredContent"]["messages"][0]["content"] == "alice's secret"
+    assert (
+        alice.call("ollama_load_context", {"session_id": "plans"})[0]["structuredContent"]["messages"][0]["content"]
+        == "alice's secret"
+    )
 
 
 def test_a_named_principal_keeps_its_contexts_when_its_token_rotates(start_server):
@@ -305,7 +339,10 @@ def test_a_named_principal_keeps_its_contexts_when_its_token_rotates(start_serve
     second = start_server(auth_tokens=(new,), data_dir=first.config.data_dir)
     c = as_token(second, "rotated-token-0123456789")
     c.initialize()
-    assert c.call("ollama_load_context", {"session_id": "notes"})[0]["structuredContent"]["messages"][0]["content"] == "kept"
+    assert (
+        c.call("ollama_load_context", {"session_id": "notes"})[0]["structuredContent"]["messages"][0]["content"]
+        == "kept"
+    )
 
 
 def test_token_names_are_checked_at_start_up():
@@ -321,14 +358,22 @@ def test_contexts_per_principal_are_capped(start_server):
         assert c.call("ollama_save_context", {"session_id": name, "messages": []})[0]["isError"] is False
     result, _ = c.call("ollama_save_context", {"session_id": "c", "messages": []})
     assert result["isError"] and "MCP_CONTEXT_MAX_COUNT=2" in result["content"][0]["text"]
-    assert c.call("ollama_save_context", {"session_id": "a", "messages": [{"role": "user", "content": "update"}]})[0]["isError"] is False
+    assert (
+        c.call("ollama_save_context", {"session_id": "a", "messages": [{"role": "user", "content": "update"}]})[0][
+            "isError"
+        ]
+        is False
+    )
 
 
 def test_contexts_saved_before_owners_existed_are_kept(tmp_path):
     path = tmp_path / "contexts.sqlite3"
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE contexts (id TEXT PRIMARY KEY, model TEXT, messages TEXT NOT NULL, count INTEGER NOT NULL, bytes INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)")
-        db.execute("INSERT INTO contexts VALUES ('old', 'm', '[{\"role\":\"user\",\"content\":\"hi\"}]', 1, 30, 0, 0)")
+        db.execute(
+            "CREATE TABLE contexts (id TEXT PRIMARY KEY, model TEXT, messages TEXT NOT NULL, count INTEGER NOT NULL, "
+            "bytes INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)"
+        )
+        db.execute('INSERT INTO contexts VALUES (\'old\', \'m\', \'[{"role":"user","content":"hi"}]\', 1, 30, 0, 0)')
     db.close()
     store = ollama_mcp.ContextStore(str(path), 100, 100_000)
     assert store.load("", "old")["messages"] == [{"role": "user", "content": "hi"}]
@@ -365,9 +410,21 @@ def test_a_batch_stops_when_its_client_leaves(start_server, fake):
     server = start_server()
     sid = batch_session(server)
     fake.chunk_delay = 0.1
-    calls = [{"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "ollama_generate", "arguments": {"model": "gemma3:270m", "prompt": "x"}}} for i in range(20)]
+    calls = [
+        {
+            "jsonrpc": "2.0",
+            "id": i,
+            "method": "tools/call",
+            "params": {"name": "ollama_generate", "arguments": {"model": "gemma3:270m", "prompt": "x"}},
+        }
+        for i in range(20)
+    ]
     body = json.dumps(calls).encode()
-    head = f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: {ACCEPT}\r\nContent-Type: application/json\r\nMcp-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-03-26\r\nContent-Length: {len(body)}\r\n\r\n"
+    head = (
+        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: {ACCEPT}\r\nContent-Type: "
+        f"application/json\r\nMcp-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-03-26\r\nContent-Length: "
+        f"{len(body)}\r\n\r\n"
+    )
     s = socket.create_connection(("127.0.0.1", port_of(server.url)))
     s.sendall(head.encode() + body)
     deadline = time.monotonic() + 5
@@ -384,7 +441,9 @@ def test_batch_generate_takes_a_slot_for_each_parallel_prompt(start_server, fake
     c = server.client()
     c.initialize()
     fake.chunk_delay = 0.05
-    result, _ = c.call("ollama_batch_generate", {"model": "gemma3:270m", "prompts": ["a", "b", "c", "d", "e", "f"], "concurrency": 8})
+    result, _ = c.call(
+        "ollama_batch_generate", {"model": "gemma3:270m", "prompts": ["a", "b", "c", "d", "e", "f"], "concurrency": 8}
+    )
     assert result["structuredContent"]["concurrency"] == 3  # its own slot and the two the cap leaves
     assert result["structuredContent"]["succeeded"] == 6
     assert server.mcp.slots.running == 0
@@ -397,7 +456,10 @@ SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
 def request_head(extra):
-    return b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n" + extra + b"\r\n"
+    return (
+        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: "
+        b"application/json\r\n" + extra + b"\r\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -417,13 +479,20 @@ def test_ambiguous_framing_gets_400_and_a_closed_connection(server, headers):
     answer = raw_http(port_of(server.url), request_head(headers) + PING + SMUGGLED)
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     body = answer.split(b"\r\n\r\n", 1)[1]
-    assert any(word in body for word in (b"Content-Length", b"Transfer-Encoding", b"header line")), "refused for its framing"
+    assert any(word in body for word in (b"Content-Length", b"Transfer-Encoding", b"header line")), (
+        "refused for its framing"
+    )
     assert answer.count(b"HTTP/1.1") == 1, "the bytes after the body were answered as a second request"
     assert b"<timeout>" not in answer
 
 
 def test_a_malformed_request_line_gets_400_and_no_traceback(fake, tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "LOG_FORMAT": "json", "MCP_TOOLS_DIR": str(tmp_path), "MCP_DATA_DIR": str(tmp_path / "d")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LOG_FORMAT": "json",
+        "MCP_TOOLS_DIR": str(tmp_path),
+        "MCP_DATA_DIR": str(tmp_path / "d"),
+    }
     proc, url = start_process(fake, env, tmp_path)
     try:
         port = port_of(url)
@@ -454,7 +523,10 @@ def test_a_bad_chunk_size_is_400(server):
 
 def test_expect_100_continue_gets_one_interim_answer(server):
     body = json.dumps(INIT).encode()
-    answer = raw_http(port_of(server.url), request_head(b"Expect: 100-continue\r\nConnection: close\r\nContent-Length: %d\r\n" % len(body)) + body)
+    answer = raw_http(
+        port_of(server.url),
+        request_head(b"Expect: 100-continue\r\nConnection: close\r\nContent-Length: %d\r\n" % len(body)) + body,
+    )
     assert answer.count(b"100 Continue") == 1
     assert b"HTTP/1.1 200 OK" in answer
 
@@ -504,7 +576,9 @@ def test_operator_named_registries_are_allowed(start_server, fake):
 
 
 def test_create_from_a_foreign_registry_is_refused(client, fake):
-    result, _ = client.call("ollama_create_model", {"model": "x", "modelfile": "FROM 169.254.169.254:80/latest/meta-data"})
+    result, _ = client.call(
+        "ollama_create_model", {"model": "x", "modelfile": "FROM 169.254.169.254:80/latest/meta-data"}
+    )
     assert result["isError"] and "does not pull from" in result["content"][0]["text"]
     assert "/api/create" not in fake.paths()
 
@@ -535,7 +609,12 @@ def test_unreadable_paths_are_plain_refusals(make_config, tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     config = make_config(transport="stdio")
     server = ollama_mcp.McpServer(config)
-    msg = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ollama_create_model", "arguments": {"model": "x", "modelfile": f"FROM {source}"}}}
+    msg = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "ollama_create_model", "arguments": {"model": "x", "modelfile": f"FROM {source}"}},
+    }
     result = server.handle(msg, ollama_mcp.RequestContext(session=ollama_mcp.Session()))["result"]
     text = result["content"][0]["text"]
     assert result["isError"] and "refused" in text

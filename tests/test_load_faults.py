@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 
-
 from conftest import ROOT, iter_sse
 
 
@@ -43,7 +42,15 @@ def test_many_streams_with_random_cancels_and_disconnects_leak_nothing(start_ser
             action = rng.choice(["complete", "cancel", "disconnect"])
             msg_id = n * 100 + i
             tool, args = rng.choice(STREAMS)
-            r = client.post({"jsonrpc": "2.0", "id": msg_id, "method": "tools/call", "params": {"name": tool, "arguments": args, "_meta": {"progressToken": msg_id}}}, stream=True)
+            r = client.post(
+                {
+                    "jsonrpc": "2.0",
+                    "id": msg_id,
+                    "method": "tools/call",
+                    "params": {"name": tool, "arguments": args, "_meta": {"progressToken": msg_id}},
+                },
+                stream=True,
+            )
             events = iter_sse(r)
             stop_after = rng.randint(1, 5)
             final = None
@@ -54,7 +61,9 @@ def test_many_streams_with_random_cancels_and_disconnects_leak_nothing(start_ser
                     break
                 if action != "complete" and count >= stop_after:
                     if action == "cancel":
-                        client.post({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": msg_id}})
+                        client.post(
+                            {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": msg_id}}
+                        )
                         rest = [json.loads(e["data"]) for e in events]
                         final = next((m for m in rest if "id" in m), None)
                     else:
@@ -81,7 +90,9 @@ def test_many_streams_with_random_cancels_and_disconnects_leak_nothing(start_ser
     assert wait_for(lambda: server.mcp.slots.running == 0)
     assert wait_for(lambda: len(server.mcp.calls) == 0)
     server.mcp.client.close()  # idle keep-alive connections to Ollama hold a thread in the fake
-    assert wait_for(lambda: threading.active_count() <= baseline_threads + 2), f"threads: {threading.active_count()} vs {baseline_threads}"
+    assert wait_for(lambda: threading.active_count() <= baseline_threads + 2), (
+        f"threads: {threading.active_count()} vs {baseline_threads}"
+    )
 
 
 def test_ollama_dying_mid_stream_then_coming_back(start_server, fake):
@@ -90,7 +101,19 @@ def test_ollama_dying_mid_stream_then_coming_back(start_server, fake):
     client.initialize()
     fake.chunk_delay = 0.1
     port = fake.port
-    r = client.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}, stream=True)
+    r = client.post(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_generate_stream",
+                "arguments": {"model": "gemma3:270m", "prompt": "x"},
+                "_meta": {"progressToken": 1},
+            },
+        },
+        stream=True,
+    )
     events = iter_sse(r)
     next(events)
     fake.die_after_chunks = 0  # the next chunk kills the connection, as a crashing Ollama would
@@ -145,8 +168,18 @@ def test_context_store_survives_a_killed_process(tmp_path):
 def test_server_process_killed_keeps_saved_contexts(fake, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "MCP_TOOLS_DIR": str(tmp_path), "MCP_DATA_DIR": str(tmp_path / "data")}
     cmd = [sys.executable, str(ROOT / "ollama_mcp.py"), "--transport", "stdio", "--ollama-url", fake.url]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
-    save = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ollama_save_context", "arguments": {"session_id": "kept", "messages": [{"role": "user", "content": "before the crash"}]}}}
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path
+    )
+    save = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "name": "ollama_save_context",
+            "arguments": {"session_id": "kept", "messages": [{"role": "user", "content": "before the crash"}]},
+        },
+    }
     proc.stdin.write((json.dumps(save) + "\n").encode())
     proc.stdin.flush()
     assert json.loads(proc.stdout.readline())["result"]["isError"] is False
@@ -154,8 +187,15 @@ def test_server_process_killed_keeps_saved_contexts(fake, tmp_path):
     proc.wait(10)
     for stream in (proc.stdin, proc.stdout):
         stream.close()
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
-    load = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ollama_load_context", "arguments": {"session_id": "kept"}}}
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path
+    )
+    load = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "ollama_load_context", "arguments": {"session_id": "kept"}},
+    }
     proc.stdin.write((json.dumps(load) + "\n").encode())
     proc.stdin.flush()
     reply = json.loads(proc.stdout.readline())

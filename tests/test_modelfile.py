@@ -22,12 +22,16 @@ def test_triple_quoted_values_span_lines():
 
 
 def test_quoted_values_and_repeatable_stop():
-    parsed = parse_modelfile('FROM m\nPARAMETER stop "<|end|>"\nPARAMETER stop "User:"\nPARAMETER use_mmap true\nPARAMETER top_p 0.9\n')
+    parsed = parse_modelfile(
+        'FROM m\nPARAMETER stop "<|end|>"\nPARAMETER stop "User:"\nPARAMETER use_mmap true\nPARAMETER top_p 0.9\n'
+    )
     assert parsed["parameters"] == {"stop": ["<|end|>", "User:"], "use_mmap": True, "top_p": 0.9}
 
 
 def test_messages_license_and_adapters():
-    parsed = parse_modelfile('FROM m\nMESSAGE user """Hi\nthere"""\nMESSAGE assistant Hello\nLICENSE """MIT\ntext"""\nADAPTER ./lora.gguf\n')
+    parsed = parse_modelfile(
+        'FROM m\nMESSAGE user """Hi\nthere"""\nMESSAGE assistant Hello\nLICENSE """MIT\ntext"""\nADAPTER ./lora.gguf\n'
+    )
     assert parsed["messages"] == [{"role": "user", "content": "Hi\nthere"}, {"role": "assistant", "content": "Hello"}]
     assert parsed["license"] == ["MIT\ntext"]
     assert parsed["adapters"] == [("./lora.gguf", 7)]
@@ -55,6 +59,12 @@ def test_errors_name_the_line(text, words):
 def test_parses_what_ollama_show_prints():
     shown = json.loads((Path(__file__).parent / "ollama_samples" / "15-show.json").read_text())
     parsed = parse_modelfile(shown["modelfile"])
-    assert parsed["parameters"] == {"stop": ["<end_of_turn>"], "temperature": 1.0, "top_k": 64, "top_p": 0.95, "num_predict": 128}
+    assert parsed["parameters"] == {
+        "stop": ["<end_of_turn>"],
+        "temperature": 1.0,
+        "top_k": 64,
+        "top_p": 0.95,
+        "num_predict": 128,
+    }
     assert parsed["template"].startswith("{{- range $i, $_ := .Messages }}")
     assert parsed["from"][0].startswith("/usr/share/ollama/.ollama/models/blobs/sha256-")

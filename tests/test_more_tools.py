@@ -8,10 +8,10 @@ import time
 import jsonschema
 import pytest
 import responses
+from test_core_tools import error_text, structured
 
 import ollama_mcp
 from conftest import iter_sse
-from test_core_tools import error_text, structured
 
 
 def call_ok(client, server, name, args=None, **kw):
@@ -91,7 +91,9 @@ MESSAGE assistant Arr!
 
 
 def test_create_model_sends_the_json_form_and_streams_status(client, server, fake):
-    out, notes = call_ok(client, server, "ollama_create_model", {"model": "pirate", "modelfile": MODELFILE}, progress=True)
+    out, notes = call_ok(
+        client, server, "ollama_create_model", {"model": "pirate", "modelfile": MODELFILE}, progress=True
+    )
     sent = fake.bodies("/api/create")[0]
     assert sent == {
         "model": "pirate",
@@ -110,22 +112,30 @@ def test_create_model_sends_the_json_form_and_streams_status(client, server, fak
 
 
 def test_create_model_syntax_error_names_the_line(client, fake):
-    text = error_text(client.call("ollama_create_model", {"model": "x", "modelfile": "FROM gemma3:270m\nPARAMETR temperature 1\n"})[0])
+    text = error_text(
+        client.call("ollama_create_model", {"model": "x", "modelfile": "FROM gemma3:270m\nPARAMETR temperature 1\n"})[0]
+    )
     assert "line 2" in text and "PARAMETR" in text
     assert "/api/create" not in fake.paths()
 
 
 def test_create_model_typed_parameter_error(client):
-    text = error_text(client.call("ollama_create_model", {"model": "x", "modelfile": "FROM gemma3:270m\nPARAMETER num_ctx big\n"})[0])
+    text = error_text(
+        client.call("ollama_create_model", {"model": "x", "modelfile": "FROM gemma3:270m\nPARAMETER num_ctx big\n"})[0]
+    )
     assert "line 2" in text and "num_ctx" in text and "integer" in text
 
 
 def test_create_model_needs_from(client):
-    assert "FROM is required" in error_text(client.call("ollama_create_model", {"model": "x", "modelfile": "SYSTEM hi\n"})[0])
+    assert "FROM is required" in error_text(
+        client.call("ollama_create_model", {"model": "x", "modelfile": "SYSTEM hi\n"})[0]
+    )
 
 
 def test_create_with_quantize_on_a_quantized_model(client):
-    text = error_text(client.call("ollama_create_model", {"model": "x", "modelfile": "FROM gemma3:270m", "quantize": "q4_K_M"})[0])
+    text = error_text(
+        client.call("ollama_create_model", {"model": "x", "modelfile": "FROM gemma3:270m", "quantize": "q4_K_M"})[0]
+    )
     assert "quantization is only supported for F16" in text
 
 
@@ -146,7 +156,9 @@ def test_create_from_a_local_file_under_an_allowed_dir_uploads_it(start_server, 
     server = start_server(model_dirs=(str(models),))
     c = server.client()
     c.initialize()
-    out = structured(c.call("ollama_create_model", {"model": "tiny", "modelfile": f"FROM {gguf}\nPARAMETER temperature 0"})[0])
+    out = structured(
+        c.call("ollama_create_model", {"model": "tiny", "modelfile": f"FROM {gguf}\nPARAMETER temperature 0"})[0]
+    )
     assert out["request"]["files"] == {"tiny.gguf": digest}
     assert fake.blobs[digest] == b"GGUF fake weights"
     assert ("HEAD", f"/api/blobs/{digest}") in [(m, p) for m, p, _ in fake.requests]
@@ -169,22 +181,56 @@ def test_create_refuses_a_symlink_out_of_the_allowed_dir(start_server, tmp_path)
 
 
 def test_update_merges_into_the_current_definition(client, server, fake):
-    out, _ = call_ok(client, server, "ollama_update_model", {"model": "gemma3-270m-assistant", "modelfile": "PARAMETER temperature 0.2\n"})
+    out, _ = call_ok(
+        client,
+        server,
+        "ollama_update_model",
+        {"model": "gemma3-270m-assistant", "modelfile": "PARAMETER temperature 0.2\n"},
+    )
     sent = fake.bodies("/api/create")[0]
     assert sent["from"] == "gemma3-270m-assistant"
     assert sent["system"] == "You are a terse assistant."
-    assert sent["parameters"] == {"num_ctx": 2048, "num_predict": 128, "stop": ["<end_of_turn>"], "temperature": 0.2, "top_k": 64, "top_p": 0.95}
-    assert out["changed"] == {"parameters": {"before": {"num_ctx": 2048, "num_predict": 128, "stop": ["<end_of_turn>"], "temperature": 1, "top_k": 64, "top_p": 0.95}, "after": sent["parameters"]}}
+    assert sent["parameters"] == {
+        "num_ctx": 2048,
+        "num_predict": 128,
+        "stop": ["<end_of_turn>"],
+        "temperature": 0.2,
+        "top_k": 64,
+        "top_p": 0.95,
+    }
+    assert out["changed"] == {
+        "parameters": {
+            "before": {
+                "num_ctx": 2048,
+                "num_predict": 128,
+                "stop": ["<end_of_turn>"],
+                "temperature": 1,
+                "top_k": 64,
+                "top_p": 0.95,
+            },
+            "after": sent["parameters"],
+        }
+    }
 
 
 def test_update_system_replaces_only_the_system(client, server, fake):
-    out, _ = call_ok(client, server, "ollama_update_model", {"model": "gemma3-270m-assistant", "modelfile": "SYSTEM You are verbose.\n"})
+    out, _ = call_ok(
+        client,
+        server,
+        "ollama_update_model",
+        {"model": "gemma3-270m-assistant", "modelfile": "SYSTEM You are verbose.\n"},
+    )
     assert out["changed"] == {"system": {"before": "You are a terse assistant.", "after": "You are verbose."}}
     assert fake.bodies("/api/create")[0]["parameters"]["num_ctx"] == 2048
 
 
 def test_update_overwrite_replaces_the_whole_definition(client, server, fake):
-    out, _ = call_ok(client, server, "ollama_update_model", {"model": "gemma3-270m-assistant", "modelfile": "PARAMETER temperature 0.5\n", "overwrite": True})
+    out, _ = call_ok(
+        client,
+        server,
+        "ollama_update_model",
+        {"model": "gemma3-270m-assistant", "modelfile": "PARAMETER temperature 0.5\n", "overwrite": True},
+    )
     sent = fake.bodies("/api/create")[0]
     assert sent["parameters"] == {"temperature": 0.5}
     assert sent["system"] == ""
@@ -200,14 +246,27 @@ def test_update_unknown_model(client, fake):
 
 
 def test_embeddings_one_text(client, server, fake):
-    out, _ = call_ok(client, server, "ollama_embeddings", {"model": "all-minilm", "input": "Hello world", "truncate": True, "keep_alive": "5m"})
+    out, _ = call_ok(
+        client,
+        server,
+        "ollama_embeddings",
+        {"model": "all-minilm", "input": "Hello world", "truncate": True, "keep_alive": "5m"},
+    )
     assert out["dimensions"] == 384 and len(out["embedding"]) == 384
-    assert fake.bodies("/api/embed") == [{"model": "all-minilm", "truncate": True, "keep_alive": "5m", "input": ["Hello world"]}]
+    assert fake.bodies("/api/embed") == [
+        {"model": "all-minilm", "truncate": True, "keep_alive": "5m", "input": ["Hello world"]}
+    ]
 
 
 def test_create_embeddings_chunks_large_lists_and_keeps_order(client, server, fake):
     texts = [f"text {i}" for i in range(150)]
-    out, notes = call_ok(client, server, "ollama_create_embeddings", {"model": "all-minilm", "inputs": texts, "dimensions": 64}, progress=True)
+    out, notes = call_ok(
+        client,
+        server,
+        "ollama_create_embeddings",
+        {"model": "all-minilm", "inputs": texts, "dimensions": 64},
+        progress=True,
+    )
     assert out["count"] == 150 and out["dimensions"] == 64
     assert [len(b["input"]) for b in fake.bodies("/api/embed")] == [64, 64, 22]
     assert out["embeddings"][149] == fake._vector("text 149", 64)
@@ -228,7 +287,9 @@ def test_embeddings_fall_back_to_the_legacy_endpoint(client, server, fake):
 
 
 def test_embeddings_too_long_without_truncate(client):
-    text = error_text(client.call("ollama_embeddings", {"model": "all-minilm", "input": "word " * 600, "truncate": False})[0])
+    text = error_text(
+        client.call("ollama_embeddings", {"model": "all-minilm", "input": "word " * 600, "truncate": False})[0]
+    )
     assert "exceeds the context length" in text
 
 
@@ -252,7 +313,17 @@ def test_get_version(client, server):
 
 def test_get_model_size_loaded_and_not(client, server, fake):
     out, _ = call_ok(client, server, "ollama_get_model_size", {"model": "all-minilm"})
-    assert out == {"model": "all-minilm:latest", "size": 45949702, "size_human": "45.9 MB", "parameter_size": "22.57M", "quantization_level": "F16", "loaded": False, "loaded_size": None, "size_vram": None, "vram_human": None}
+    assert out == {
+        "model": "all-minilm:latest",
+        "size": 45949702,
+        "size_human": "45.9 MB",
+        "parameter_size": "22.57M",
+        "quantization_level": "F16",
+        "loaded": False,
+        "loaded_size": None,
+        "size_vram": None,
+        "vram_human": None,
+    }
     fake.loaded["gemma3:270m"] = "2026-11-24T21:18:24Z"
     out, _ = call_ok(client, server, "ollama_get_model_size", {"model": "gemma3:270m"})
     assert out["loaded"] is True and out["loaded_size"] == 477798912 and out["vram_human"] == "0 B"
@@ -287,12 +358,29 @@ def test_models_info_survives_one_failing_model(client, server, fake):
 
 def test_cancel_request_lists_and_cancels_own_calls(client, server, fake):
     fake.chunk_delay = 0.1
-    r = client.post({"jsonrpc": "2.0", "id": "gen-1", "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}, stream=True)
+    r = client.post(
+        {
+            "jsonrpc": "2.0",
+            "id": "gen-1",
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_generate_stream",
+                "arguments": {"model": "gemma3:270m", "prompt": "x"},
+                "_meta": {"progressToken": 1},
+            },
+        },
+        stream=True,
+    )
     events = iter_sse(r)
     next(events)
     out, _ = call_ok(client, server, "ollama_cancel_request")
     (listed,) = out["calls"]
-    assert listed["request_id"] == "gen-1" and listed["tool"] == "ollama_generate_stream" and listed["model"] == "gemma3:270m" and listed["elapsed_s"] > 0
+    assert (
+        listed["request_id"] == "gen-1"
+        and listed["tool"] == "ollama_generate_stream"
+        and listed["model"] == "gemma3:270m"
+        and listed["elapsed_s"] > 0
+    )
     out, _ = call_ok(client, server, "ollama_cancel_request", {"request_id": "gen-1"})
     assert out["cancelled"] is True
     assert fake.aborted.wait(2)
@@ -306,7 +394,19 @@ def test_cancel_request_lists_and_cancels_own_calls(client, server, fake):
 @pytest.mark.parametrize("given", [5, "5"])
 def test_cancel_request_takes_the_id_as_a_number_or_a_string(client, server, fake, given):
     fake.chunk_delay = 0.05
-    r = client.post({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}, stream=True)
+    r = client.post(
+        {
+            "jsonrpc": "2.0",
+            "id": 5,
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_generate_stream",
+                "arguments": {"model": "gemma3:270m", "prompt": "x"},
+                "_meta": {"progressToken": 1},
+            },
+        },
+        stream=True,
+    )
     events = iter_sse(r)
     next(events)
     out, _ = call_ok(client, server, "ollama_cancel_request", {"request_id": given})
@@ -318,7 +418,19 @@ def test_cancel_request_sees_the_principals_calls_across_sessions(client, server
     fake.chunk_delay = 0.05
     other = server.client()
     other.initialize()
-    r = other.post({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}, stream=True)
+    r = other.post(
+        {
+            "jsonrpc": "2.0",
+            "id": 5,
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_generate_stream",
+                "arguments": {"model": "gemma3:270m", "prompt": "x"},
+                "_meta": {"progressToken": 1},
+            },
+        },
+        stream=True,
+    )
     next(iter_sse(r))
     assert [c["request_id"] for c in call_ok(client, server, "ollama_cancel_request")[0]["calls"]] == [5]
     r.close()
@@ -332,7 +444,19 @@ def test_cancel_request_cannot_see_other_principals(start_server, fake):
     alice.initialize()
     bob.initialize()
     fake.chunk_delay = 0.05
-    r = bob.post({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}, stream=True)
+    r = bob.post(
+        {
+            "jsonrpc": "2.0",
+            "id": 5,
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_generate_stream",
+                "arguments": {"model": "gemma3:270m", "prompt": "x"},
+                "_meta": {"progressToken": 1},
+            },
+        },
+        stream=True,
+    )
     next(iter_sse(r))
     assert call_ok(alice, server, "ollama_cancel_request")[0]["calls"] == []
     assert "no running call with request_id 5" in error_text(alice.call("ollama_cancel_request", {"request_id": 5})[0])
@@ -352,7 +476,18 @@ def test_batch_keeps_order_and_reports_each_failure(client, server, fake):
 
     type(fake).ROUTES[("POST", "/api/generate")] = sometimes
     try:
-        out, notes = call_ok(client, server, "ollama_batch_generate", {"model": "gemma3:270m", "prompts": ["a", "bad", "c", "d"], "options": {"num_predict": 2}, "concurrency": 2}, progress=True)
+        out, notes = call_ok(
+            client,
+            server,
+            "ollama_batch_generate",
+            {
+                "model": "gemma3:270m",
+                "prompts": ["a", "bad", "c", "d"],
+                "options": {"num_predict": 2},
+                "concurrency": 2,
+            },
+            progress=True,
+        )
     finally:
         type(fake).ROUTES[("POST", "/api/generate")] = original
     assert [r["index"] for r in out["results"]] == [0, 1, 2, 3]
@@ -385,7 +520,12 @@ def test_batch_runs_prompts_in_parallel_up_to_the_cap(start_server, fake):
 
     type(fake).ROUTES[("POST", "/api/generate")] = counting
     try:
-        out = structured(c.call("ollama_batch_generate", {"model": "gemma3:270m", "prompts": ["p"] * 9, "concurrency": 10, "options": {"num_predict": 2}})[0])
+        out = structured(
+            c.call(
+                "ollama_batch_generate",
+                {"model": "gemma3:270m", "prompts": ["p"] * 9, "concurrency": 10, "options": {"num_predict": 2}},
+            )[0]
+        )
     finally:
         type(fake).ROUTES[("POST", "/api/generate")] = original
     assert out["concurrency"] == 3 and out["succeeded"] == 9
@@ -403,7 +543,16 @@ def test_batch_prompt_count_is_capped(start_server):
 def test_cancelling_a_batch_stops_every_outstanding_prompt(client, fake):
     fake.chunk_delay = 0.1
     reply = {}
-    payload = {"jsonrpc": "2.0", "id": 50, "method": "tools/call", "params": {"name": "ollama_batch_generate", "arguments": {"model": "gemma3:270m", "prompts": ["a", "b", "c", "d", "e", "f"], "concurrency": 3}, "_meta": {"progressToken": 1}}}
+    payload = {
+        "jsonrpc": "2.0",
+        "id": 50,
+        "method": "tools/call",
+        "params": {
+            "name": "ollama_batch_generate",
+            "arguments": {"model": "gemma3:270m", "prompts": ["a", "b", "c", "d", "e", "f"], "concurrency": 3},
+            "_meta": {"progressToken": 1},
+        },
+    }
     sender = threading.Thread(target=lambda: reply.update(body=client.post(payload).content))
     sender.start()
     time.sleep(0.35)
@@ -419,7 +568,13 @@ def test_cancelling_a_batch_stops_every_outstanding_prompt(client, fake):
 
 
 def test_compare_models_same_prompt_and_seed(client, server, fake):
-    out, notes = call_ok(client, server, "ollama_compare_models", {"models": ["gemma3:270m", "qwen3:0.6b", "all-minilm"], "prompt": "hi", "options": {"num_predict": 3}}, progress=True)
+    out, notes = call_ok(
+        client,
+        server,
+        "ollama_compare_models",
+        {"models": ["gemma3:270m", "qwen3:0.6b", "all-minilm"], "prompt": "hi", "options": {"num_predict": 3}},
+        progress=True,
+    )
     bodies = fake.bodies("/api/generate")
     assert [b["options"] for b in bodies] == [{"seed": 42, "num_predict": 3}] * 3
     assert out["results"][0]["response"] == "The sky is" and out["results"][0]["tokens_per_second"] == 50.0
@@ -470,7 +625,10 @@ def test_search_remote_unreachable_is_a_clear_result(start_server):
 
 @responses.activate
 def test_search_library_parses_names():
-    responses.get("https://ollama.com/search", body='<a href="/library/llama3.2">x</a><a href="/library/qwen3">y</a><a href="/library/llama3.2">z</a>')
+    responses.get(
+        "https://ollama.com/search",
+        body='<a href="/library/llama3.2">x</a><a href="/library/qwen3">y</a><a href="/library/llama3.2">z</a>',
+    )
     assert ollama_mcp._search_library(ollama_mcp.Config(), "llama") == ["llama3.2", "qwen3"]
     assert responses.calls[0].request.params == {"q": "llama"}
 
@@ -489,9 +647,16 @@ def test_search_library_timeout_is_a_tool_error():
 
 def test_save_load_append_clear(client, server):
     first = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
-    out, _ = call_ok(client, server, "ollama_save_context", {"session_id": "trip.plan-1", "messages": first, "model": "gemma3:270m"})
+    out, _ = call_ok(
+        client, server, "ollama_save_context", {"session_id": "trip.plan-1", "messages": first, "model": "gemma3:270m"}
+    )
     assert out["count"] == 2 and out["mode"] == "replace"
-    out, _ = call_ok(client, server, "ollama_save_context", {"session_id": "trip.plan-1", "messages": [{"role": "user", "content": "more"}], "mode": "append"})
+    out, _ = call_ok(
+        client,
+        server,
+        "ollama_save_context",
+        {"session_id": "trip.plan-1", "messages": [{"role": "user", "content": "more"}], "mode": "append"},
+    )
     assert out["count"] == 3 and out["model"] == "gemma3:270m"
     out, _ = call_ok(client, server, "ollama_load_context", {"session_id": "trip.plan-1"})
     assert [m["content"] for m in out["messages"]] == ["hi", "hello", "more"]
@@ -511,24 +676,52 @@ def test_context_limits(start_server):
     c = server.client()
     c.initialize()
     many = [{"role": "user", "content": "x"}] * 3
-    assert "MCP_CONTEXT_MAX_MESSAGES" in error_text(c.call("ollama_save_context", {"session_id": "s", "messages": many})[0])
+    assert "MCP_CONTEXT_MAX_MESSAGES" in error_text(
+        c.call("ollama_save_context", {"session_id": "s", "messages": many})[0]
+    )
     big = [{"role": "user", "content": "x" * 3000}]
     assert "MCP_CONTEXT_MAX_BYTES" in error_text(c.call("ollama_save_context", {"session_id": "s", "messages": big})[0])
 
 
 def test_chat_with_session_id_persists_the_conversation(client, server, fake):
-    first = structured(client.call("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "one"}], "session_id": "conv", "options": {"num_predict": 2}})[0])
+    first = structured(
+        client.call(
+            "ollama_chat",
+            {
+                "model": "gemma3:270m",
+                "messages": [{"role": "user", "content": "one"}],
+                "session_id": "conv",
+                "options": {"num_predict": 2},
+            },
+        )[0]
+    )
     assert first["session_id"] == "conv" and first["context_messages"] == 2
-    client.call("ollama_chat_stream", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "two"}], "session_id": "conv", "options": {"num_predict": 2}})
+    client.call(
+        "ollama_chat_stream",
+        {
+            "model": "gemma3:270m",
+            "messages": [{"role": "user", "content": "two"}],
+            "session_id": "conv",
+            "options": {"num_predict": 2},
+        },
+    )
     sent = fake.bodies("/api/chat")[1]["messages"]
-    assert sent == [{"role": "user", "content": "one"}, {"role": "assistant", "content": "The sky"}, {"role": "user", "content": "two"}]
+    assert sent == [
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "The sky"},
+        {"role": "user", "content": "two"},
+    ]
     saved = structured(client.call("ollama_load_context", {"session_id": "conv"})[0])
     assert saved["count"] == 4 and saved["model"] == "gemma3:270m"
 
 
 def test_failed_chat_does_not_touch_the_saved_context(client):
     client.call("ollama_save_context", {"session_id": "keep", "messages": [{"role": "user", "content": "a"}]})
-    error_text(client.call("ollama_chat", {"model": "nope", "messages": [{"role": "user", "content": "b"}], "session_id": "keep"})[0])
+    error_text(
+        client.call(
+            "ollama_chat", {"model": "nope", "messages": [{"role": "user", "content": "b"}], "session_id": "keep"}
+        )[0]
+    )
     assert structured(client.call("ollama_load_context", {"session_id": "keep"})[0])["count"] == 1
 
 
@@ -539,7 +732,10 @@ def test_contexts_survive_a_server_restart(start_server, tmp_path):
     a.call("ollama_save_context", {"session_id": "durable", "messages": [{"role": "user", "content": "remember me"}]})
     b = start_server(data_dir=data).client()
     b.initialize()
-    assert structured(b.call("ollama_load_context", {"session_id": "durable"})[0])["messages"][0]["content"] == "remember me"
+    assert (
+        structured(b.call("ollama_load_context", {"session_id": "durable"})[0])["messages"][0]["content"]
+        == "remember me"
+    )
 
 
 def test_context_store_is_safe_under_concurrent_appends(tmp_path):

@@ -53,7 +53,10 @@ ALL_CALLS = [
     ("ollama_compare_models", {"models": ["gemma3:270m", "qwen3:0.6b"], "prompt": "hi"}),
     ("ollama_validate_model", {"model": "gemma3:270m"}),
     ("ollama_cancel_request", {}),
-    ("ollama_save_context", {"session_id": "client-talk", "messages": [{"role": "user", "content": "My name is Ada."}]}),
+    (
+        "ollama_save_context",
+        {"session_id": "client-talk", "messages": [{"role": "user", "content": "My name is Ada."}]},
+    ),
     ("ollama_load_context", {"session_id": "client-talk"}),
     ("ollama_clear_context", {"session_id": "client-talk"}),
 ]
@@ -114,7 +117,9 @@ def test_streamed_progress_reaches_the_client(target):
             seen.append((progress, message))
 
         async with Client(target) as client:
-            result = await client.call_tool("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, progress_callback=on_progress)
+            result = await client.call_tool(
+                "ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, progress_callback=on_progress
+            )
         return seen, result
 
     seen, result = anyio.run(main)
@@ -137,7 +142,13 @@ def test_cancelling_a_stream_midway_stops_ollama(target, fake):
 
     async def main():
         async with Client(target) as client:
-            seen = await cancel_after_progress(client, "ollama_chat_stream", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]}, 2, timeout=10)
+            seen = await cancel_after_progress(
+                client,
+                "ollama_chat_stream",
+                {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]},
+                2,
+                timeout=10,
+            )
             with anyio.fail_after(5):
                 while not fake.aborted.is_set():
                     await anyio.sleep(0.05)
@@ -194,9 +205,17 @@ def test_progress_and_cancellation_in_both_eras(target, mode, fake):
             seen.append(message)
 
         async with Client(target, mode=mode) as client:
-            result = await client.call_tool("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, progress_callback=on_progress)
+            result = await client.call_tool(
+                "ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, progress_callback=on_progress
+            )
             fake.chunk_delay = 0.1
-            cancelled = await cancel_after_progress(client, "ollama_chat_stream", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]}, 2, timeout=10)
+            cancelled = await cancel_after_progress(
+                client,
+                "ollama_chat_stream",
+                {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]},
+                2,
+                timeout=10,
+            )
             with anyio.fail_after(5):
                 while not fake.aborted.is_set():
                     await anyio.sleep(0.05)
@@ -214,13 +233,27 @@ def test_progress_and_cancellation_in_both_eras(target, mode, fake):
 def test_every_resource_reads_in_both_eras(target, mode):
     async def main():
         async with Client(target, mode=mode) as client:
-            await client.call_tool("ollama_save_context", {"session_id": "res-talk", "messages": [{"role": "user", "content": "hello"}]})
+            await client.call_tool(
+                "ollama_save_context", {"session_id": "res-talk", "messages": [{"role": "user", "content": "hello"}]}
+            )
             listed = [str(r.uri) for r in (await client.list_resources()).resources]
             templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
-            uris = ["ollama://models", "ollama://running", "ollama://models/gemma3:270m", "ollama://models/gemma3%3A270m", "ollama://contexts/res-talk"]
+            uris = [
+                "ollama://models",
+                "ollama://running",
+                "ollama://models/gemma3:270m",
+                "ollama://models/gemma3%3A270m",
+                "ollama://contexts/res-talk",
+            ]
             reads = {uri: await client.read_resource(uri) for uri in uris}
-            model_names = await client.complete(ResourceTemplateReference(type="ref/resource", uri="ollama://models/{name}"), {"name": "name", "value": "gem"})
-            context_ids = await client.complete(ResourceTemplateReference(type="ref/resource", uri="ollama://contexts/{session_id}"), {"name": "session_id", "value": "res"})
+            model_names = await client.complete(
+                ResourceTemplateReference(type="ref/resource", uri="ollama://models/{name}"),
+                {"name": "name", "value": "gem"},
+            )
+            context_ids = await client.complete(
+                ResourceTemplateReference(type="ref/resource", uri="ollama://contexts/{session_id}"),
+                {"name": "session_id", "value": "res"},
+            )
             return listed, templates, reads, model_names, context_ids
 
     listed, templates, reads, model_names, context_ids = anyio.run(main)
@@ -260,7 +293,9 @@ def test_every_prompt_renders_in_both_eras(target, mode):
         async with Client(target, mode=mode) as client:
             listed = {p.name: p for p in (await client.list_prompts()).prompts}
             got = {name: await client.get_prompt(name, args) for name, args in arguments.items()}
-            completion = await client.complete(PromptReference(type="ref/prompt", name="modelfile_persona"), {"name": "base_model", "value": "qw"})
+            completion = await client.complete(
+                PromptReference(type="ref/prompt", name="modelfile_persona"), {"name": "base_model", "value": "qw"}
+            )
             return listed, got, completion
 
     listed, got, completion = anyio.run(main)
@@ -277,7 +312,9 @@ def test_every_prompt_renders_in_both_eras(target, mode):
 def test_a_listen_stream_hears_models_change(target):
     async def main():
         async with Client(target, mode="2026-07-28") as client:
-            async with client.listen(resources_list_changed=True, resource_subscriptions=["ollama://models/tinyllama", "ollama://nowhere"]) as sub:
+            async with client.listen(
+                resources_list_changed=True, resource_subscriptions=["ollama://models/tinyllama", "ollama://nowhere"]
+            ) as sub:
                 honored = sub.honored
                 await client.call_tool("ollama_pull_model", {"model": "tinyllama"})
                 events = []

@@ -31,7 +31,10 @@ def test_every_call_has_connect_and_read_timeouts():
 
 @responses.activate
 def test_connection_refused_is_retried_then_explained():
-    responses.get(f"{BASE}/api/tags", body=requests.ConnectionError("Failed to establish a new connection: [Errno 111] Connection refused"))
+    responses.get(
+        f"{BASE}/api/tags",
+        body=requests.ConnectionError("Failed to establish a new connection: [Errno 111] Connection refused"),
+    )
     with pytest.raises(OllamaError) as info:
         make_client(ollama_retries=2).json("GET", "/api/tags")
     assert len(responses.calls) == 3
@@ -108,7 +111,11 @@ def test_http_errors_carry_ollamas_text_and_next_step(status, body, words):
 
 @responses.activate
 def test_stream_yields_ndjson_objects_and_sets_stream_true():
-    responses.post(f"{BASE}/api/generate", body=b'{"response":"a","done":false}\n\n{"response":"b","done":true}\n', content_type="application/x-ndjson")
+    responses.post(
+        f"{BASE}/api/generate",
+        body=b'{"response":"a","done":false}\n\n{"response":"b","done":true}\n',
+        content_type="application/x-ndjson",
+    )
     chunks = list(make_client().stream("/api/generate", {"model": "m"}))
     assert [c["response"] for c in chunks] == ["a", "b"]
     assert b'"stream": true' in responses.calls[0].request.body
@@ -147,8 +154,7 @@ def test_proxy_variables_are_ignored_for_ollama(monkeypatch):
 
 def test_sessions_are_reused_and_never_shared_at_once():
     client = make_client()
-    with client.session() as first:
-        with client.session() as second:
-            assert first is not second, "a session is lent to one user at a time"
+    with client.session() as first, client.session() as second:
+        assert first is not second, "a session is lent to one user at a time"
     with client.session() as again:
         assert again in (first, second), "returned sessions (and their connections) are reused"

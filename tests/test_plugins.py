@@ -13,19 +13,21 @@ def write_pack(folder, name, text):
     (folder / name).write_text(text)
 
 
-GOOD = '''
+GOOD = """
 from ollama_mcp import tool, strict_object, open_object
 
-@tool(title="Shout", description="Upper-cases text for tests of the loader.", input_schema=strict_object({"text": {"type": "string"}}, ["text"]),
+@tool(title="Shout", description="Upper-cases text for tests of the loader.",
+      input_schema=strict_object({"text": {"type": "string"}}, ["text"]),
       output_schema=open_object({"text": {"type": "string"}}), read_only=True)
 def pack_shout(call, args):
     return {"text": args["text"].upper()}
-'''
+"""
 
-REGISTER = '''
+REGISTER = """
 from ollama_mcp import tool, strict_object, open_object
 
-@tool(title="Count", description="Counts characters for tests of the loader.", input_schema=strict_object({"text": {"type": "string"}}, ["text"]),
+@tool(title="Count", description="Counts characters for tests of the loader.",
+      input_schema=strict_object({"text": {"type": "string"}}, ["text"]),
       output_schema=open_object({"n": {"type": "integer"}}), read_only=True)
 def _hidden(call, args):
     return {"n": len(args["text"])}
@@ -33,7 +35,7 @@ def _hidden(call, args):
 def register(add):
     _hidden.tool = _hidden.tool.__class__(**{**_hidden.tool.__dict__, "name": "pack_count"})
     add(_hidden)
-'''
+"""
 
 
 def test_packs_load_sorted_and_bad_ones_are_skipped(tmp_path, caplog):
@@ -69,13 +71,31 @@ def test_pack_tools_are_served_over_mcp(tmp_path, start_server):
 
 def test_decorator_rejects_bad_names_and_non_object_schemas():
     with pytest.raises(ValueError, match="must match"):
-        ollama_mcp.tool(title="t", description="d", input_schema=ollama_mcp.strict_object({}), output_schema=ollama_mcp.open_object({}), read_only=True, name="bad name")(lambda c, a: {})
+        ollama_mcp.tool(
+            title="t",
+            description="d",
+            input_schema=ollama_mcp.strict_object({}),
+            output_schema=ollama_mcp.open_object({}),
+            read_only=True,
+            name="bad name",
+        )(lambda c, a: {})
     with pytest.raises(ValueError, match="type object"):
-        ollama_mcp.tool(title="t", description="d", input_schema={"type": "array"}, output_schema=ollama_mcp.open_object({}), read_only=True, name="ok_name")(lambda c, a: {})
+        ollama_mcp.tool(
+            title="t",
+            description="d",
+            input_schema={"type": "array"},
+            output_schema=ollama_mcp.open_object({}),
+            read_only=True,
+            name="ok_name",
+        )(lambda c, a: {})
 
 
 def test_a_pack_with_an_invalid_schema_is_skipped(tmp_path, caplog):
-    write_pack(tmp_path / "p", "bad.py", GOOD.replace('{"text": {"type": "string"}}, ["text"]', '{"text": {"type": 5}}, ["text"]', 1))
+    write_pack(
+        tmp_path / "p",
+        "bad.py",
+        GOOD.replace('{"text": {"type": "string"}}, ["text"]', '{"text": {"type": 5}}, ["text"]', 1),
+    )
     assert ollama_mcp.load_tool_packs(tmp_path / "p") == []
     assert "bad.py failed to load" in caplog.text
 
@@ -113,7 +133,9 @@ def test_rank_texts_orders_by_cosine_similarity(pack_client, fake):
 
 
 def test_rank_texts_top_k(pack_client):
-    result, _ = pack_client.call("ollama_rank_texts", {"model": "all-minilm", "query": "q", "texts": ["a", "b", "c"], "top_k": 2})
+    result, _ = pack_client.call(
+        "ollama_rank_texts", {"model": "all-minilm", "query": "q", "texts": ["a", "b", "c"], "top_k": 2}
+    )
     assert len(result["structuredContent"]["results"]) == 2
 
 

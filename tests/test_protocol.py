@@ -8,7 +8,12 @@ import requests
 import ollama_mcp
 from conftest import ACCEPT, read_messages
 
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
 
 
 def post(server, payload, **headers):
@@ -185,7 +190,13 @@ def test_batch_is_rejected_after_2025_03_26(client):
 def test_batch_is_answered_in_2025_03_26(server):
     c = server.client(protocol_version="2025-03-26")
     c.initialize()
-    r = c.post([{"jsonrpc": "2.0", "id": 1, "method": "ping"}, {"jsonrpc": "2.0", "method": "notifications/initialized"}, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}])
+    r = c.post(
+        [
+            {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        ]
+    )
     assert r.status_code == 200
     replies = r.json()
     assert [m["id"] for m in replies] == [1, 2]
@@ -283,13 +294,19 @@ def test_params_that_are_not_an_object_are_invalid_request(client):
 
 
 def test_completion_offers_installed_model_names(client):
-    response, _ = client.request("completion/complete", {"ref": {"type": "ref/prompt", "name": "summarize_text"}, "argument": {"name": "model", "value": "gem"}})
+    response, _ = client.request(
+        "completion/complete",
+        {"ref": {"type": "ref/prompt", "name": "summarize_text"}, "argument": {"name": "model", "value": "gem"}},
+    )
     values = response["result"]["completion"]["values"]
     assert values == ["gemma3-270m-assistant:latest", "gemma3:270m"]
 
 
 def test_completion_for_other_arguments_is_empty(client):
-    response, _ = client.request("completion/complete", {"ref": {"type": "ref/prompt", "name": "x"}, "argument": {"name": "prompt", "value": "a"}})
+    response, _ = client.request(
+        "completion/complete",
+        {"ref": {"type": "ref/prompt", "name": "x"}, "argument": {"name": "prompt", "value": "a"}},
+    )
     assert response["result"]["completion"]["values"] == []
 
 
@@ -332,7 +349,16 @@ def test_connections_are_kept_alive_across_requests_and_streams(server):
     headers["Mcp-Session-Id"] = first.getheader("Mcp-Session-Id")
     first.read()
     sock = conn.sock
-    stream = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}
+    stream = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {
+            "name": "ollama_generate_stream",
+            "arguments": {"model": "gemma3:270m", "prompt": "x"},
+            "_meta": {"progressToken": 1},
+        },
+    }
     conn.request("POST", "/mcp", json.dumps(stream), headers)
     sse = conn.getresponse()
     assert sse.getheader("Transfer-Encoding") == "chunked"
@@ -359,9 +385,24 @@ def test_http_1_0_clients_get_a_closed_unchunked_stream(client):
     import socket
 
     port = int(client.url.split(":")[2].split("/")[0])
-    body = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}).encode()
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_generate_stream",
+                "arguments": {"model": "gemma3:270m", "prompt": "x"},
+                "_meta": {"progressToken": 1},
+            },
+        }
+    ).encode()
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(f"POST /mcp HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: {ACCEPT}\r\nContent-Type: application/json\r\nMcp-Session-Id: {client.session_id}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    s.sendall(
+        f"POST /mcp HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: {ACCEPT}\r\nContent-Type: "
+        f"application/json\r\nMcp-Session-Id: {client.session_id}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
     data = b""
     while chunk := s.recv(65536):
         data += chunk

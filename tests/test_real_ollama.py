@@ -45,15 +45,26 @@ def test_official_client_calls_the_core_tools_on_real_ollama(real_server, mode):
         deltas.append(message)
 
     calls = [
-            ("ollama_check_health", {}),
-            ("ollama_list_models", {}),
-            ("ollama_show_model", {"model": GEN}),
-            ("ollama_generate", {"model": GEN, "prompt": "The capital of France is", "options": SMALL}),
-            ("ollama_generate_stream", {"model": GEN, "prompt": "Once upon a time", "options": SMALL}),
-            ("ollama_chat", {"model": "gemma3-270m-assistant", "messages": [{"role": "user", "content": "Name a color."}], "options": SMALL}),
-            ("ollama_chat_stream", {"model": GEN, "messages": [{"role": "user", "content": "Say hi."}], "options": SMALL}),
+        ("ollama_check_health", {}),
+        ("ollama_list_models", {}),
+        ("ollama_show_model", {"model": GEN}),
+        ("ollama_generate", {"model": GEN, "prompt": "The capital of France is", "options": SMALL}),
+        ("ollama_generate_stream", {"model": GEN, "prompt": "Once upon a time", "options": SMALL}),
+        (
+            "ollama_chat",
+            {
+                "model": "gemma3-270m-assistant",
+                "messages": [{"role": "user", "content": "Name a color."}],
+                "options": SMALL,
+            },
+        ),
+        ("ollama_chat_stream", {"model": GEN, "messages": [{"role": "user", "content": "Say hi."}], "options": SMALL}),
     ]
-    results = dict(zip([name for name, _ in calls], call_all(real_server.url, calls, progress=on_progress, mode=mode)))
+    results = dict(
+        zip(
+            [name for name, _ in calls], call_all(real_server.url, calls, progress=on_progress, mode=mode), strict=False
+        )
+    )
     for name, result in results.items():
         assert result.is_error is False, (name, result.content)
     health = results["ollama_check_health"].structured_content
@@ -89,7 +100,13 @@ def test_real_errors_are_clear(real_server):
 def test_cancel_closes_the_real_generation(real_server):
     async def main():
         async with Client(real_server.url) as client:
-            seen = await cancel_after_progress(client, "ollama_generate_stream", {"model": GEN, "prompt": "Count to one hundred:", "options": {"num_predict": 200}}, 2, timeout=60)
+            seen = await cancel_after_progress(
+                client,
+                "ollama_generate_stream",
+                {"model": GEN, "prompt": "Count to one hundred:", "options": {"num_predict": 200}},
+                2,
+                timeout=60,
+            )
             return seen, await client.call_tool("ollama_check_health", {})
 
     seen, health = anyio.run(main)
@@ -108,29 +125,51 @@ def test_official_client_calls_the_other_tools_on_real_ollama(start_server, real
     copy = f"{name}-copy"
     calls = [
         ("ollama_get_version", {}),
-        ("ollama_create_model", {"model": name, "modelfile": "FROM gemma3:270m\nSYSTEM You answer in French.\nPARAMETER temperature 0.1\n"}),
+        (
+            "ollama_create_model",
+            {"model": name, "modelfile": "FROM gemma3:270m\nSYSTEM You answer in French.\nPARAMETER temperature 0.1\n"},
+        ),
         ("ollama_update_model", {"model": name, "modelfile": "PARAMETER top_k 10\n"}),
         ("ollama_get_modelfile", {"model": name}),
         ("ollama_copy_model", {"source": name, "destination": copy}),
         ("ollama_get_model_size", {"model": copy}),
         ("ollama_check_blobs", {"digest": "sha256:a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"}),
         ("ollama_embeddings", {"model": EMBED, "input": "Hello world"}),
-        ("ollama_create_embeddings", {"model": EMBED, "inputs": ["a cat", "a dog", "the stock market"], "dimensions": 64}),
+        (
+            "ollama_create_embeddings",
+            {"model": EMBED, "inputs": ["a cat", "a dog", "the stock market"], "dimensions": 64},
+        ),
         ("ollama_list_processes", {}),
         ("ollama_get_models_info", {}),
         ("ollama_cancel_request", {}),
-        ("ollama_batch_generate", {"model": GEN, "prompts": ["1, 2, 3,", "a, b, c,"], "options": SMALL, "concurrency": 2}),
-        ("ollama_compare_models", {"models": [GEN, "gemma3-270m-assistant"], "prompt": "Hello", "options": {"num_predict": 4}}),
+        (
+            "ollama_batch_generate",
+            {"model": GEN, "prompts": ["1, 2, 3,", "a, b, c,"], "options": SMALL, "concurrency": 2},
+        ),
+        (
+            "ollama_compare_models",
+            {"models": [GEN, "gemma3-270m-assistant"], "prompt": "Hello", "options": {"num_predict": 4}},
+        ),
         ("ollama_validate_model", {"model": EMBED}),
         ("ollama_search_models", {"query": "embedding", "remote": True}),
         ("ollama_save_context", {"session_id": name, "messages": [{"role": "user", "content": "My name is Ada."}]}),
-        ("ollama_chat", {"model": GEN, "messages": [{"role": "user", "content": "What is my name?"}], "session_id": name, "options": SMALL}),
+        (
+            "ollama_chat",
+            {
+                "model": GEN,
+                "messages": [{"role": "user", "content": "What is my name?"}],
+                "session_id": name,
+                "options": SMALL,
+            },
+        ),
         ("ollama_load_context", {"session_id": name}),
         ("ollama_clear_context", {"session_id": name}),
         ("ollama_delete_model", {"model": copy}),
         ("ollama_delete_model", {"model": name}),
     ]
-    results = dict(zip([f"{i}:{n}" for i, (n, _) in enumerate(calls)], call_all(real_server.url, calls, mode=mode)))
+    results = dict(
+        zip([f"{i}:{n}" for i, (n, _) in enumerate(calls)], call_all(real_server.url, calls, mode=mode), strict=False)
+    )
     for key, result in results.items():
         assert result.is_error is False, (key, result.content[0].text)
     out = {key.split(":", 1)[1]: r.structured_content for key, r in results.items()}
@@ -156,12 +195,19 @@ def test_resources_and_prompts_on_real_ollama(real_server, mode):
             listed = [str(r.uri) for r in (await client.list_resources()).resources]
             model = json.loads((await client.read_resource(f"ollama://models/{GEN}")).contents[0].text)
             running = json.loads((await client.read_resource("ollama://running")).contents[0].text)
-            prompt = await client.get_prompt("modelfile_persona", {"base_model": "gemma3-270m-assistant", "persona": "a pirate"})
+            prompt = await client.get_prompt(
+                "modelfile_persona", {"base_model": "gemma3-270m-assistant", "persona": "a pirate"}
+            )
             return client.protocol_version, listed, model, running, prompt
 
     version, listed, model, running, prompt = anyio.run(main)
     assert version == ("2026-07-28" if mode == "2026-07-28" else "2025-11-25")
-    assert {"ollama://models", "ollama://running", f"ollama://models/{GEN}", "ollama://models/all-minilm:latest"} <= set(listed)
+    assert {
+        "ollama://models",
+        "ollama://running",
+        f"ollama://models/{GEN}",
+        "ollama://models/all-minilm:latest",
+    } <= set(listed)
     assert model["capabilities"] == ["completion"] and model["context_length"] == 32768
     assert isinstance(running["models"], list)
     assert "You are a terse assistant." in prompt.messages[0].content.text  # the base model's own system prompt

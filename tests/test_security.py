@@ -16,7 +16,12 @@ import ollama_mcp
 from conftest import ACCEPT, ROOT, iter_sse
 
 TOKEN = "s3cret-token-for-tests-0123456789"
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
 
 
 def post(url, payload, **headers):
@@ -42,7 +47,9 @@ def test_without_a_token_every_mcp_request_is_401(locked):
     assert requests.get(locked.url, timeout=5).status_code == 401
 
 
-@pytest.mark.parametrize("header", ["Bearer wrong-token-0123456789", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer", f"bearer  {TOKEN[:-1]}"])
+@pytest.mark.parametrize(
+    "header", ["Bearer wrong-token-0123456789", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer", f"bearer  {TOKEN[:-1]}"]
+)
 def test_wrong_tokens_are_401(locked, header):
     assert post(locked.url, INIT, Authorization=header).status_code == 401
 
@@ -65,12 +72,29 @@ def test_open_server_needs_no_token(server):
 
 
 def test_token_and_authorization_header_never_reach_the_logs(fake, tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "MCP_AUTH_TOKEN": TOKEN, "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json", "MCP_TOOLS_DIR": str(tmp_path), "MCP_DATA_DIR": str(tmp_path / "d")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "MCP_AUTH_TOKEN": TOKEN,
+        "LOG_LEVEL": "DEBUG",
+        "LOG_FORMAT": "json",
+        "MCP_TOOLS_DIR": str(tmp_path),
+        "MCP_DATA_DIR": str(tmp_path / "d"),
+    }
     proc, url = start_process(fake, env, tmp_path)
     try:
         r = post(url, INIT, Authorization=f"Bearer {TOKEN}")
         sid = r.headers["Mcp-Session-Id"]
-        post(url, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ollama_list_models", "arguments": {}}}, Authorization=f"Bearer {TOKEN}", **{"Mcp-Session-Id": sid})
+        post(
+            url,
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "ollama_list_models", "arguments": {}},
+            },
+            Authorization=f"Bearer {TOKEN}",
+            **{"Mcp-Session-Id": sid},
+        )
         post(url, INIT, Authorization=f"Bearer {TOKEN}-wrong")
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -81,7 +105,14 @@ def test_token_and_authorization_header_never_reach_the_logs(fake, tmp_path):
 
 
 def test_check_masks_tokens(fake, tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "ollama_mcp.py"), "--check", "--ollama-url", fake.url], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "MCP_AUTH_TOKEN": TOKEN}, cwd=tmp_path, timeout=30)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "ollama_mcp.py"), "--check", "--ollama-url", fake.url],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "MCP_AUTH_TOKEN": TOKEN},
+        cwd=tmp_path,
+        timeout=30,
+    )
     assert TOKEN not in r.stdout and "<1 token(s)>" in r.stdout
 
 
@@ -109,7 +140,16 @@ def test_exposure_warning_only_beyond_loopback_without_token():
 
 # --- read-only and tool filters -------------------------------------------------------------------
 
-CHANGING = {"ollama_pull_model", "ollama_delete_model", "ollama_copy_model", "ollama_create_model", "ollama_update_model", "ollama_unload_model", "ollama_save_context", "ollama_clear_context"}
+CHANGING = {
+    "ollama_pull_model",
+    "ollama_delete_model",
+    "ollama_copy_model",
+    "ollama_create_model",
+    "ollama_update_model",
+    "ollama_unload_model",
+    "ollama_save_context",
+    "ollama_clear_context",
+}
 
 
 def listed(server):
@@ -131,7 +171,9 @@ def test_read_only_hides_and_refuses_every_changing_tool(start_server, fake):
 
 def test_read_only_chat_refuses_to_save_a_session(start_server):
     c, _ = listed(start_server(read_only=True))
-    result, _ = c.call("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}], "session_id": "s"})
+    result, _ = c.call(
+        "ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}], "session_id": "s"}
+    )
     assert result["isError"] and "MCP_READ_ONLY" in result["content"][0]["text"]
     result, _ = c.call("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]})
     assert result["isError"] is False
@@ -174,7 +216,19 @@ def test_rate_limit_is_per_client(start_server):
 
 def slow_stream(client, fake, msg_id):
     fake.chunk_delay = 0.1
-    r = client.post({"jsonrpc": "2.0", "id": msg_id, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}, stream=True)
+    r = client.post(
+        {
+            "jsonrpc": "2.0",
+            "id": msg_id,
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_generate_stream",
+                "arguments": {"model": "gemma3:270m", "prompt": "x"},
+                "_meta": {"progressToken": 1},
+            },
+        },
+        stream=True,
+    )
     events = iter_sse(r)
     next(events)
     return r, events
@@ -261,7 +315,12 @@ def test_a_slow_drip_client_is_dropped_at_the_deadline(start_server):
 
 
 def test_deeply_nested_json_is_refused(client):
-    deep = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ollama_generate", "arguments": {"format": {}}}}
+    deep = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "ollama_generate", "arguments": {"format": {}}},
+    }
     node = deep["params"]["arguments"]["format"]
     for _ in range(100):
         node["x"] = {}
@@ -279,7 +338,14 @@ def test_silent_stream_gets_keepalive_comments(start_server, fake):
     c.initialize()
     fake.chunk_delay = 0.25
     fake.pullable["tinyllama"] = 1
-    r = c.post({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "ollama_pull_model", "arguments": {"model": "tinyllama"}, "_meta": {"progressToken": 1}}})
+    r = c.post(
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "ollama_pull_model", "arguments": {"model": "tinyllama"}, "_meta": {"progressToken": 1}},
+        }
+    )
     assert r.headers["Content-Type"] == "text/event-stream"
     assert ": keep-alive" in r.text
     assert json.loads(r.text.rstrip().rsplit("data: ", 1)[1])["result"]["structuredContent"]["status"] == "success"
@@ -290,7 +356,9 @@ def test_silent_call_without_progress_token_is_kept_alive_too(start_server, fake
     c = server.client()
     c.initialize()
     fake.latency = 0.5
-    r = c.post({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "ollama_list_models", "arguments": {}}})
+    r = c.post(
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "ollama_list_models", "arguments": {}}}
+    )
     assert r.headers["Content-Type"] == "text/event-stream"
     assert r.text.startswith(": keep-alive")
     assert json.loads(r.text.rstrip().rsplit("data: ", 1)[1])["id"] == 4
@@ -332,7 +400,17 @@ def test_metrics_count_calls_outcomes_tokens_and_rejections(server, client):
 
 def start_process(fake, env, tmp_path, *args):
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "ollama_mcp.py"), "--host", "127.0.0.1", "--port", "0", "--ollama-url", fake.url, *args],
+        [
+            sys.executable,
+            str(ROOT / "ollama_mcp.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--ollama-url",
+            fake.url,
+            *args,
+        ],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -352,7 +430,12 @@ def start_process(fake, env, tmp_path, *args):
 
 
 def test_sigterm_cancels_streams_and_exits_promptly(fake, tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "MCP_TOOLS_DIR": str(tmp_path), "MCP_DATA_DIR": str(tmp_path / "d"), "LOG_FORMAT": "json"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "MCP_TOOLS_DIR": str(tmp_path),
+        "MCP_DATA_DIR": str(tmp_path / "d"),
+        "LOG_FORMAT": "json",
+    }
     proc, url = start_process(fake, env, tmp_path)
     fake.chunk_delay = 0.2
     sid = post(url, INIT).headers["Mcp-Session-Id"]
@@ -360,7 +443,16 @@ def test_sigterm_cancels_streams_and_exits_promptly(fake, tmp_path):
 
     def stream():
         h = {"Accept": ACCEPT, "Content-Type": "application/json", "Mcp-Session-Id": sid}
-        msg = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "secret prompt text"}, "_meta": {"progressToken": 1}}}
+        msg = {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_generate_stream",
+                "arguments": {"model": "gemma3:270m", "prompt": "secret prompt text"},
+                "_meta": {"progressToken": 1},
+            },
+        }
         try:
             got["body"] = requests.post(url, json=msg, headers=h, timeout=20).text
         except requests.RequestException as e:

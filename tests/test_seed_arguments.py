@@ -4,11 +4,10 @@ longer honours, results written for a model, the unload tool, chat's session ids
 import json
 
 import pytest
+from test_core_tools import error_text, structured
 
 import ollama_mcp
 from conftest import iter_sse
-from test_core_tools import error_text, structured
-
 
 # --- embeddings: the plan's names, Ollama's names as aliases ------------------------------------
 
@@ -31,7 +30,11 @@ def test_create_embeddings_take_prompts_or_inputs(client, key):
     [
         ("ollama_embeddings", {"model": "all-minilm"}, "`prompt` or `input`"),
         ("ollama_embeddings", {"model": "all-minilm", "prompt": "a", "input": "b"}, "`prompt` or `input`"),
-        ("ollama_create_embeddings", {"model": "all-minilm", "prompts": ["a"], "inputs": ["b"]}, "`prompts` or `inputs`"),
+        (
+            "ollama_create_embeddings",
+            {"model": "all-minilm", "prompts": ["a"], "inputs": ["b"]},
+            "`prompts` or `inputs`",
+        ),
     ],
 )
 def test_exactly_one_of_the_two_names(client, tool, arguments, names):
@@ -51,7 +54,17 @@ def test_exactly_one_of_the_two_names(client, tool, arguments, names):
 )
 def test_stream_true_sends_every_token_like_the_stream_tools(client, tool, arguments):
     result, notes = client.call(tool, {**arguments, "stream": True}, progress=True)
-    assert [n["params"]["message"] for n in notes] == ["The", " sky", " is", " blue", " because", " of", " Rayleigh", " scattering", "."]
+    assert [n["params"]["message"] for n in notes] == [
+        "The",
+        " sky",
+        " is",
+        " blue",
+        " because",
+        " of",
+        " Rayleigh",
+        " scattering",
+        ".",
+    ]
     assert result["isError"] is False
     _, quiet = client.call(tool, {**arguments, "stream": False}, progress=True)
     assert len(quiet) <= 1  # a token count at most, never the text
@@ -60,11 +73,22 @@ def test_stream_true_sends_every_token_like_the_stream_tools(client, tool, argum
 # --- options Ollama no longer honours ----------------------------------------------------------
 
 
-OLD_OPTIONS = {"num_parts": 2, "use_mlock": True, "low_vram": True, "f16_kv": True, "vocab_only": False, "embedding_only": False}
+OLD_OPTIONS = {
+    "num_parts": 2,
+    "use_mlock": True,
+    "low_vram": True,
+    "f16_kv": True,
+    "vocab_only": False,
+    "embedding_only": False,
+}
 
 
 def test_old_options_are_accepted_left_out_and_reported(client, fake):
-    out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "options": {"temperature": 0, **OLD_OPTIONS}})[0])
+    out = structured(
+        client.call(
+            "ollama_generate", {"model": "gemma3:270m", "prompt": "x", "options": {"temperature": 0, **OLD_OPTIONS}}
+        )[0]
+    )
     assert set(out["ignored_options"]) == set(OLD_OPTIONS)
     assert "OLLAMA_KV_CACHE_TYPE" in out["ignored_options"]["f16_kv"]
     assert fake.bodies("/api/generate")[-1]["options"] == {"temperature": 0}
@@ -90,7 +114,9 @@ def test_a_misspelt_option_is_still_an_error(client):
 
 
 def test_a_modelfile_parameter_ollama_ignores_is_refused(client, fake):
-    result, _ = client.call("ollama_create_model", {"model": "x", "modelfile": "FROM gemma3:270m\nPARAMETER use_mlock true"})
+    result, _ = client.call(
+        "ollama_create_model", {"model": "x", "modelfile": "FROM gemma3:270m\nPARAMETER use_mlock true"}
+    )
     assert result["isError"] and "line 2" in error_text(result) and "use_mlock" in error_text(result)
     assert "/api/create" not in fake.paths()
 
@@ -111,13 +137,20 @@ def test_show_and_modelfile_leave_the_license_out_unless_asked(client, licensed)
     shown = client.call("ollama_show_model", {"model": "gemma3:270m"})[0]
     assert len(shown["content"][0]["text"]) < 12_000
     out = structured(shown)
-    assert out["license"].startswith("LLAMA 3.2 COMMUNITY LICENSE AGREEMENT") and "include_license: true" in out["license"]
+    assert (
+        out["license"].startswith("LLAMA 3.2 COMMUNITY LICENSE AGREEMENT") and "include_license: true" in out["license"]
+    )
     assert "Terms and conditions. " * 50 not in out["modelfile"] and "# LICENSE left out" in out["modelfile"]
     modelfile = structured(client.call("ollama_get_modelfile", {"model": "gemma3:270m"})[0])["modelfile"]
     assert "# LICENSE left out" in modelfile and "TEMPLATE" in modelfile
     full = structured(client.call("ollama_show_model", {"model": "gemma3:270m", "include_license": True})[0])
     assert full["license"] == LICENSE and LICENSE in full["modelfile"]
-    assert LICENSE in structured(client.call("ollama_get_modelfile", {"model": "gemma3:270m", "include_license": True})[0])["modelfile"]
+    assert (
+        LICENSE
+        in structured(client.call("ollama_get_modelfile", {"model": "gemma3:270m", "include_license": True})[0])[
+            "modelfile"
+        ]
+    )
 
 
 # --- unload -------------------------------------------------------------------------------------
@@ -144,7 +177,10 @@ def test_unload_of_an_unknown_model_says_how_to_list_models(client):
 
 @pytest.mark.parametrize("session_id", ["a", "chat.2026-11-25", "x_y-z", "." * 2 + "a", "A" * 128])
 def test_every_id_chat_accepts_can_be_loaded_and_cleared(client, session_id):
-    result, _ = client.call("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}], "session_id": session_id})
+    result, _ = client.call(
+        "ollama_chat",
+        {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}], "session_id": session_id},
+    )
     assert result["isError"] is False
     assert structured(client.call("ollama_load_context", {"session_id": session_id})[0])["count"] == 2
     assert structured(client.call("ollama_clear_context", {"session_id": session_id})[0])["deleted"] is True
@@ -152,7 +188,10 @@ def test_every_id_chat_accepts_can_be_loaded_and_cleared(client, session_id):
 
 @pytest.mark.parametrize("session_id", ["..", ".", "a/b", "", "A" * 129, "a\n"])
 def test_ids_the_contexts_refuse_chat_refuses_too(client, session_id):
-    result, _ = client.call("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}], "session_id": session_id})
+    result, _ = client.call(
+        "ollama_chat",
+        {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}], "session_id": session_id},
+    )
     assert result["isError"] and "session_id" in error_text(result)
 
 
@@ -160,7 +199,9 @@ def test_chat_and_contexts_share_one_session_id_schema():
     tools = {t.name: t for t in ollama_mcp.BUILTIN_TOOLS}
     chat = tools["ollama_chat"].input_schema["properties"]["session_id"]
     saved = tools["ollama_load_context"].input_schema["properties"]["session_id"]
-    assert {k: v for k, v in chat.items() if k != "description"} == {k: v for k, v in saved.items() if k != "description"}
+    assert {k: v for k, v in chat.items() if k != "description"} == {
+        k: v for k, v in saved.items() if k != "description"
+    }
 
 
 # --- a call cancelled by another call is still answered -----------------------------------------
@@ -168,7 +209,19 @@ def test_chat_and_contexts_share_one_session_id_schema():
 
 def test_a_call_cancelled_by_the_tool_gets_an_error_with_its_text_so_far(client, fake):
     fake.chunk_delay = 0.1
-    r = client.post({"jsonrpc": "2.0", "id": "34", "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": 1}}}, stream=True)
+    r = client.post(
+        {
+            "jsonrpc": "2.0",
+            "id": "34",
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_generate_stream",
+                "arguments": {"model": "gemma3:270m", "prompt": "x"},
+                "_meta": {"progressToken": 1},
+            },
+        },
+        stream=True,
+    )
     events = iter_sse(r)
     for _ in range(3):
         next(events)

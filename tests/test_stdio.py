@@ -13,7 +13,16 @@ from conftest import ROOT
 @pytest.fixture
 def proc(fake, tmp_path):
     p = subprocess.Popen(
-        [sys.executable, str(ROOT / "ollama_mcp.py"), "--transport", "stdio", "--ollama-url", fake.url, "--log-level", "DEBUG"],
+        [
+            sys.executable,
+            str(ROOT / "ollama_mcp.py"),
+            "--transport",
+            "stdio",
+            "--ollama-url",
+            fake.url,
+            "--log-level",
+            "DEBUG",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -40,14 +49,29 @@ def read(p):
 
 
 def initialize(p):
-    send(p, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    send(
+        p,
+        {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
+    )
     assert read(p)["result"]["serverInfo"]["name"] == "ollama-mcp"
     send(p, {"jsonrpc": "2.0", "method": "notifications/initialized"})
 
 
 def test_every_stdout_line_is_json_and_logs_go_to_stderr(proc):
     initialize(proc)
-    send(proc, {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ollama_list_models", "arguments": {}}})
+    send(
+        proc,
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ollama_list_models", "arguments": {}}},
+    )
     assert read(proc)["id"] == 1
     proc.stdin.close()
     rest, err = proc.stdout.read(), proc.stderr.read()
@@ -65,7 +89,19 @@ def test_bad_json_line_gets_parse_error(proc):
 def test_ping_is_answered_while_a_call_streams_and_cancel_stops_it(proc, fake):
     fake.chunk_delay = 0.1
     initialize(proc)
-    send(proc, {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": "x"}, "_meta": {"progressToken": "p"}}})
+    send(
+        proc,
+        {
+            "jsonrpc": "2.0",
+            "id": 5,
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_generate_stream",
+                "arguments": {"model": "gemma3:270m", "prompt": "x"},
+                "_meta": {"progressToken": "p"},
+            },
+        },
+    )
     assert read(proc)["method"] == "notifications/progress"
     send(proc, {"jsonrpc": "2.0", "id": 6, "method": "ping"})
     while True:
@@ -85,7 +121,15 @@ def test_ping_is_answered_while_a_call_streams_and_cancel_stops_it(proc, fake):
 def test_eof_cancels_in_flight_calls_and_exits(proc, fake):
     fake.chunk_delay = 0.2
     initialize(proc)
-    send(proc, {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ollama_generate", "arguments": {"model": "gemma3:270m", "prompt": "x"}}})
+    send(
+        proc,
+        {
+            "jsonrpc": "2.0",
+            "id": 5,
+            "method": "tools/call",
+            "params": {"name": "ollama_generate", "arguments": {"model": "gemma3:270m", "prompt": "x"}},
+        },
+    )
     time.sleep(0.3)
     started = time.monotonic()
     proc.stdin.close()
@@ -98,7 +142,19 @@ def test_concurrent_calls_interleave_without_corrupting_lines(proc, fake):
     fake.chunk_delay = 0.01
     initialize(proc)
     for i in range(5):
-        send(proc, {"jsonrpc": "2.0", "id": 100 + i, "method": "tools/call", "params": {"name": "ollama_chat_stream", "arguments": {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]}, "_meta": {"progressToken": i}}})
+        send(
+            proc,
+            {
+                "jsonrpc": "2.0",
+                "id": 100 + i,
+                "method": "tools/call",
+                "params": {
+                    "name": "ollama_chat_stream",
+                    "arguments": {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]},
+                    "_meta": {"progressToken": i},
+                },
+            },
+        )
     done = set()
     lines = 0
     while len(done) < 5:

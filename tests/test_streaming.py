@@ -28,7 +28,7 @@ def test_tokens_arrive_as_they_are_generated(client, fake):
     assert len(notes) == 9
     first_at, last_at = notes[0][0], arrivals[-1][0]
     assert first_at < last_at - 0.8, "the first token must arrive long before the end (no buffering)"
-    gaps = [b[0] - a[0] for a, b in zip(notes, notes[1:])]
+    gaps = [b[0] - a[0] for a, b in zip(notes, notes[1:], strict=False)]
     assert min(gaps) > 0.05, "each token is its own event, sent when Ollama sends it"
 
 
@@ -83,7 +83,17 @@ def test_client_leaving_a_json_mode_call_stops_ollama(client, fake):
     """Without a progressToken the answer is one JSON body at the end; leaving early still stops Ollama."""
     fake.chunk_delay = 0.1
     port = int(client.url.split(":")[2].split("/")[0])
-    body = json.dumps({"jsonrpc": "2.0", "id": 90, "method": "tools/call", "params": {"name": "ollama_chat", "arguments": {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]}}}).encode()
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 90,
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_chat",
+                "arguments": {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]},
+            },
+        }
+    ).encode()
     head = (
         f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
         f"Accept: application/json, text/event-stream\r\nMcp-Session-Id: {client.session_id}\r\n"

@@ -13,7 +13,7 @@ _MAX_TEXTS = 512
 
 
 def _cosine(a, b):
-    dot = sum(x * y for x, y in zip(a, b))
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
     return dot / norm if norm else 0.0
 
@@ -41,7 +41,10 @@ def _cosine(a, b):
             "query": {"type": "string"},
             "results": {
                 "type": "array",
-                "items": open_object({"index": {"type": "integer"}, "text": {"type": "string"}, "score": {"type": "number"}}, ["index", "text", "score"]),
+                "items": open_object(
+                    {"index": {"type": "integer"}, "text": {"type": "string"}, "score": {"type": "number"}},
+                    ["index", "text", "score"],
+                ),
             },
         },
         ["model", "query", "results"],
@@ -58,7 +61,10 @@ def ollama_rank_texts(call, args):
         raise ToolError(f"Ollama returned {len(vectors)} embeddings for {len(texts) + 1} inputs")
     query, rest = vectors[0], vectors[1:]
     ranked = sorted(
-        ({"index": i, "text": text, "score": round(_cosine(query, vec), 6)} for i, (text, vec) in enumerate(zip(texts, rest))),
+        (
+            {"index": i, "text": text, "score": round(_cosine(query, vec), 6)}
+            for i, (text, vec) in enumerate(zip(texts, rest, strict=False))
+        ),
         key=lambda r: r["score"],
         reverse=True,
     )
