@@ -3,8 +3,10 @@
 import dataclasses
 import json
 import os
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -74,7 +76,8 @@ class LiveServer:
         self.app = self.srv.app
         self.mcp = self.app.server
         self.config = config
-        self.url = f"http://127.0.0.1:{self.srv.port}/mcp"
+        self.port = self.srv.port
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.thread = threading.Thread(target=self.srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
@@ -230,3 +233,113 @@ async def cancel_after_progress(client, tool, arguments, count, timeout):
 
             tg.start_soon(lambda: client.call_tool(tool, arguments, progress_callback=on_progress))
     return seen
+
+
+# --- helpers the test modules share -------------------------------------------------------
+
+
+def wait_for(predicate, timeout=5.0):
+    """Wait until `predicate()` is true (polling), at most `timeout` seconds; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def structured(result):
+    assert result["isError"] is False, result["content"][0]["text"]
+    assert json.loads(result["content"][0]["text"]) == result["structuredContent"]
+    return result["structuredContent"]
+
+
+def error_text(result):
+    assert result["isError"] is True
+    return result["content"][0]["text"]
+
+
+TOKEN = "s3cret-token-for-tests-0123456789"
+
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+def post(url, payload, **headers):
+    """POST one JSON-RPC payload (or raw text) with the headers an MCP client sends."""
+    h = {"Accept": ACCEPT, "Content-Type": "application/json"}
+    h.update(headers)
+    data = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
+    return requests.post(url, data=data, headers=h, timeout=10)
+
+
+def slow_stream(client, fake, msg_id):
+    fake.chunk_delay = 0.1
+    r = client.post(
+        {
+            "jsonrpc": "2.0",
+            "id": msg_id,
+            "method": "tools/call",
+            "params": {
+                "name": "ollama_generate_stream",
+                "arguments": {"model": "gemma3:270m", "prompt": "x"},
+                "_meta": {"progressToken": 1},
+            },
+        },
+        stream=True,
+    )
+    events = iter_sse(r)
+    next(events)
+    return r, events
+
+
+def start_process(fake, env, tmp_path, *args):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "ollama_mcp.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--ollama-url",
+            fake.url,
+            *args,
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 20
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        lines.append(line)
+        if "serving MCP on http://" in line:
+            port = line.split("http://127.0.0.1:")[1].split("/")[0]
+            return proc, f"http://127.0.0.1:{port}/mcp"
+    proc.kill()
+    raise AssertionError("server did not start: " + "".join(lines))
+
+
+REGION_PACK = """
+from ollama_mcp import open_object, strict_object, tool
+
+
+@tool(
+    title="Echo a region",
+    description="Return the region it was given (a tool whose argument is mirrored into a header).",
+    input_schema=strict_object({"region": {"type": "string", "x-mcp-header": "Region"}}, ["region"]),
+    output_schema=open_object({"region": {"type": "string"}}, ["region"]),
+    read_only=True,
+)
+def pack_echo_region(call, args):
+    return {"region": args["region"]}
+"""

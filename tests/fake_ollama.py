@@ -15,14 +15,14 @@ per chunk, and notices when a client closes a stream early (as Ollama does, it t
 
 import copy
 import hashlib
+import http.server
+import io
 import json
-import sys
+import socket
 import threading
 import time
+import urllib.parse
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import ollama_mcp  # noqa: E402  (its HTTP server keeps connections alive, as Ollama's does)
 
 SAMPLES = Path(__file__).resolve().parent / "ollama_samples"
 VERSION = "0.24.0"
@@ -91,9 +91,9 @@ class FakeOllama:
         self.aborted = threading.Event()
         self.die_after_chunks = None  # drop the connection after this many chunks (once)
         self._failures = {}
+        self._routes = {}  # (method, path) -> handler set by route()
         self._lock = threading.Lock()
         self._server = None
-        self.metrics = ollama_mcp.Metrics()  # the HTTP server counts refused connections here
 
     # --- control -------------------------------------------------------------------------
 
@@ -120,6 +120,15 @@ class FakeOllama:
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
+
+    def route(self, method, path, handler):
+        """From now on answer `method path` with `handler(start_response, body, environ, raw)`;
+        `answer(...)` gives the usual answer, for a handler that changes only some requests."""
+        self._routes[(method, path)] = handler
+
+    def answer(self, method, path, start_response, body, environ, raw):
+        """The fake's usual answer to `method path`."""
+        return self.ROUTES[(method, path)](self, start_response, body, environ, raw)
 
     def fail(self, path, status, body, times=1):
         """The next `times` requests to `path` answer `status` with `body` (dict -> JSON, str -> text)."""
@@ -162,6 +171,8 @@ class FakeOllama:
             if isinstance(payload, str):
                 return self._text(start_response, status, payload)
             return self._json(start_response, status, payload)
+        if (method, path) in self._routes:
+            return self._routes[(method, path)](start_response, body if body is not None else {}, environ, raw)
         route = self.ROUTES.get((method, path))
         if route is None and path.startswith("/api/blobs/sha256:") and method in ("HEAD", "POST"):
             route = FakeOllama._blob
@@ -597,10 +608,75 @@ class FakeOllama:
     }
 
 
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves the fake's WSGI app with HTTP/1.1 keep-alive, as Ollama does: a response without a
+    Content-Length (an NDJSON stream) goes out chunked, each piece at once; a client that closes
+    a stream early closes the app's iterator, which the fake counts as an aborted stream."""
+
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as Go's net/http does
+
+    def log_message(self, format, *args):  # quiet: the tests read the fake's own records
+        pass
+
+    def _run(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        environ = {
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": urllib.parse.unquote(self.path.split("?", 1)[0]),
+            "CONTENT_LENGTH": str(length),
+            "wsgi.input": io.BytesIO(self.rfile.read(length) if length else b""),
+        }
+        state = {}
+
+        def start_response(status, headers, exc_info=None):
+            state["head"] = (status, headers)
+
+        body = self.server.app(environ, start_response)
+        status, headers = state["head"]
+        chunked = not any(k.lower() == "content-length" for k, _ in headers)
+        try:
+            self.send_response(int(status.split()[0]))
+            for key, value in headers:
+                self.send_header(key, value)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in body:
+                if self.command == "HEAD":
+                    continue
+                if chunked and piece:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                elif piece:
+                    self.wfile.write(piece)
+                self.wfile.flush()
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except (ConnectionError, OSError):  # the client left, or the fake "died" mid-stream
+            self.close_connection = True
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+    do_GET = do_POST = do_DELETE = do_HEAD = do_PUT = _run
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, app, port):
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.app = app
+        self.port = self.server_address[1]
+
+
 def _serve(app, port):
-    """A threaded keep-alive HTTP server for `app` on 127.0.0.1:`port` (0 picks one)."""
-    config = ollama_mcp.Config(host="127.0.0.1", port=port, max_connections=10_000, client_timeout=300)
-    return ollama_mcp.make_http_server(config, app)
+    """A threaded keep-alive HTTP server for `app` on 127.0.0.1:`port` (0 picks one); the standard
+    library's own, so the fake shares no code with the server under test."""
+    return _Server(app, port)
 
 
 def main():

@@ -4,9 +4,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_benchmark_smoke_run_produces_every_scenario(tmp_path):
     out = tmp_path / "bench.json"
     r = subprocess.run(

@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_stateless import REGION_PACK
+
+from conftest import REGION_PACK
 
 pytestmark = pytest.mark.conformance
 

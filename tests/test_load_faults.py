@@ -9,17 +9,9 @@ import sys
 import threading
 import time
 
-from conftest import ROOT, iter_sse
+import pytest
 
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
+from conftest import ROOT, iter_sse, wait_for
 
 STREAMS = [
     ("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}),
@@ -27,6 +19,7 @@ STREAMS = [
 ]
 
 
+@pytest.mark.slow
 def test_many_streams_with_random_cancels_and_disconnects_leak_nothing(start_server, fake):
     server = start_server(rate_limit=0, max_concurrent_per_client=64, max_concurrent=64)
     fake.chunk_delay = 0.02

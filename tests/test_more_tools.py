@@ -8,10 +8,9 @@ import time
 import jsonschema
 import pytest
 import responses
-from test_core_tools import error_text, structured
 
 import ollama_mcp
-from conftest import iter_sse
+from conftest import error_text, iter_sse, structured, wait_for
 
 
 def call_ok(client, server, name, args=None, **kw):
@@ -334,18 +333,13 @@ def test_get_model_size_unknown(client):
 
 
 def test_models_info_survives_one_failing_model(client, server, fake):
-    original = type(fake).ROUTES[("POST", "/api/show")]
-
-    def flaky(self, start_response, body, environ, raw):
+    def flaky(start_response, body, environ, raw):
         if body.get("model") == "all-minilm:latest":
-            return self._json(start_response, 500, {"error": "manifest corrupt"})
-        return original(self, start_response, body, environ, raw)
+            return fake._json(start_response, 500, {"error": "manifest corrupt"})
+        return fake.answer("POST", "/api/show", start_response, body, environ, raw)
 
-    type(fake).ROUTES[("POST", "/api/show")] = flaky
-    try:
-        out, _ = call_ok(client, server, "ollama_get_models_info")
-    finally:
-        type(fake).ROUTES[("POST", "/api/show")] = original
+    fake.route("POST", "/api/show", flaky)
+    out, _ = call_ok(client, server, "ollama_get_models_info")
     assert out["count"] == 4 and out["errors"] == 1
     by_name = {m["name"]: m for m in out["models"]}
     assert "manifest corrupt" in by_name["all-minilm:latest"]["error"]
@@ -467,29 +461,19 @@ def test_cancel_request_cannot_see_other_principals(start_server, fake):
 
 
 def test_batch_keeps_order_and_reports_each_failure(client, server, fake):
-    original = type(fake).ROUTES[("POST", "/api/generate")]
-
-    def sometimes(self, start_response, body, environ, raw):
+    def sometimes(start_response, body, environ, raw):
         if body.get("prompt") == "bad":
-            return self._json(start_response, 500, {"error": "out of memory"})
-        return original(self, start_response, body, environ, raw)
+            return fake._json(start_response, 500, {"error": "out of memory"})
+        return fake.answer("POST", "/api/generate", start_response, body, environ, raw)
 
-    type(fake).ROUTES[("POST", "/api/generate")] = sometimes
-    try:
-        out, notes = call_ok(
-            client,
-            server,
-            "ollama_batch_generate",
-            {
-                "model": "gemma3:270m",
-                "prompts": ["a", "bad", "c", "d"],
-                "options": {"num_predict": 2},
-                "concurrency": 2,
-            },
-            progress=True,
-        )
-    finally:
-        type(fake).ROUTES[("POST", "/api/generate")] = original
+    fake.route("POST", "/api/generate", sometimes)
+    out, notes = call_ok(
+        client,
+        server,
+        "ollama_batch_generate",
+        {"model": "gemma3:270m", "prompts": ["a", "bad", "c", "d"], "options": {"num_predict": 2}, "concurrency": 2},
+        progress=True,
+    )
     assert [r["index"] for r in out["results"]] == [0, 1, 2, 3]
     assert [r["prompt"] for r in out["results"]] == ["a", "bad", "c", "d"]
     assert "out of memory" in out["results"][1]["error"]
@@ -506,28 +490,24 @@ def test_batch_runs_prompts_in_parallel_up_to_the_cap(start_server, fake):
     fake.chunk_delay = 0.05
     active, peak = [0], [0]
     lock = threading.Lock()
-    original = type(fake).ROUTES[("POST", "/api/generate")]
 
-    def counting(self, start_response, body, environ, raw):
+    def counting(start_response, body, environ, raw):
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
         try:
-            return list(original(self, start_response, body, environ, raw))
+            return list(fake.answer("POST", "/api/generate", start_response, body, environ, raw))
         finally:
             with lock:
                 active[0] -= 1
 
-    type(fake).ROUTES[("POST", "/api/generate")] = counting
-    try:
-        out = structured(
-            c.call(
-                "ollama_batch_generate",
-                {"model": "gemma3:270m", "prompts": ["p"] * 9, "concurrency": 10, "options": {"num_predict": 2}},
-            )[0]
-        )
-    finally:
-        type(fake).ROUTES[("POST", "/api/generate")] = original
+    fake.route("POST", "/api/generate", counting)
+    out = structured(
+        c.call(
+            "ollama_batch_generate",
+            {"model": "gemma3:270m", "prompts": ["p"] * 9, "concurrency": 10, "options": {"num_predict": 2}},
+        )[0]
+    )
     assert out["concurrency"] == 3 and out["succeeded"] == 9
     assert peak[0] == 3
 
@@ -555,13 +535,10 @@ def test_cancelling_a_batch_stops_every_outstanding_prompt(client, fake):
     }
     sender = threading.Thread(target=lambda: reply.update(body=client.post(payload).content))
     sender.start()
-    time.sleep(0.35)
+    assert wait_for(lambda: fake.streams_started == 3)
     client.post({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 50}})
-    deadline = time.monotonic() + 3
-    while fake.streams_aborted < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert fake.streams_aborted == 3, "the three running prompts are closed"
-    time.sleep(0.3)
+    assert wait_for(lambda: fake.streams_aborted == 3), "the three running prompts are closed"
+    time.sleep(0.3)  # a window in which a queued prompt would start, were it going to
     assert fake.streams_started == 3, "the waiting prompts never start"
     sender.join(5)
     assert b'"id":50' not in reply["body"]

@@ -147,4 +147,7 @@ def test_rank_texts_with_a_model_that_cannot_embed(pack_client):
 def test_default_registry_includes_the_shipped_pack(make_config):
     registry = ollama_mcp.build_registry(make_config(tools_dir=""))
     assert "ollama_rank_texts" in registry
-    assert json.dumps(registry.get("ollama_rank_texts").spec())
+    spec = registry.get("ollama_rank_texts").spec()
+    assert spec["inputSchema"]["required"] == ["model", "query", "texts"]
+    assert spec["annotations"]["readOnlyHint"] is True
+    assert json.loads(json.dumps(spec)) == spec  # plain JSON all the way down

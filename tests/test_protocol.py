@@ -6,22 +6,7 @@ import pytest
 import requests
 
 import ollama_mcp
-from conftest import ACCEPT, read_messages
-
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
-
-
-def post(server, payload, **headers):
-    h = {"Accept": ACCEPT, "Content-Type": "application/json"}
-    h.update(headers)
-    data = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
-    return requests.post(server.url, data=data, headers=h, timeout=10)
-
+from conftest import ACCEPT, INIT, post, read_messages
 
 # --- HTTP surface -------------------------------------------------------------------------
 
@@ -46,22 +31,22 @@ def test_other_paths_are_404(server):
 
 @pytest.mark.parametrize("accept", ["application/json", "text/event-stream", "text/html", ""])
 def test_post_needs_accept_for_json_and_sse(server, accept):
-    r = post(server, INIT, Accept=accept)
+    r = post(server.url, INIT, Accept=accept)
     assert r.status_code == 406
 
 
 @pytest.mark.parametrize("accept", ["*/*", "application/json, text/event-stream", "application/*, text/*"])
 def test_post_accepts_wildcards(server, accept):
-    assert post(server, INIT, Accept=accept).status_code == 200
+    assert post(server.url, INIT, Accept=accept).status_code == 200
 
 
 def test_post_needs_json_content_type(server):
-    r = post(server, INIT, **{"Content-Type": "text/plain"})
+    r = post(server.url, INIT, **{"Content-Type": "text/plain"})
     assert r.status_code == 415
 
 
 def test_bad_json_is_400_with_parse_error_and_null_id(server):
-    r = post(server, b'{"jsonrpc": "2.0", "id": 1, "method": ')
+    r = post(server.url, b'{"jsonrpc": "2.0", "id": 1, "method": ')
     assert r.status_code == 400
     body = r.json()
     assert body["error"]["code"] == -32700
@@ -78,26 +63,26 @@ def test_invalid_jsonrpc_object_is_invalid_request(client):
 def test_body_over_the_cap_is_413(start_server):
     server = start_server(max_body_bytes=2048)
     big = dict(INIT, params=dict(INIT["params"], padding="x" * 4096))
-    assert post(server, big).status_code == 413
+    assert post(server.url, big).status_code == 413
 
 
 # --- sessions -----------------------------------------------------------------------------
 
 
 def test_initialize_sets_a_visible_ascii_session_id(server):
-    r = post(server, INIT)
+    r = post(server.url, INIT)
     session_id = r.headers["Mcp-Session-Id"]
     assert session_id and all(0x21 <= ord(c) <= 0x7E for c in session_id)
     assert r.headers["Content-Type"] == "application/json"
 
 
 def test_request_without_session_is_400(server):
-    r = post(server, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+    r = post(server.url, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
     assert r.status_code == 400
 
 
 def test_unknown_session_is_404(server):
-    r = post(server, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, **{"Mcp-Session-Id": "nope"})
+    r = post(server.url, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, **{"Mcp-Session-Id": "nope"})
     assert r.status_code == 404
 
 
@@ -139,12 +124,12 @@ def test_notification_and_response_get_202_empty(client):
 @pytest.mark.parametrize("version", ollama_mcp.PROTOCOL_VERSIONS)
 def test_initialize_echoes_a_supported_version(server, version):
     body = dict(INIT, params=dict(INIT["params"], protocolVersion=version))
-    assert post(server, body).json()["result"]["protocolVersion"] == version
+    assert post(server.url, body).json()["result"]["protocolVersion"] == version
 
 
 def test_initialize_with_unknown_version_answers_the_newest(server):
     body = dict(INIT, params=dict(INIT["params"], protocolVersion="1999-01-01"))
-    assert post(server, body).json()["result"]["protocolVersion"] == ollama_mcp.LATEST_PROTOCOL_VERSION
+    assert post(server.url, body).json()["result"]["protocolVersion"] == ollama_mcp.LATEST_PROTOCOL_VERSION
 
 
 def test_unsupported_protocol_version_header_is_400(client):
@@ -160,7 +145,7 @@ def test_missing_protocol_version_header_is_accepted(client):
 
 
 def test_initialize_result_has_capabilities_and_server_info(server):
-    result = post(server, INIT).json()["result"]
+    result = post(server.url, INIT).json()["result"]
     assert result["capabilities"] == {
         "tools": {"listChanged": False},
         "logging": {},
@@ -174,7 +159,7 @@ def test_initialize_result_has_capabilities_and_server_info(server):
 
 def test_server_discover_without_its_envelope_is_a_modern_invalid_params(server):
     # A dual-era client reads a recognised 2026-07-28 error as "this server is modern".
-    r = post(server, {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}})
+    r = post(server.url, {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}})
     assert r.status_code == 400
     assert r.json()["error"]["code"] == -32602 and r.json()["id"] == 1
 
@@ -207,22 +192,22 @@ def test_batch_is_answered_in_2025_03_26(server):
 
 
 def test_foreign_origin_is_403(server):
-    assert post(server, INIT, Origin="http://evil.example.com").status_code == 403
+    assert post(server.url, INIT, Origin="http://evil.example.com").status_code == 403
 
 
 @pytest.mark.parametrize("origin", ["http://localhost:3000", "http://127.0.0.1", "https://[::1]:8080"])
 def test_loopback_origins_pass(server, origin):
-    assert post(server, INIT, Origin=origin).status_code == 200
+    assert post(server.url, INIT, Origin=origin).status_code == 200
 
 
 def test_configured_origin_passes(start_server):
     server = start_server(allowed_origins=("https://app.example.com",))
-    assert post(server, INIT, Origin="https://app.example.com").status_code == 200
-    assert post(server, INIT, Origin="https://other.example.com").status_code == 403
+    assert post(server.url, INIT, Origin="https://app.example.com").status_code == 200
+    assert post(server.url, INIT, Origin="https://other.example.com").status_code == 403
 
 
 def test_foreign_host_on_loopback_bind_is_403(server):
-    assert post(server, INIT, Host="evil.example.com").status_code == 403
+    assert post(server.url, INIT, Host="evil.example.com").status_code == 403
 
 
 def test_host_is_not_checked_on_a_public_bind_without_allow_list(make_config):
@@ -340,7 +325,7 @@ def test_read_messages_helper_handles_json(client):
 def test_connections_are_kept_alive_across_requests_and_streams(server):
     import http.client
 
-    port = int(server.url.split(":")[2].split("/")[0])
+    port = server.port
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     headers = {"Accept": ACCEPT, "Content-Type": "application/json"}
     conn.request("POST", "/mcp", json.dumps(INIT), headers)
@@ -373,7 +358,7 @@ def test_a_refused_request_with_an_unread_body_closes_the_connection(start_serve
     server = start_server(max_body_bytes=1024)
     import http.client
 
-    port = int(server.url.split(":")[2].split("/")[0])
+    port = server.port
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("POST", "/mcp", b"x" * 4096, {"Accept": ACCEPT, "Content-Type": "application/json"})
     r = conn.getresponse()
@@ -381,10 +366,10 @@ def test_a_refused_request_with_an_unread_body_closes_the_connection(start_serve
     conn.close()
 
 
-def test_http_1_0_clients_get_a_closed_unchunked_stream(client):
+def test_http_1_0_clients_get_a_closed_unchunked_stream(server, client):
     import socket
 
-    port = int(client.url.split(":")[2].split("/")[0])
+    port = server.port
     body = json.dumps(
         {
             "jsonrpc": "2.0",

@@ -1,7 +1,6 @@
 """Access control, limits and operations over real sockets."""
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -13,22 +12,7 @@ import pytest
 import requests
 
 import ollama_mcp
-from conftest import ACCEPT, ROOT, iter_sse
-
-TOKEN = "s3cret-token-for-tests-0123456789"
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
-
-
-def post(url, payload, **headers):
-    h = {"Accept": ACCEPT, "Content-Type": "application/json"}
-    h.update(headers)
-    return requests.post(url, data=json.dumps(payload), headers=h, timeout=10)
-
+from conftest import ACCEPT, INIT, ROOT, TOKEN, post, slow_stream, start_process, wait_for
 
 # --- bearer tokens ------------------------------------------------------------------------------
 
@@ -200,7 +184,7 @@ def test_rate_limit_gives_429_with_retry_after_then_recovers(start_server):
     assert r.status_code == 429
     assert int(r.headers["Retry-After"]) >= 1
     assert r.json()["error"]["code"] == -32000 and "MCP_RATE_LIMIT" in r.json()["error"]["message"]
-    time.sleep(0.6)
+    time.sleep(0.6)  # the bucket refills with time: waiting longer than needed is always fine
     assert c.post({"jsonrpc": "2.0", "id": 3, "method": "ping"}).status_code == 200
     base = server.url.rsplit("/", 1)[0]
     assert "ollama_mcp_rate_limited_total 1" in requests.get(f"{base}/metrics", timeout=5).text
@@ -212,26 +196,6 @@ def test_rate_limit_is_per_client(start_server):
         assert post(server.url, INIT, Authorization=f"Bearer {token}").status_code == 200
         assert post(server.url, INIT, Authorization=f"Bearer {token}").status_code == 200
     assert post(server.url, INIT, Authorization=f"Bearer {TOKEN}").status_code == 429
-
-
-def slow_stream(client, fake, msg_id):
-    fake.chunk_delay = 0.1
-    r = client.post(
-        {
-            "jsonrpc": "2.0",
-            "id": msg_id,
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "x"},
-                "_meta": {"progressToken": 1},
-            },
-        },
-        stream=True,
-    )
-    events = iter_sse(r)
-    next(events)
-    return r, events
 
 
 def test_per_client_concurrency_cap_then_recovers(start_server, fake):
@@ -263,22 +227,22 @@ def test_total_concurrency_cap(start_server, fake):
 
 def test_connection_cap_answers_503_at_once_and_recovers(start_server):
     server = start_server(max_connections=2, client_timeout=5)
-    port = int(server.url.split(":")[2].split("/")[0])
+    port = server.port
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
-    time.sleep(0.1)
+    assert wait_for(lambda: server.srv._open_total == 2)
     extra = socket.create_connection(("127.0.0.1", port))
     extra.settimeout(3)
     assert extra.recv(100).startswith(b"HTTP/1.1 503")
     extra.close()
     for s in idle:
         s.close()
-    time.sleep(0.2)
+    assert wait_for(lambda: server.srv._open_total == 0)
     assert post(server.url, INIT).status_code == 200
 
 
 def test_a_silent_client_is_dropped_after_the_timeout(start_server):
     server = start_server(client_timeout=0.5)
-    port = int(server.url.split(":")[2].split("/")[0])
+    port = server.port
     s = socket.create_connection(("127.0.0.1", port))
     s.settimeout(5)
     started = time.monotonic()
@@ -289,7 +253,7 @@ def test_a_silent_client_is_dropped_after_the_timeout(start_server):
 
 def test_a_slow_drip_client_is_dropped_at_the_deadline(start_server):
     server = start_server(client_timeout=0.6)
-    port = int(server.url.split(":")[2].split("/")[0])
+    port = server.port
     s = socket.create_connection(("127.0.0.1", port))
     started = time.monotonic()
     closed_at = None
@@ -398,37 +362,6 @@ def test_metrics_count_calls_outcomes_tokens_and_rejections(server, client):
 # --- the process: graceful shutdown and structured logs ----------------------------------------------
 
 
-def start_process(fake, env, tmp_path, *args):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "ollama_mcp.py"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--ollama-url",
-            fake.url,
-            *args,
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    deadline = time.monotonic() + 20
-    lines = []
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        lines.append(line)
-        if "serving MCP on http://" in line:
-            port = line.split("http://127.0.0.1:")[1].split("/")[0]
-            return proc, f"http://127.0.0.1:{port}/mcp"
-    proc.kill()
-    raise AssertionError("server did not start: " + "".join(lines))
-
-
 def test_sigterm_cancels_streams_and_exits_promptly(fake, tmp_path):
     env = {
         "PATH": "/usr/bin:/bin",
@@ -460,7 +393,7 @@ def test_sigterm_cancels_streams_and_exits_promptly(fake, tmp_path):
 
     t = threading.Thread(target=stream)
     t.start()
-    time.sleep(0.5)
+    assert wait_for(lambda: fake.streams_started == 1)
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=15)
@@ -475,4 +408,4 @@ def test_sigterm_cancels_streams_and_exits_promptly(fake, tmp_path):
     assert call["outcome"] == "cancelled"
     assert "secret prompt text" not in err, "prompts are never logged at INFO"
     assert records[-1]["message"] == "ollama-mcp stopped"
-    assert os.path.exists(tmp_path)
+    assert fake.open_streams == 0

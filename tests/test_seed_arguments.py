@@ -4,10 +4,9 @@ longer honours, results written for a model, the unload tool, chat's session ids
 import json
 
 import pytest
-from test_core_tools import error_text, structured
 
 import ollama_mcp
-from conftest import iter_sse
+from conftest import error_text, iter_sse, structured
 
 # --- embeddings: the plan's names, Ollama's names as aliases ------------------------------------
 

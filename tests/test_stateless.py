@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import ollama_mcp
-from conftest import ACCEPT, iter_sse
+from conftest import ACCEPT, REGION_PACK, iter_sse
 
 VERSION = "2026-07-28"
 META = {
@@ -110,22 +110,6 @@ def test_an_unknown_version_lists_the_supported_ones(server):
         "message": "Unsupported protocol version",
         "data": {"supported": [VERSION], "requested": "2099-01-01"},
     }
-
-
-REGION_PACK = """
-from ollama_mcp import open_object, strict_object, tool
-
-
-@tool(
-    title="Echo a region",
-    description="Return the region it was given (a tool whose argument is mirrored into a header).",
-    input_schema=strict_object({"region": {"type": "string", "x-mcp-header": "Region"}}, ["region"]),
-    output_schema=open_object({"region": {"type": "string"}}, ["region"]),
-    read_only=True,
-)
-def pack_echo_region(call, args):
-    return {"region": args["region"]}
-"""
 
 
 @pytest.fixture

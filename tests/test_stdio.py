@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, wait_for
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_eof_cancels_in_flight_calls_and_exits(proc, fake):
             "params": {"name": "ollama_generate", "arguments": {"model": "gemma3:270m", "prompt": "x"}},
         },
     )
-    time.sleep(0.3)
+    assert wait_for(lambda: fake.streams_started == 1)
     started = time.monotonic()
     proc.stdin.close()
     assert proc.wait(10) == 0
