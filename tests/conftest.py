@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
 import requests
 
@@ -246,6 +247,14 @@ def wait_for(predicate, timeout=5.0):
             return True
         time.sleep(0.02)
     return predicate()
+
+
+def call_ok(client, server, name, args=None, **kw):
+    """Call a tool that must succeed; its structured result, checked against its output schema, and the notes."""
+    result, notes = client.call(name, args or {}, **kw)
+    out = structured(result)
+    jsonschema.validate(out, server.mcp.registry.get(name).output_schema)
+    return out, notes
 
 
 def structured(result):

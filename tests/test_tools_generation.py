@@ -1,138 +1,11 @@
-"""The 8 core tools through MCP over a real socket, against the fake Ollama."""
+"""Generation: generate and chat, plain and streaming, their arguments and Ollama's errors."""
 
 import json
 
-import jsonschema
 import pytest
 
+import ollama_mcp
 from conftest import error_text, structured
-
-
-def test_results_match_their_output_schema(client, server):
-    calls = {
-        "ollama_check_health": {},
-        "ollama_list_models": {},
-        "ollama_show_model": {"model": "gemma3:270m"},
-        "ollama_pull_model": {"model": "tinyllama"},
-        "ollama_generate": {"model": "gemma3:270m", "prompt": "hi"},
-        "ollama_generate_stream": {"model": "gemma3:270m", "prompt": "hi"},
-        "ollama_chat": {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}]},
-        "ollama_chat_stream": {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}]},
-    }
-    for name, args in calls.items():
-        result, _ = client.call(name, args)
-        jsonschema.validate(structured(result), server.mcp.registry.get(name).output_schema)
-
-
-# --- health -------------------------------------------------------------------------------
-
-
-def test_health_reports_version_models_and_loaded(client, fake):
-    fake.loaded["gemma3:270m"] = "2026-11-24T21:18:24Z"
-    out = structured(client.call("ollama_check_health")[0])
-    assert out["healthy"] is True
-    assert out["version"] == "0.24.0"
-    assert out["models_installed"] == 4
-    assert out["models_loaded"] == ["gemma3:270m"]
-    assert out["latency_ms"] >= 0
-
-
-def test_health_when_ollama_is_down_is_a_normal_result(start_server):
-    server = start_server(ollama_url="http://127.0.0.1:9")
-    c = server.client()
-    c.initialize()
-    out = structured(c.call("ollama_check_health")[0])
-    assert out["healthy"] is False
-    assert "http://127.0.0.1:9" in out["error"]
-    assert "ollama serve" in out["fix"]
-
-
-# --- list and show ------------------------------------------------------------------------
-
-
-def test_list_models_reads_details(client):
-    out = structured(client.call("ollama_list_models")[0])
-    assert out["count"] == 4
-    gemma = next(m for m in out["models"] if m["name"] == "gemma3:270m")
-    assert gemma["family"] == "gemma3"
-    assert gemma["parameter_size"] == "268.10M"
-    assert gemma["quantization_level"] == "Q4_K_M"
-    assert gemma["size"] == 253113900
-    assert gemma["size_human"] == "253.1 MB"
-
-
-def test_show_model_reads_capabilities_parameters_and_context(client):
-    out = structured(client.call("ollama_show_model", {"model": "gemma3:270m"})[0])
-    assert out["capabilities"] == ["completion"]
-    assert out["context_length"] == 32768
-    assert out["embedding_length"] == 640
-    assert out["parameters"] == {
-        "temperature": 1,
-        "top_k": 64,
-        "top_p": 0.95,
-        "num_predict": 128,
-        "stop": ["<end_of_turn>"],
-    }
-    assert out["template"].startswith("{{- range")
-
-
-def test_show_derived_model_has_system(client):
-    out = structured(client.call("ollama_show_model", {"model": "gemma3-270m-assistant"})[0])
-    assert out["system"] == "You are a terse assistant."
-    assert out["details"]["parent_model"] == "gemma3:270m"
-
-
-def test_show_embedding_model(client):
-    out = structured(client.call("ollama_show_model", {"model": "all-minilm"})[0])
-    assert out["capabilities"] == ["embedding"]
-    assert out["embedding_length"] == 384
-
-
-def test_show_unknown_model_says_what_to_do(client):
-    text = error_text(client.call("ollama_show_model", {"model": "does-not-exist"})[0])
-    assert "model 'does-not-exist:latest' not found" in text
-    assert "ollama_list_models" in text and "ollama_pull_model" in text
-
-
-def test_model_names_that_look_like_paths_or_flags_are_rejected(client, fake):
-    for bad in ["../etc/passwd", "-rf", "a b", ""]:
-        text = error_text(client.call("ollama_show_model", {"model": bad})[0])
-        assert "$.model" in text
-    assert "/api/show" not in fake.paths()
-
-
-# --- pull ---------------------------------------------------------------------------------
-
-
-def test_pull_sends_byte_progress_with_status(client, fake):
-    fake.chunk_delay = 0.01
-    result, notes = client.call("ollama_pull_model", {"model": "tinyllama"}, progress=True)
-    out = structured(result)
-    assert out["status"] == "success"
-    assert out["total_bytes"] == 6000
-    params = [n["params"] for n in notes]
-    assert all(n["method"] == "notifications/progress" for n in notes)
-    assert all(p["progressToken"] == "tok" for p in params)
-    values = [p["progress"] for p in params]
-    assert values == sorted(set(values)), "progress must strictly increase"
-    assert params[0]["message"] == "pulling manifest"
-    assert any(p.get("total") == 6000 for p in params)
-    assert params[-1]["message"] == "success"
-    assert fake.bodies("/api/pull")[0]["stream"] is True
-
-
-def test_pull_without_progress_token_sends_no_notifications(client):
-    result, notes = client.call("ollama_pull_model", {"model": "tinyllama"})
-    assert structured(result)["status"] == "success" and notes == []
-
-
-def test_pull_offline_passes_ollamas_error_on(client):
-    text = error_text(client.call("ollama_pull_model", {"model": "all-minilm"})[0])
-    assert "pull model manifest" in text
-    assert "registry" in text
-
-
-# --- generate -----------------------------------------------------------------------------
 
 ALL_GENERATE_ARGS = {
     "model": "gemma3:270m",
@@ -158,36 +31,22 @@ ALL_GENERATE_ARGS = {
 }
 
 
+OLD_OPTIONS = {
+    "num_parts": 2,
+    "use_mlock": True,
+    "low_vram": True,
+    "f16_kv": True,
+    "vocab_only": False,
+    "embedding_only": False,
+}
+
+
 def test_generate_forwards_every_parameter(client, fake):
     out = structured(client.call("ollama_generate", ALL_GENERATE_ARGS)[0])
     sent = fake.bodies("/api/generate")[0]
     assert sent == dict(ALL_GENERATE_ARGS, stream=True)
     assert out["response"] == "The sky is blue"
     assert out["done_reason"] == "length"
-
-
-def test_generate_returns_text_and_stats_and_context_only_when_asked(client):
-    out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "hi"})[0])
-    assert out["response"] == "The sky is blue because of Rayleigh scattering."
-    assert out["done_reason"] == "stop"
-    assert out["stats"] == {
-        "prompt_tokens": 14,
-        "completion_tokens": 9,
-        "total_ms": 220.0,
-        "load_ms": 10.0,
-        "prompt_eval_ms": 5.0,
-        "eval_ms": 180.0,
-        "tokens_per_second": 50.0,
-    }
-    assert "context" not in out
-    asked = structured(
-        client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "hi", "return_context": True})[0]
-    )
-    assert asked["context"][:3] == [105, 2364, 107]
-    continued = structured(
-        client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "and?", "context": asked["context"]})[0]
-    )
-    assert continued["context"][:3] == [105, 2364, 107]  # a call that continues gets the context to continue again
 
 
 def test_generate_never_defaults_format_to_json(client, fake):
@@ -205,11 +64,6 @@ def test_generate_think_on_a_model_without_it(client):
     text = error_text(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "hi", "think": "high"})[0])
     assert '"gemma3:270m" does not support thinking' in text
     assert "without `think`" in text
-
-
-def test_generate_on_an_embedding_model_suggests_embeddings(client):
-    text = error_text(client.call("ollama_generate", {"model": "all-minilm", "prompt": "hi"})[0])
-    assert "does not support generate" in text and "ollama_embeddings" in text
 
 
 def test_generate_unknown_model(client):
@@ -230,13 +84,6 @@ def test_generate_empty_prompt_loads_the_model(client):
     assert out["stats"]["tokens_per_second"] is None
 
 
-def test_generate_raw_with_context_passes_the_400_on(client):
-    text = error_text(
-        client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "raw": True, "context": [1]})[0]
-    )
-    assert "raw mode does not support" in text
-
-
 def test_generate_without_token_sends_json_not_sse(client):
     r = client.post(
         {
@@ -255,9 +102,6 @@ def test_generate_with_token_sends_count_progress_a_few_times_a_second(client, f
     structured(result)
     assert 1 <= len(notes) < 9, "a count a few times a second, not a note per token"
     assert all(n["params"]["message"].endswith("tokens") for n in notes)
-
-
-# --- chat ---------------------------------------------------------------------------------
 
 
 def test_chat_returns_the_reply_and_stats(client, fake):
@@ -396,9 +240,6 @@ def test_sse_frames_have_event_id_and_headers(client):
     assert json.loads(frames[-1].split("data: ", 1)[1])["id"] == 5
 
 
-# --- errors from Ollama -------------------------------------------------------------------
-
-
 def test_ollama_not_running_names_the_url_and_the_fix(start_server):
     server = start_server(ollama_url="http://127.0.0.1:9")
     c = server.client()
@@ -455,3 +296,74 @@ def test_debug_log_level_adds_a_generation_summary(client):
     assert note["params"]["level"] == "debug" and note["params"]["logger"] == "ollama-mcp"
     assert note["params"]["data"]["done_reason"] == "stop" and note["params"]["data"]["completion_tokens"] == 9
     assert structured(result)["response"].startswith("The sky")
+
+
+def test_every_builtin_tool_is_listed(client):
+    response, _ = client.request("tools/list")
+    assert [t["name"] for t in response["result"]["tools"]] == [t.name for t in ollama_mcp.BUILTIN_TOOLS]
+
+
+@pytest.mark.parametrize(
+    "tool, arguments",
+    [
+        ("ollama_generate", {"model": "gemma3:270m", "prompt": "x"}),
+        ("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]}),
+    ],
+)
+def test_stream_true_sends_every_token_like_the_stream_tools(client, tool, arguments):
+    result, notes = client.call(tool, {**arguments, "stream": True}, progress=True)
+    assert [n["params"]["message"] for n in notes] == [
+        "The",
+        " sky",
+        " is",
+        " blue",
+        " because",
+        " of",
+        " Rayleigh",
+        " scattering",
+        ".",
+    ]
+    assert result["isError"] is False
+    _, quiet = client.call(tool, {**arguments, "stream": False}, progress=True)
+    assert len(quiet) <= 1  # a token count at most, never the text
+
+
+def test_old_options_are_accepted_left_out_and_reported(client, fake):
+    out = structured(
+        client.call(
+            "ollama_generate", {"model": "gemma3:270m", "prompt": "x", "options": {"temperature": 0, **OLD_OPTIONS}}
+        )[0]
+    )
+    assert set(out["ignored_options"]) == set(OLD_OPTIONS)
+    assert "OLLAMA_KV_CACHE_TYPE" in out["ignored_options"]["f16_kv"]
+    assert fake.bodies("/api/generate")[-1]["options"] == {"temperature": 0}
+
+
+@pytest.mark.parametrize(
+    "tool, arguments",
+    [
+        ("ollama_chat", {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]}),
+        ("ollama_embeddings", {"model": "all-minilm", "prompt": "x"}),
+        ("ollama_batch_generate", {"model": "gemma3:270m", "prompts": ["x"]}),
+        ("ollama_compare_models", {"models": ["gemma3:270m"], "prompt": "x"}),
+    ],
+)
+def test_every_tool_with_options_reports_the_ignored_ones(client, tool, arguments):
+    out = structured(client.call(tool, {**arguments, "options": {"use_mlock": True}})[0])
+    assert list(out["ignored_options"]) == ["use_mlock"]
+
+
+def test_a_misspelt_option_is_still_an_error(client):
+    result, _ = client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "options": {"use_mlok": True}})
+    assert result["isError"] and "use_mlok" in error_text(result)
+
+
+@pytest.mark.parametrize("session_id", ["a", "chat.2026-11-25", "x_y-z", "." * 2 + "a", "A" * 128])
+def test_every_id_chat_accepts_can_be_loaded_and_cleared(client, session_id):
+    result, _ = client.call(
+        "ollama_chat",
+        {"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}], "session_id": session_id},
+    )
+    assert result["isError"] is False
+    assert structured(client.call("ollama_load_context", {"session_id": session_id})[0])["count"] == 2
+    assert structured(client.call("ollama_clear_context", {"session_id": session_id})[0])["deleted"] is True
