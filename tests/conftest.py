@@ -171,6 +171,12 @@ class McpHttpClient:
         messages = list(read_messages(r))
         return messages[-1], messages[:-1]
 
+    def start(self, name, arguments, msg_id=1):
+        """Start a tools/call with a progressToken and return the streaming HTTP response."""
+        msg = {"jsonrpc": "2.0", "id": msg_id, "method": "tools/call"}
+        msg["params"] = {"name": name, "arguments": arguments, "_meta": {"progressToken": 1}}
+        return self.post(msg, stream=True)
+
     def call(self, name, arguments=None, progress=False, **kw):
         params = {"name": name, "arguments": arguments or {}}
         if progress:
@@ -289,19 +295,7 @@ def post(url, payload, **headers):
 
 def slow_stream(client, fake, msg_id):
     fake.chunk_delay = 0.1
-    r = client.post(
-        {
-            "jsonrpc": "2.0",
-            "id": msg_id,
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "x"},
-                "_meta": {"progressToken": 1},
-            },
-        },
-        stream=True,
-    )
+    r = client.start("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, msg_id=msg_id)
     events = iter_sse(r)
     next(events)
     return r, events

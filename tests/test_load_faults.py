@@ -94,19 +94,7 @@ def test_ollama_dying_mid_stream_then_coming_back(start_server, fake):
     client.initialize()
     fake.chunk_delay = 0.1
     port = fake.port
-    r = client.post(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "x"},
-                "_meta": {"progressToken": 1},
-            },
-        },
-        stream=True,
-    )
+    r = client.start("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, msg_id=1)
     events = iter_sse(r)
     next(events)
     fake.die_after_chunks = 0  # the next chunk kills the connection, as a crashing Ollama would

@@ -90,19 +90,7 @@ def test_models_info_survives_one_failing_model(client, server, fake):
 
 def test_cancel_request_lists_and_cancels_own_calls(client, server, fake):
     fake.chunk_delay = 0.1
-    r = client.post(
-        {
-            "jsonrpc": "2.0",
-            "id": "gen-1",
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "x"},
-                "_meta": {"progressToken": 1},
-            },
-        },
-        stream=True,
-    )
+    r = client.start("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, msg_id="gen-1")
     events = iter_sse(r)
     next(events)
     out, _ = call_ok(client, server, "ollama_cancel_request")
@@ -126,19 +114,7 @@ def test_cancel_request_lists_and_cancels_own_calls(client, server, fake):
 @pytest.mark.parametrize("given", [5, "5"])
 def test_cancel_request_takes_the_id_as_a_number_or_a_string(client, server, fake, given):
     fake.chunk_delay = 0.05
-    r = client.post(
-        {
-            "jsonrpc": "2.0",
-            "id": 5,
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "x"},
-                "_meta": {"progressToken": 1},
-            },
-        },
-        stream=True,
-    )
+    r = client.start("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, msg_id=5)
     events = iter_sse(r)
     next(events)
     out, _ = call_ok(client, server, "ollama_cancel_request", {"request_id": given})
@@ -150,19 +126,7 @@ def test_cancel_request_sees_the_principals_calls_across_sessions(client, server
     fake.chunk_delay = 0.05
     other = server.client()
     other.initialize()
-    r = other.post(
-        {
-            "jsonrpc": "2.0",
-            "id": 5,
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "x"},
-                "_meta": {"progressToken": 1},
-            },
-        },
-        stream=True,
-    )
+    r = other.start("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, msg_id=5)
     next(iter_sse(r))
     assert [c["request_id"] for c in call_ok(client, server, "ollama_cancel_request")[0]["calls"]] == [5]
     r.close()
@@ -176,19 +140,7 @@ def test_cancel_request_cannot_see_other_principals(start_server, fake):
     alice.initialize()
     bob.initialize()
     fake.chunk_delay = 0.05
-    r = bob.post(
-        {
-            "jsonrpc": "2.0",
-            "id": 5,
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "x"},
-                "_meta": {"progressToken": 1},
-            },
-        },
-        stream=True,
-    )
+    r = bob.start("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, msg_id=5)
     next(iter_sse(r))
     assert call_ok(alice, server, "ollama_cancel_request")[0]["calls"] == []
     assert "no running call with request_id 5" in error_text(alice.call("ollama_cancel_request", {"request_id": 5})[0])
@@ -263,19 +215,7 @@ def test_unload_of_an_unknown_model_says_how_to_list_models(client):
 
 def test_a_call_cancelled_by_the_tool_gets_an_error_with_its_text_so_far(client, fake):
     fake.chunk_delay = 0.1
-    r = client.post(
-        {
-            "jsonrpc": "2.0",
-            "id": "34",
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "x"},
-                "_meta": {"progressToken": 1},
-            },
-        },
-        stream=True,
-    )
+    r = client.start("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, msg_id="34")
     events = iter_sse(r)
     for _ in range(3):
         next(events)
