@@ -4742,6 +4742,12 @@ def _page(server, items, params, key):
     return result
 
 
+def _listing(server, request, items, params, key, ttl_ms):
+    """One page of a list result; the stateless era adds its caching hints."""
+    page = _page(server, items, params, key)
+    return _cached(server, page, ttl_ms) if request.modern else page
+
+
 LIST_TTL_MS = 300_000  # the tools, prompts and templates never change while the server runs
 MODELS_TTL_MS = 5_000  # installed models change when someone pulls or deletes one
 DISCOVER_TTL_MS = 3_600_000
@@ -4791,11 +4797,7 @@ def _rpc_logging_set_level(server, params, request):
 
 
 def _rpc_tools_list(server, params, request):
-    return (
-        _cached(server, _page(server, server.tool_specs(), params, "tools"), LIST_TTL_MS)
-        if request.modern
-        else _page(server, server.tool_specs(), params, "tools")
-    )
+    return _listing(server, request, server.tool_specs(), params, "tools", LIST_TTL_MS)
 
 
 def _rpc_tools_call(server, params, request):
@@ -4854,8 +4856,7 @@ def _rpc_resources_list(server, params, request):
             }
             for name in _installed_names(server)
         ]
-    page = _page(server, entries, params, "resources")
-    return _cached(server, page, MODELS_TTL_MS) if request.modern else page
+    return _listing(server, request, entries, params, "resources", MODELS_TTL_MS)
 
 
 def _rpc_resources_templates_list(server, params, request):
@@ -4869,8 +4870,7 @@ def _rpc_resources_templates_list(server, params, request):
         }
         for t in server.templates
     ]
-    page = _page(server, entries, params, "resourceTemplates")
-    return _cached(server, page, LIST_TTL_MS) if request.modern else page
+    return _listing(server, request, entries, params, "resourceTemplates", LIST_TTL_MS)
 
 
 def _find_resource(server, uri):
@@ -4920,8 +4920,7 @@ def _rpc_prompts_list(server, params, request):
         }
         for p in server.prompts.values()
     ]
-    page = _page(server, entries, params, "prompts")
-    return _cached(server, page, LIST_TTL_MS) if request.modern else page
+    return _listing(server, request, entries, params, "prompts", LIST_TTL_MS)
 
 
 def _rpc_prompts_get(server, params, request):
