@@ -21,6 +21,7 @@ def test_benchmark_smoke_run_produces_every_scenario(tmp_path):
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     results = json.loads(out.read_text())
+    assert set(results["list_latency"]) >= {"baseline", "ours", "ours_stateless", "peer"}
     assert set(results) >= {
         "list_latency",
         "list_throughput",
