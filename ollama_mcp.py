@@ -509,6 +509,14 @@ class Config:
         shown="`127.0.0.1:11434`",
         group="ollama",
     )
+    ollama_hosts: tuple = setting(
+        (),
+        "OLLAMA_HOSTS",
+        None,
+        "several Ollama servers, comma-separated, each as OLLAMA_HOST takes it; set, it replaces OLLAMA_HOST, and "
+        "calls go to a host that has the model (see docs/deploy.md)",
+        group="ollama",
+    )
     ollama_timeout: float = setting(
         300.0,
         "OLLAMA_TIMEOUT",
@@ -610,7 +618,11 @@ def load_config(flags=None, environ=None, env_file=None):
     token_file = str(values.get("MCP_AUTH_TOKEN_FILE") or "").strip()
     if token_file:
         fields["auth_tokens"] = fields.get("auth_tokens", ()) + _read_token_file(token_file)
-    if "ollama_url" in flags:
+    hosts = _list("OLLAMA_HOSTS", values.get("OLLAMA_HOSTS") or "")
+    if hosts and "ollama_url" not in flags:
+        fields["ollama_hosts"] = tuple(dict.fromkeys(parse_ollama_host(h) for h in hosts))
+        fields["ollama_url"] = fields["ollama_hosts"][0]
+    elif "ollama_url" in flags:
         fields["ollama_url"] = parse_ollama_host(flags["ollama_url"])
     else:
         port = values.get("OLLAMA_PORT")
@@ -884,6 +896,23 @@ class OllamaClient:
             else:
                 s.close()
 
+    def targets(self, host=None, model=None, new=False):
+        """The clients a model-management call acts on: this one (see HostPool for several)."""
+        if host not in (None, "all", self.base_url):
+            raise ToolError(f"host {host!r} is not this server's Ollama ({self.base_url}); leave host out")
+        return [self]
+
+    def where(self, model, host=None):
+        """The clients of the hosts that have `model`: this one."""
+        return self.targets(host)
+
+    def report(self, timeout=(2.0, 5.0)):
+        """This host: url, up, version or error (HostPool reports every host)."""
+        try:
+            return [{"url": self.base_url, "up": True, "version": self.version(timeout=timeout)}]
+        except OllamaError as e:
+            return [{"url": self.base_url, "up": False, "error": str(e)}]
+
     def close(self):
         """Close the idle sessions and their connections to Ollama."""
         while self._idle:
@@ -1058,6 +1087,223 @@ def _is_connect_failure(e):
 
 def _retry_safe(e):
     return isinstance(e, _Unavailable) or (isinstance(e, requests.ConnectionError) and _is_connect_failure(e))
+
+
+def full_model_name(name):
+    """Ollama's normal form of a model name: a missing tag is ':latest'."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+class HostState:
+    """What this server knows of one Ollama host: up or down (and why), its installed and loaded
+    models, and the calls this server has running on it."""
+
+    def __init__(self, client):
+        self.client = client
+        self.url = client.base_url
+        self.up = True  # until a check says otherwise
+        self.error = None
+        self.installed = set()
+        self.loaded = set()
+        self.checked = 0.0
+        self.in_flight = 0
+
+    def refresh(self):
+        """Read the host's tags and ps; mark it down (with the error) when it does not answer."""
+        try:
+            installed = {full_model_name(m.get("name") or m.get("model") or "") for m in self.client.installed()}
+            loaded = {full_model_name(m.get("name") or m.get("model") or "") for m in self.client.loaded()}
+        except OllamaError as e:
+            self.up, self.error = False, str(e)
+        else:
+            self.up, self.error, self.installed, self.loaded = True, None, installed, loaded
+        self.checked = time.monotonic()
+
+
+INVENTORY_SECONDS = 5.0  # an up host's models are read again this often (and after a change made here)
+PROBE_SECONDS = 1.0  # a down host is asked this often whether it is back
+MODEL_PATHS = {
+    "/api/generate",
+    "/api/chat",
+    "/api/embed",
+    "/api/embeddings",
+    "/api/show",
+    "/api/pull",
+    "/api/create",
+    "/api/delete",
+    "/api/copy",
+}
+
+
+class HostPool:
+    """Several Ollama hosts behind the OllamaClient interface (OLLAMA_HOSTS). A request for a model
+    goes to a host that has it: one where it is loaded first, then the one with the fewest calls
+    of this server in flight; a new model (pull, create) to the least busy up host, unless the
+    call names one. Listings merge the hosts. An inventory of each host is kept fresh by one
+    background thread, which also probes down hosts so that they are used again within seconds
+    of coming back."""
+
+    def __init__(self, config, clients=None):
+        self.hosts = [
+            HostState(c)
+            for c in clients or [OllamaClient(dataclasses.replace(config, ollama_url=u)) for u in config.ollama_hosts]
+        ]
+        self.base_url = ", ".join(h.url for h in self.hosts)
+        self._lock = threading.Lock()
+        self._thread = None
+        self._stop = threading.Event()
+
+    # --- inventory ------------------------------------------------------------------------------
+
+    def _watch(self):
+        """Start the inventory thread on first use (never at import or construction)."""
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    for host in self.hosts:
+                        host.refresh()
+                    self._thread = threading.Thread(target=self._keep_fresh, name="ollama-inventory", daemon=True)
+                    self._thread.start()
+
+    def _keep_fresh(self):
+        while not self._stop.wait(PROBE_SECONDS / 2):
+            now = time.monotonic()
+            for host in self.hosts:
+                if now - host.checked >= (INVENTORY_SECONDS if host.up else PROBE_SECONDS):
+                    host.refresh()
+
+    def up(self):
+        self._watch()
+        return [h for h in self.hosts if h.up]
+
+    def host(self, url):
+        """The configured host with this URL (a call may name one), else ToolError listing them."""
+        for h in self.hosts:
+            if h.url == url.rstrip("/"):
+                return h
+        raise ToolError(f"host {url!r} is not one of this server's Ollama hosts: {self.base_url} (OLLAMA_HOSTS)")
+
+    def choose(self, model=None, new=False):
+        """The host for a call: where `model` is (loaded first, then least busy), or for a `new`
+        model the least busy up host. ToolError saying which hosts were asked when none fits."""
+        up = self.up()
+        if not up:
+            raise OllamaError(
+                f"none of the Ollama hosts answers ({'; '.join(f'{h.url}: {h.error}' for h in self.hosts)}). Start "
+                "them with `ollama serve`, or fix OLLAMA_HOSTS."
+            )
+        if model is None or new:
+            return min(up, key=lambda h: h.in_flight)
+        name = full_model_name(model)
+        having = [h for h in up if name in h.installed]
+        if not having:
+            asked = ", ".join(h.url for h in up)
+            raise OllamaError(
+                f"Ollama: model '{model}' not found on any host ({asked}); call ollama_list_models to see installed "
+                "models, or ollama_pull_model to fetch it (with host to choose where)",
+                404,
+            )
+        return min(having, key=lambda h: (name not in h.loaded, h.in_flight))
+
+    @contextlib.contextmanager
+    def _on(self, host):
+        with self._lock:
+            host.in_flight += 1
+        try:
+            yield host.client
+        finally:
+            with self._lock:
+                host.in_flight -= 1
+
+    def _route(self, path, body):
+        if path not in MODEL_PATHS:
+            return self.choose()
+        body = body or {}
+        return self.choose(body.get("source") or body.get("model"), new=path in ("/api/pull", "/api/create"))
+
+    def targets(self, host=None, model=None, new=False):
+        """The clients a model-management call acts on: the host it names, every up host for
+        "all", else the host `choose()` picks."""
+        if host == "all":
+            return [h.client for h in self.up()]
+        if host:
+            return [self.host(host).client]
+        return [self.choose(model, new).client]
+
+    def where(self, model, host=None):
+        """The clients of every up host that has `model` (or the host named), for delete and copy."""
+        if host:
+            return [self.host(host).client]
+        name = full_model_name(model)
+        having = [h.client for h in self.up() if name in h.installed]
+        return having or [self.choose(model).client]  # choose() raises, naming the hosts asked
+
+    def offer(self, uri, principal, listed):
+        """A ChangeFeed listener: a model was added or removed through this server, so the
+        inventories are read again now rather than in a few seconds."""
+        if listed:
+            for host in self.hosts:
+                host.refresh()
+
+    # --- the OllamaClient interface -------------------------------------------------------------
+
+    def json(self, method, path, body=None, **kwargs):
+        with self._on(self._route(path, body)) as client:
+            return client.json(method, path, body, **kwargs)
+
+    def request(self, method, path, body=None, **kwargs):
+        with self._on(self._route(path, body)) as client:
+            return client.request(method, path, body, **kwargs)
+
+    def stream(self, path, body, call=None):
+        with self._on(self._route(path, body)) as client:
+            yield from client.stream(path, body, call)
+
+    def installed(self):
+        """The models of every up host, each named once, with the hosts that have it."""
+        merged = {}
+        for host in self.up():
+            try:
+                models = host.client.installed()
+            except OllamaError:
+                continue
+            for m in models:
+                entry = merged.setdefault(m.get("name") or m.get("model"), {**m, "hosts": []})
+                entry["hosts"].append(host.url)
+        return list(merged.values())
+
+    def loaded(self):
+        """The loaded models of every up host, each with its host."""
+        out = []
+        for host in self.up():
+            try:
+                out += [{**m, "host": host.url} for m in host.client.loaded()]
+            except OllamaError:
+                continue
+        return out
+
+    def show(self, name, verbose=False):
+        with self._on(self.choose(name)) as client:
+            return client.show(name, verbose)
+
+    def version(self, timeout=None):
+        with self._on(self.choose()) as client:
+            return client.version(timeout=timeout)
+
+    def report(self, timeout=(2.0, 5.0)):
+        """Every host: url, up, version or error (health, version and --check report per host)."""
+        out = []
+        for host in self.hosts:
+            try:
+                out.append({"url": host.url, "up": True, "version": host.client.version(timeout=timeout)})
+            except OllamaError as e:
+                out.append({"url": host.url, "up": False, "error": str(e)})
+        return out
+
+    def close(self):
+        self._stop.set()
+        for host in self.hosts:
+            host.client.close()
 
 
 # =============================================================================
@@ -1393,6 +1639,19 @@ MODEL = {
     "description": "a model name as ollama_list_models shows it, e.g. 'llama3.2' or 'qwen2.5:7b'",
 }
 MODEL_NAME = re.compile(MODEL["pattern"])  # whole(): .search/.match refuse a trailing newline
+# With several Ollama hosts (OLLAMA_HOSTS), where a model-management call acts.
+NEW_HOST = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 300,
+    "description": "with several Ollama hosts: a host's URL as ollama_check_health lists it, or 'all' (default: the "
+    "least busy host)",
+}
+WHERE_HOST = {
+    **NEW_HOST,
+    "description": "with several Ollama hosts: a host's URL (default: every host that has the model)",
+}
+_STRS = {"type": "array", "items": {"type": "string"}}
 _DECIMAL = r"[0-9]+(?:\.[0-9]+)?"
 # A Go duration as Ollama parses it ('300', '5m', '1h30m', '-1'): each unit at most once, in
 # order, so no part of the pattern repeats another repetition (no catastrophic backtracking).
@@ -1585,7 +1844,7 @@ def ollama_check_health(call, args):
             "error": str(e),
             "fix": "start Ollama with `ollama serve`, or set OLLAMA_HOST to where it runs",
         }
-    return {
+    result = {
         "healthy": True,
         "url": client.base_url,
         "version": version,
@@ -1593,6 +1852,9 @@ def ollama_check_health(call, args):
         "models_installed": len(installed),
         "models_loaded": [m.get("name") for m in loaded],
     }
+    if isinstance(client, HostPool):  # several hosts: each one, a down one with its error
+        result["hosts"] = client.report()
+    return result
 
 
 # --- models: list, show, pull -------------------------------------------------------------
@@ -1629,6 +1891,7 @@ def _model_summary(entry):
         "quantization_level": details.get("quantization_level") or "",
         "format": details.get("format") or "",
         "parent_model": details.get("parent_model") or "",
+        **({"hosts": entry["hosts"]} if "hosts" in entry else {}),
     }
 
 
@@ -1811,7 +2074,11 @@ def _check_registry(config, name, insecure=False):
         "the name is wrong or the registry cannot be reached."
     ),
     input_schema=strict_object(
-        {"model": MODEL, "insecure": {"type": "boolean", "description": "allow an insecure (http) registry"}},
+        {
+            "model": MODEL,
+            "insecure": {"type": "boolean", "description": "allow an insecure (http) registry"},
+            "host": NEW_HOST,
+        },
         ["model"],
     ),
     output_schema=open_object(
@@ -1831,11 +2098,20 @@ def _check_registry(config, name, insecure=False):
 def ollama_pull_model(call, args):
     call.model = args["model"]
     _check_registry(call.config, args["model"], args.get("insecure", False))
+    targets = call.client.targets(args.get("host"), args["model"], new=True)
+    for client in targets:
+        result = yield from _pull(call, client, args)
+    call.models_changed(args["model"])
+    return {**result, "hosts": [c.base_url for c in targets]} if len(call.config.ollama_hosts) > 1 else result
+
+
+def _pull(call, client, args):
+    """One pull on one host, its progress sent as it goes."""
     layers = {}  # digest -> (completed, total)
     statuses = []
     status = ""
     last_sent = 0.0
-    for chunk in call.client.stream("/api/pull", _pick(args, "model", "insecure"), call):
+    for chunk in client.stream("/api/pull", _pick(args, "model", "insecure"), call):
         status = chunk.get("status") or status
         if chunk.get("digest") and chunk.get("total"):
             layers[chunk["digest"]] = (chunk.get("completed") or 0, chunk["total"])
@@ -1850,8 +2126,9 @@ def ollama_pull_model(call, args):
             yield Progress(done, total, status)  # the dispatcher keeps the values increasing
     total = sum(t for _, t in layers.values())
     if status != "success":
-        raise OllamaError(f"pull of {args['model']} ended without success (last status: {status or 'none'})")
-    call.models_changed(args["model"])
+        raise OllamaError(
+            f"pull of {args['model']} on {client.base_url} ended without success (last status: {status or 'none'})"
+        )
     return {
         "model": args["model"],
         "status": status,
@@ -2188,17 +2465,25 @@ def ollama_chat_stream(call, args):
         "Delete an installed model from Ollama's disk. This cannot be undone: the model must be "
         "pulled or created again to use it. Unknown model: the error says how to list models."
     ),
-    input_schema=strict_object({"model": MODEL}, ["model"]),
-    output_schema=open_object({"model": _STR, "deleted": _BOOL, "message": _STR}, ["model", "deleted"]),
+    input_schema=strict_object({"model": MODEL, "host": WHERE_HOST}, ["model"]),
+    output_schema=open_object({"model": _STR, "deleted": _BOOL, "message": _STR, "hosts": _STRS}, ["model", "deleted"]),
     read_only=False,
     destructive=True,
     idempotent=True,
 )
 def ollama_delete_model(call, args):
     call.model = args["model"]
-    call.client.json("DELETE", "/api/delete", {"model": args["model"]})
+    hosts = call.client.where(args["model"], args.get("host"))
+    for client in hosts:
+        client.json("DELETE", "/api/delete", {"model": args["model"]})
     call.models_changed(args["model"])
-    return {"model": args["model"], "deleted": True, "message": f"deleted {args['model']}"}
+    result = {"model": args["model"], "deleted": True, "message": f"deleted {args['model']}"}
+    if len(call.config.ollama_hosts) > 1:
+        result.update(
+            message=f"deleted {args['model']} from {', '.join(c.base_url for c in hosts)}",
+            hosts=[c.base_url for c in hosts],
+        )
+    return result
 
 
 @tool(
@@ -2208,7 +2493,7 @@ def ollama_delete_model(call, args):
         "change with ollama_update_model). An existing destination is replaced. Unknown source: "
         "call ollama_list_models."
     ),
-    input_schema=strict_object({"source": MODEL, "destination": MODEL}, ["source", "destination"]),
+    input_schema=strict_object({"source": MODEL, "destination": MODEL, "host": WHERE_HOST}, ["source", "destination"]),
     output_schema=open_object(
         {"source": _STR, "destination": _STR, "copied": _BOOL, "message": _STR}, ["source", "destination", "copied"]
     ),
@@ -2217,7 +2502,8 @@ def ollama_delete_model(call, args):
 )
 def ollama_copy_model(call, args):
     call.model = args["source"]
-    call.client.json("POST", "/api/copy", _pick(args, "source", "destination"))
+    for client in call.client.where(args["source"], args.get("host")):
+        client.json("POST", "/api/copy", _pick(args, "source", "destination"))
     call.models_changed(args["destination"])
     return {
         "source": args["source"],
@@ -2547,6 +2833,7 @@ _CREATE_OUTPUT = open_object(
             "model": MODEL,
             "modelfile": MODELFILE,
             "quantize": QUANTIZE,
+            "host": NEW_HOST,
             "stream": {"type": "boolean", "description": "send Ollama's status lines as progress (default true)"},
         },
         ["model", "modelfile"],
@@ -2557,8 +2844,11 @@ _CREATE_OUTPUT = open_object(
 def ollama_create_model(call, args):
     call.model = args["model"]
     parsed = parse_modelfile(args["modelfile"])
-    body = _create_request(call, args["model"], parsed, args.get("quantize"))
-    statuses = yield from _run_create(call, body, args.get("stream", True))
+    targets = call.client.targets(args.get("host"), args["model"], new=True)
+    for client in targets:  # blobs and the create itself go to the same host
+        call.client = client
+        body = _create_request(call, args["model"], parsed, args.get("quantize"))
+        statuses = yield from _run_create(call, body, args.get("stream", True))
     return {
         "model": args["model"],
         "status": statuses[-1],
@@ -2607,6 +2897,7 @@ def _definition(shown):
 )
 def ollama_update_model(call, args):
     model = call.model = args["model"]
+    (call.client,) = call.client.targets(model=model)  # the show, blobs and create on one host
     before = _definition(call.client.show(model))
     parsed = parse_modelfile(args["modelfile"])
     parsed.setdefault("from", (model, 0))
@@ -2830,6 +3121,7 @@ def _process(entry, now):
         "expires_at": entry.get("expires_at") or "",
         "expires_in": _human_duration(expires - now) if expires else None,
         "details": entry.get("details") or {},
+        **({"host": entry["host"]} if "host" in entry else {}),
     }
 
 
@@ -2905,7 +3197,10 @@ def ollama_unload_model(call, args):
     idempotent=True,
 )
 def ollama_get_version(call, args):
-    return {"version": call.client.version(), "url": call.client.base_url, "server_version": __version__}
+    result = {"version": call.client.version(), "url": call.client.base_url, "server_version": __version__}
+    if isinstance(call.client, HostPool):
+        result["hosts"] = call.client.report()
+    return result
 
 
 def _find_model(models, name):
@@ -4109,6 +4404,8 @@ class Metrics:
         "ollama_mcp_rejected_requests_total": ("counter", "HTTP requests refused before reaching MCP, by reason"),
         "ollama_mcp_tool_calls_in_flight": ("gauge", "tool calls running now"),
         "ollama_mcp_sessions": ("gauge", "live MCP sessions"),
+        "ollama_mcp_ollama_host_up": ("gauge", "1 while an Ollama host answers, by host (OLLAMA_HOSTS)"),
+        "ollama_mcp_ollama_host_calls_in_flight": ("gauge", "calls this server has running on an Ollama host, by host"),
     }
 
     def __init__(self):
@@ -4142,7 +4439,11 @@ class Metrics:
         for name, (kind, text) in self.HELP.items():
             lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
             if kind == "gauge":
-                lines.append(f"{name} {gauges.get(name, 0)}")
+                value = gauges.get(name, 0)
+                if isinstance(value, dict):  # by host: the labels come from the configured list only
+                    lines += [f"{name}{_labels((('host', host),))} {v}" for host, v in value.items()]
+                else:
+                    lines.append(f"{name} {value}")
             elif kind == "counter":
                 lines += [
                     f"{name}{_labels(labels)} {value:g}" for (n, labels), value in sorted(counters.items()) if n == name
@@ -4446,13 +4747,15 @@ class McpServer:
     def __init__(self, config, registry=None, client=None):
         self.config = config
         self.registry = registry if registry is not None else build_registry(config)
-        self.client = client or OllamaClient(config)
+        self.client = client or (HostPool(config) if len(config.ollama_hosts) > 1 else OllamaClient(config))
         self.store = ContextStore(
             config.context_path, config.context_max_messages, config.context_max_bytes, config.context_max_count
         )
         self.calls = CallTable()
         self.sessions = SessionTable(config, self.calls)
         self.feed = ChangeFeed()
+        if isinstance(self.client, HostPool):
+            self.feed.add(self.client)  # its inventories are read again when a model changes here
         self.metrics = Metrics()
         self.slots = CallSlots(config.max_concurrent, config.max_concurrent_per_client)
         self.closing = threading.Event()  # set at shutdown: subscriptions end with a result
@@ -4495,7 +4798,11 @@ class McpServer:
         return not self.slots.running and not len(self.calls)
 
     def gauges(self):
-        return {"ollama_mcp_tool_calls_in_flight": self.slots.running, "ollama_mcp_sessions": len(self.sessions)}
+        gauges = {"ollama_mcp_tool_calls_in_flight": self.slots.running, "ollama_mcp_sessions": len(self.sessions)}
+        if isinstance(self.client, HostPool):
+            gauges["ollama_mcp_ollama_host_up"] = {h.url: int(h.up) for h in self.client.hosts}
+            gauges["ollama_mcp_ollama_host_calls_in_flight"] = {h.url: h.in_flight for h in self.client.hosts}
+        return gauges
 
     # --- messages -----------------------------------------------------------------------------
 
@@ -6114,16 +6421,19 @@ def run_check(config, out=sys.stdout):
         value = getattr(config, field.name)
         shown = f"<{len(value)} token(s)>" if field.name == "auth_tokens" else repr(value)
         print(f"  {field.name:<26} {shown}", file=out)
-    client = OllamaClient(dataclasses.replace(config, ollama_retries=0))
-    try:
-        version = client.version()
-        models = [m.get("name") for m in client.installed()]
-    except OllamaError as e:
-        print(f"Ollama: NOT reachable at {config.ollama_url}\n  {e}", file=out)
-        return 1
-    print(f"Ollama: {version} at {config.ollama_url}", file=out)
-    print(f"Models ({len(models)}): {', '.join(models) if models else 'none yet: ollama pull llama3.2'}", file=out)
-    return 0
+    usable = 0
+    for url in config.ollama_hosts or (config.ollama_url,):  # every host
+        client = OllamaClient(dataclasses.replace(config, ollama_url=url, ollama_retries=0))
+        try:
+            version = client.version()
+            models = [m.get("name") for m in client.installed()]
+        except OllamaError as e:
+            print(f"Ollama: NOT reachable at {url}\n  {e}", file=out)
+            continue
+        usable += 1
+        print(f"Ollama: {version} at {url}", file=out)
+        print(f"Models ({len(models)}): {', '.join(models) if models else 'none yet: ollama pull llama3.2'}", file=out)
+    return 0 if usable else 1
 
 
 def main(argv=None):
