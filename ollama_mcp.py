@@ -28,7 +28,7 @@ __all__ = [  # the Python API of a copied-in file: docs/api_reference.md
     "MODEL", "OPTIONS", "KEEP_ALIVE", "IMAGES", "FORMAT", "THINK", "SESSION_ID", "BUILTIN_TOOLS",
     "ContextStore", "load_tool_packs", "build_registry",
     "McpServer", "RequestContext", "Session", "make_app", "HttpTransport", "StdioTransport",
-    "make_http_server", "serve", "main",
+    "make_http_server", "from_environment", "serve", "main",
 ]  # fmt: skip
 
 import argparse
@@ -5705,7 +5705,8 @@ class HttpTransport:
             payload = read_message(body)
         except ProtocolError as e:
             raise HttpError(400, str(e), code=e.code, reason="parse") from None
-        sock = environ.get("werkzeug.socket")
+        # The client's socket, to notice it leaving during a silent call: werkzeug's or gunicorn's.
+        sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
         request = RequestContext(principal=who.principal, client=who.client)
         if is_modern(payload, environ.get("HTTP_MCP_PROTOCOL_VERSION")):
             if isinstance(payload, list):
@@ -6398,6 +6399,14 @@ def configure_logging(config):
     root.setLevel(config.log_level)
     root.propagate = False
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def from_environment():
+    """The WSGI app configured as the command line would be without flags (environment, .env),
+    for another WSGI server: `gunicorn -k gthread --threads 32 'ollama_mcp:from_environment()'`."""
+    config = load_config()
+    configure_logging(config)
+    return make_app(config)
 
 
 def _parser():
