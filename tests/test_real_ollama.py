@@ -4,6 +4,7 @@ Kept few and small: generation on 2 CPU cores is slow.
 """
 
 import json
+import os
 
 import anyio
 import pytest
@@ -211,3 +212,40 @@ def test_resources_and_prompts_on_real_ollama(real_server, mode):
     assert model["capabilities"] == ["completion"] and model["context_length"] == 32768
     assert isinstance(running["models"], list)
     assert "You are a terse assistant." in prompt.messages[0].content.text  # the base model's own system prompt
+
+
+def test_two_real_ollamas_behind_one_server(start_server, real_url):
+    """OLLAMA_TEST_URL_2: a second real Ollama beside the first (.ci/run starts one on 11435)."""
+    second = os.environ.get("OLLAMA_TEST_URL_2")
+    if not second or ollama_answers(second) is False:
+        pytest.skip("no second real Ollama: set OLLAMA_TEST_URL_2 (REAL_OLLAMA_PORT=11435 start.sh)")
+    server = start_server(ollama_hosts=(real_url, second), ollama_url=real_url, ollama_timeout=120)
+    calls = [
+        ("ollama_check_health", {}),
+        ("ollama_list_models", {}),
+        (
+            "ollama_batch_generate",
+            {"model": GEN, "prompts": ["1, 2,", "a, b,", "x, y,", "red, green,"], "options": SMALL, "concurrency": 2},
+        ),
+        ("ollama_list_processes", {}),
+    ]
+    health, listed, batch, processes = call_all(server.url, calls, mode="2026-07-28")
+    assert all(not r.is_error for r in (health, listed, batch, processes)), [
+        r.content[0].text for r in (health, listed, batch, processes)
+    ]
+    assert [h["url"] for h in health.structured_content["hosts"]] == [real_url, second]
+    by_name = {m["name"]: m["hosts"] for m in listed.structured_content["models"]}
+    assert by_name[GEN] == [real_url, second]
+    assert batch.structured_content["succeeded"] == 4
+    hosts_with_gen = {p["host"] for p in processes.structured_content["models"] if p["name"] == GEN}
+    assert hosts_with_gen == {real_url, second}, "the batch's prompts were spread over both hosts"
+
+
+def ollama_answers(url):
+    import requests
+
+    try:
+        requests.get(f"{url}/api/version", timeout=2)
+        return True
+    except requests.RequestException:
+        return False
