@@ -1196,6 +1196,10 @@ class HostPool:
             return min(up, key=lambda h: h.in_flight)
         name = full_model_name(model)
         having = [h for h in up if name in h.installed]
+        if not having:  # pulled elsewhere since the last look? read the inventories once more
+            for host in up:
+                host.refresh()
+            having = [h for h in up if h.up and name in h.installed]
         if not having:
             asked = ", ".join(h.url for h in up)
             raise OllamaError(

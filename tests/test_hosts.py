@@ -54,9 +54,9 @@ def test_a_call_goes_to_a_host_that_has_the_model(two):
     server, a, b = two
     only = copy.deepcopy(b.models["gemma3:270m"])
     only.tag.update(name="only-on-b:latest", model="only-on-b:latest")
-    b.models["only-on-b:latest"] = only
-    server.mcp.client.offer("ollama://models", None, True)  # as a change made here would
     c = client_of(server)
+    c.call("ollama_list_models")  # the inventory is read...
+    b.models["only-on-b:latest"] = only  # ...then a model appears on b behind this server's back
     assert structured(c.call("ollama_generate", {"model": "only-on-b", "prompt": "x"})[0])["response"]
     assert generations(b) == 1 and generations(a) == 0
     structured(c.call("ollama_generate", {"model": "qwen3:0.6b", "prompt": "x"})[0])
