@@ -1094,6 +1094,11 @@ def full_model_name(name):
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
+INVENTORY_SECONDS = 5.0  # an up host's models are read again this often (and after a change made here)
+INVENTORY_TIMEOUT = (2.0, 5.0)  # (connect, read) seconds for one inventory read
+PROBE_SECONDS = 1.0  # a down host is asked this often whether it is back
+
+
 class HostState:
     """What this server knows of one Ollama host: up or down (and why), its installed and loaded
     models, and the calls this server has running on it."""
@@ -1110,9 +1115,13 @@ class HostState:
 
     def refresh(self):
         """Read the host's tags and ps; mark it down (with the error) when it does not answer."""
+
+        def names(path):  # a short timeout: a hung host must not stall the inventory of the others
+            models = (self.client.json("GET", path, timeout=INVENTORY_TIMEOUT) or {}).get("models") or []
+            return {full_model_name(m.get("name") or m.get("model") or "") for m in models}
+
         try:
-            installed = {full_model_name(m.get("name") or m.get("model") or "") for m in self.client.installed()}
-            loaded = {full_model_name(m.get("name") or m.get("model") or "") for m in self.client.loaded()}
+            installed, loaded = names("/api/tags"), names("/api/ps")
         except OllamaError as e:
             self.up, self.error = False, str(e)
         else:
@@ -1120,8 +1129,6 @@ class HostState:
         self.checked = time.monotonic()
 
 
-INVENTORY_SECONDS = 5.0  # an up host's models are read again this often (and after a change made here)
-PROBE_SECONDS = 1.0  # a down host is asked this often whether it is back
 MODEL_PATHS = {
     "/api/generate",
     "/api/chat",
