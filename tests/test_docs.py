@@ -7,15 +7,16 @@ import ollama_mcp
 from conftest import ROOT
 
 
-def load_generator():
-    spec = importlib.util.spec_from_file_location("make_tool_reference", ROOT / "docs" / "make_tool_reference.py")
+def load_script(name):
+    """A script of docs/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_tool_reference_is_up_to_date():
-    generator = load_generator()
+    generator = load_script("make_tool_reference")
     assert (ROOT / "docs" / "tool_reference.md").read_text() == generator.render(), (
         "run: python docs/make_tool_reference.py"
     )
@@ -27,15 +28,8 @@ def test_readme_tools_table_lists_every_tool():
     assert missing == []
 
 
-def load_settings_generator():
-    spec = importlib.util.spec_from_file_location("make_settings", ROOT / "docs" / "make_settings.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_readme_settings_table_and_env_example_are_up_to_date():
-    generator = load_settings_generator()
+    generator = load_script("make_settings")
     readme = (ROOT / "README.md").read_text()
     assert generator.readme_with_table(readme) == readme, "run: python docs/make_settings.py"
     assert (ROOT / ".env.example").read_text() == generator.env_example(), "run: python docs/make_settings.py"
@@ -96,7 +90,5 @@ def test_examples_cover_every_tool_with_valid_arguments():
 
 
 def test_examples_are_what_the_script_calls():
-    spec = importlib.util.spec_from_file_location("make_examples", ROOT / "docs" / "make_examples.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("make_examples")
     assert example_calls() == [(name, args) for name, args in module.CALLS]

@@ -109,24 +109,6 @@ def test_every_core_tool_is_callable(target):
     assert results["ollama_chat"].structured_content["message"]["content"].startswith("The sky")
 
 
-def test_streamed_progress_reaches_the_client(target):
-    async def main():
-        seen = []
-
-        async def on_progress(progress, total, message):
-            seen.append((progress, message))
-
-        async with Client(target) as client:
-            result = await client.call_tool(
-                "ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, progress_callback=on_progress
-            )
-        return seen, result
-
-    seen, result = anyio.run(main)
-    assert [m for _, m in seen] == ["The", " sky", " is", " blue", " because", " of", " Rayleigh", " scattering", "."]
-    assert result.structured_content["response"] == "The sky is blue because of Rayleigh scattering."
-
-
 def test_tool_errors_reach_the_client_as_is_error(target):
     async def main():
         async with Client(target) as client:
@@ -135,31 +117,6 @@ def test_tool_errors_reach_the_client_as_is_error(target):
     result = anyio.run(main)
     assert result.is_error is True
     assert "ollama_list_models" in result.content[0].text
-
-
-def test_cancelling_a_stream_midway_stops_ollama(target, fake):
-    fake.chunk_delay = 0.1
-
-    async def main():
-        async with Client(target) as client:
-            seen = await cancel_after_progress(
-                client,
-                "ollama_chat_stream",
-                {"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}]},
-                2,
-                timeout=10,
-            )
-            with anyio.fail_after(5):
-                while not fake.aborted.is_set():
-                    await anyio.sleep(0.05)
-            # the session still works after a cancel
-            after = await client.call_tool("ollama_list_models", {})
-        return seen, after
-
-    seen, after = anyio.run(main)
-    assert len(seen) == 2
-    assert fake.streams_aborted == 1
-    assert after.is_error is False
 
 
 # --- both eras: the official client pinned to 2026-07-28, and in legacy (handshake) mode -----------

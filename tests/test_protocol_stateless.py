@@ -6,13 +6,12 @@ import contextlib
 import io
 import json
 import threading
-import time
 
 import pytest
 import requests
 
 import ollama_mcp
-from conftest import ACCEPT, REGION_PACK, iter_sse
+from conftest import ACCEPT, REGION_PACK, iter_sse, wait_for
 
 VERSION = "2026-07-28"
 META = {
@@ -39,6 +38,13 @@ def modern(url, method, params=None, msg_id=1, headers=None, stream=False, meta=
         stream=stream,
         timeout=30,
     )
+
+
+def modern_stream(url, msg_id=1):
+    """Start a streaming generation with a progressToken; the streaming HTTP response."""
+    arguments = {"model": "gemma3:270m", "prompt": "x"}
+    params = {"name": "ollama_generate_stream", "arguments": arguments, "_meta": {**META, "progressToken": 1}}
+    return modern(url, "tools/call", params, msg_id=msg_id, stream=True)
 
 
 def messages(r):
@@ -251,38 +257,16 @@ def test_both_eras_share_the_endpoint_at_once(server, client):
 
 def test_closing_the_stream_cancels_the_call_and_ollama(server, fake):
     fake.chunk_delay = 0.1
-    r = modern(
-        server.url,
-        "tools/call",
-        {
-            "name": "ollama_generate_stream",
-            "arguments": {"model": "gemma3:270m", "prompt": "x"},
-            "_meta": {**META, "progressToken": 1},
-        },
-        stream=True,
-    )
+    r = modern_stream(server.url)
     next(iter_sse(r))
     r.close()
     assert fake.aborted.wait(3)
-    deadline = time.monotonic() + 3
-    while len(server.mcp.calls) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert len(server.mcp.calls) == 0
+    assert wait_for(lambda: len(server.mcp.calls) == 0)
 
 
 def test_calls_of_one_principal_are_visible_across_requests(server, fake):
     fake.chunk_delay = 0.1
-    r = modern(
-        server.url,
-        "tools/call",
-        {
-            "name": "ollama_generate_stream",
-            "arguments": {"model": "gemma3:270m", "prompt": "x"},
-            "_meta": {**META, "progressToken": 1},
-        },
-        msg_id=41,
-        stream=True,
-    )
+    r = modern_stream(server.url, msg_id=41)
     events = iter_sse(r)
     next(events)
     listing = modern(

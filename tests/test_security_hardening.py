@@ -1,5 +1,6 @@
 """The findings of the outside attack review (issue 10), each reproduced against a live server."""
 
+import inspect
 import json
 import socket
 import sqlite3
@@ -41,25 +42,28 @@ def raw_http(port, data, timeout=5):
 
 # --- 1. patterns: no catastrophic backtracking, anchored at the real end ------------------------
 
-PATTERN_PROBE = textwrap.dedent(
+
+def all_patterns(schema):
+    """Every `pattern` in a JSON Schema, at any depth."""
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "pattern" and isinstance(value, str):
+                yield value
+            else:
+                yield from all_patterns(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from all_patterns(item)
+
+
+PATTERN_PROBE = inspect.getsource(all_patterns) + textwrap.dedent(
     """
     import json, re, sys, time
     sys.path.insert(0, sys.argv[1])
     import ollama_mcp
 
-    def patterns(schema):
-        if isinstance(schema, dict):
-            for key, value in schema.items():
-                if key == "pattern" and isinstance(value, str):
-                    yield value
-                else:
-                    yield from patterns(value)
-        elif isinstance(schema, list):
-            for item in schema:
-                yield from patterns(item)
-
     tools = ollama_mcp.BUILTIN_TOOLS + ollama_mcp.load_tool_packs(ollama_mcp.default_tools_dir())
-    found = {p for t in tools for p in patterns(t.input_schema)}
+    found = {p for t in tools for p in all_patterns(t.input_schema)}
     pieces = ["0", "01", "0.", "1.5", "a", "a.", "a:", "a/", "_", "-", "5m", "1h", "µs", "sha256:", "ab", ".", "@", "+"]
     worst = (0.0, None)
     for pattern in sorted(found):
@@ -85,18 +89,6 @@ def test_no_schema_pattern_backtracks_catastrophically():
     report = json.loads(r.stdout)
     assert report["patterns"] >= 4
     assert report["worst"][0] < 0.05, report
-
-
-def all_patterns(schema):
-    if isinstance(schema, dict):
-        for key, value in schema.items():
-            if key == "pattern" and isinstance(value, str):
-                yield value
-            else:
-                yield from all_patterns(value)
-    elif isinstance(schema, list):
-        for item in schema:
-            yield from all_patterns(item)
 
 
 def test_every_builtin_pattern_is_anchored_at_the_real_end():
