@@ -3165,7 +3165,12 @@ PROCESS = open_object(
 def ollama_list_processes(call, args):
     now = time.time()
     models = [_process(m, now) for m in call.client.loaded()]
-    return {"models": models, "count": len(models)}
+    result = {"models": models, "count": len(models)}
+    if isinstance(call.client, HostPool):  # several hosts: which were asked, a down one with its error
+        result["hosts"] = [
+            {"url": h.url, "up": h.up, **({"error": h.error} if not h.up else {})} for h in call.client.hosts
+        ]
+    return result
 
 
 @tool(

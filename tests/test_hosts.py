@@ -135,6 +135,9 @@ def test_a_host_going_down_is_skipped_and_used_again_when_it_returns(two):
     assert health["healthy"] and down["up"] is False and "not reachable" in down["error"]
     pool = server.mcp.client
     assert wait_for(lambda: not pool.hosts[1].up, timeout=10)
+    processes = structured(c.call("ollama_list_processes")[0])
+    assert [(h["url"], h["up"]) for h in processes["hosts"]] == [(a.url, True), (b_url, False)]
+    assert "not reachable" in processes["hosts"][1]["error"]
     for _ in range(3):  # the model is on both: every call goes to the host that answers
         assert c.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x"})[0]["isError"] is False
     base = server.url.rsplit("/", 1)[0]
