@@ -1144,11 +1144,11 @@ MODEL_PATHS = {
 
 class HostPool:
     """Several Ollama hosts behind the OllamaClient interface (OLLAMA_HOSTS). A request for a model
-    goes to a host that has it: one where it is loaded first, then the one with the fewest calls
-    of this server in flight; a new model (pull, create) to the least busy up host, unless the
-    call names one. Listings merge the hosts. An inventory of each host is kept fresh by one
-    background thread, which also probes down hosts so that they are used again within seconds
-    of coming back."""
+    goes to a host that has it: the one with the fewest calls of this server in flight, where a
+    host with the model loaded counts as one call less busy; a new model (pull, create) to the
+    least busy up host, unless the call names one. Listings merge the hosts. An inventory of each
+    host is kept fresh by one background thread, which also probes down hosts so that they are
+    used again within seconds of coming back."""
 
     def __init__(self, config, clients=None):
         self.hosts = [
@@ -1214,7 +1214,9 @@ class HostPool:
                 "models, or ollama_pull_model to fetch it (with host to choose where)",
                 404,
             )
-        return min(having, key=lambda h: (name not in h.loaded, h.in_flight))
+        # Loaded counts as one call less busy: it wins ties and light load (no load time), while
+        # the parallel prompts of a batch spill over to the other hosts that have the model.
+        return min(having, key=lambda h: (h.in_flight + (name not in h.loaded), name not in h.loaded))
 
     @contextlib.contextmanager
     def _on(self, host):

@@ -225,7 +225,7 @@ def test_two_real_ollamas_behind_one_server(start_server, real_url):
         ("ollama_list_models", {}),
         (
             "ollama_batch_generate",
-            {"model": GEN, "prompts": ["1, 2,", "a, b,", "x, y,", "red, green,"], "options": SMALL, "concurrency": 2},
+            {"model": GEN, "prompts": ["1, 2,", "a, b,", "x, y,", "red, green,"], "options": SMALL, "concurrency": 4},
         ),
         ("ollama_list_processes", {}),
     ]
