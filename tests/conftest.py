@@ -301,6 +301,12 @@ def slow_stream(client, fake, msg_id):
     return r, events
 
 
+def process_env(tmp_path, **extra):
+    """The environment of a server started as its own process: no packs, a data folder of its own,
+    and nothing of the caller's environment but what is given."""
+    return {"PATH": "/usr/bin:/bin", "MCP_TOOLS_DIR": str(tmp_path), "MCP_DATA_DIR": str(tmp_path / "d"), **extra}
+
+
 def start_process(fake, env, tmp_path, *args):
     proc = subprocess.Popen(
         [

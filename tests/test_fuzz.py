@@ -258,7 +258,7 @@ def test_fuzz_stdio_lines(fake, tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from conftest import ROOT, process_env
 
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "ollama_mcp.py"), "--transport", "stdio", "--ollama-url", fake.url],
@@ -266,7 +266,7 @@ def test_fuzz_stdio_lines(fake, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "MCP_TOOLS_DIR": str(tmp_path), "MCP_DATA_DIR": str(tmp_path / "d")},
+        env=process_env(tmp_path),
     )
     lines = []
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import ollama_mcp
-from conftest import ACCEPT, INIT, ROOT, TOKEN, post, slow_stream, start_process, wait_for
+from conftest import ACCEPT, INIT, ROOT, TOKEN, post, process_env, slow_stream, start_process, wait_for
 
 # --- bearer tokens ------------------------------------------------------------------------------
 
@@ -56,14 +56,7 @@ def test_open_server_needs_no_token(server):
 
 
 def test_token_and_authorization_header_never_reach_the_logs(fake, tmp_path):
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "MCP_AUTH_TOKEN": TOKEN,
-        "LOG_LEVEL": "DEBUG",
-        "LOG_FORMAT": "json",
-        "MCP_TOOLS_DIR": str(tmp_path),
-        "MCP_DATA_DIR": str(tmp_path / "d"),
-    }
+    env = process_env(tmp_path, MCP_AUTH_TOKEN=TOKEN, LOG_LEVEL="DEBUG", LOG_FORMAT="json")
     proc, url = start_process(fake, env, tmp_path)
     try:
         r = post(url, INIT, Authorization=f"Bearer {TOKEN}")
@@ -363,12 +356,7 @@ def test_metrics_count_calls_outcomes_tokens_and_rejections(server, client):
 
 
 def test_sigterm_cancels_streams_and_exits_promptly(fake, tmp_path):
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "MCP_TOOLS_DIR": str(tmp_path),
-        "MCP_DATA_DIR": str(tmp_path / "d"),
-        "LOG_FORMAT": "json",
-    }
+    env = process_env(tmp_path, LOG_FORMAT="json")
     proc, url = start_process(fake, env, tmp_path)
     fake.chunk_delay = 0.2
     sid = post(url, INIT).headers["Mcp-Session-Id"]

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 import ollama_mcp
-from conftest import ACCEPT, INIT, ROOT, TOKEN, post, slow_stream, start_process, wait_for
+from conftest import ACCEPT, INIT, ROOT, TOKEN, post, process_env, slow_stream, start_process, wait_for
 
 OTHER_TOKEN = "another-token-0123456789"
 
@@ -213,7 +213,7 @@ def peak_rss_mb(pid):
 
 @pytest.mark.slow
 def test_a_body_of_ten_million_empty_arrays_is_refused_without_inflating(fake, tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "MCP_TOOLS_DIR": str(tmp_path), "MCP_DATA_DIR": str(tmp_path / "d")}
+    env = process_env(tmp_path)
     proc, url = start_process(fake, env, tmp_path)
     try:
         r = subprocess.run([sys.executable, "-c", MEMORY_PROBE, url], capture_output=True, text=True, timeout=120)
@@ -277,12 +277,7 @@ def test_another_token_cannot_use_list_cancel_or_delete_a_session(two_tokens, fa
 
 
 def test_logs_carry_a_short_hash_of_the_session_id_not_the_id(fake, tmp_path):
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "LOG_FORMAT": "json",
-        "MCP_TOOLS_DIR": str(tmp_path),
-        "MCP_DATA_DIR": str(tmp_path / "d"),
-    }
+    env = process_env(tmp_path, LOG_FORMAT="json")
     proc, url = start_process(fake, env, tmp_path)
     try:
         sid = post(url, INIT).headers["Mcp-Session-Id"]
@@ -479,12 +474,7 @@ def test_ambiguous_framing_gets_400_and_a_closed_connection(server, headers):
 
 
 def test_a_malformed_request_line_gets_400_and_no_traceback(fake, tmp_path):
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "LOG_FORMAT": "json",
-        "MCP_TOOLS_DIR": str(tmp_path),
-        "MCP_DATA_DIR": str(tmp_path / "d"),
-    }
+    env = process_env(tmp_path, LOG_FORMAT="json")
     proc, url = start_process(fake, env, tmp_path)
     try:
         port = port_of(url)
