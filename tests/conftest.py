@@ -293,6 +293,13 @@ def post(url, payload, **headers):
     return requests.post(url, data=data, headers=h, timeout=10)
 
 
+def stream_request(msg_id, token=1, prompt="x", **meta):
+    """A tools/call of ollama_generate_stream with a progressToken; meta adds to its _meta."""
+    params = {"name": "ollama_generate_stream", "arguments": {"model": "gemma3:270m", "prompt": prompt}}
+    params["_meta"] = {"progressToken": token, **meta}
+    return {"jsonrpc": "2.0", "id": msg_id, "method": "tools/call", "params": params}
+
+
 def slow_stream(client, fake, msg_id):
     fake.chunk_delay = 0.1
     r = client.start("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, msg_id=msg_id)

@@ -12,7 +12,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from conftest import ACCEPT, ROOT, wait_for
+from conftest import ACCEPT, ROOT, stream_request, wait_for
 
 pytest.importorskip("gunicorn")
 
@@ -72,22 +72,8 @@ def test_tools_and_streaming_work_under_gunicorn(gunicorn):
 def test_a_client_leaving_a_stream_cancels_it_under_gunicorn(gunicorn, fake):
     _, port = gunicorn
     fake.chunk_delay = 0.1
-    body = json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "x"},
-                "_meta": {
-                    "progressToken": 1,
-                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                    "io.modelcontextprotocol/clientCapabilities": {},
-                },
-            },
-        }
-    ).encode()
+    modern = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    body = json.dumps(stream_request(1, **modern)).encode()
     head = (
         f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: {ACCEPT}\r\nContent-Type: application/json\r\n"
         f"MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: ollama_generate_stream\r\n"

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 import ollama_mcp
-from conftest import ACCEPT, INIT, post, read_messages
+from conftest import ACCEPT, INIT, post, read_messages, stream_request
 
 # --- HTTP surface -------------------------------------------------------------------------
 
@@ -334,16 +334,7 @@ def test_connections_are_kept_alive_across_requests_and_streams(server):
     headers["Mcp-Session-Id"] = first.getheader("Mcp-Session-Id")
     first.read()
     sock = conn.sock
-    stream = {
-        "jsonrpc": "2.0",
-        "id": 2,
-        "method": "tools/call",
-        "params": {
-            "name": "ollama_generate_stream",
-            "arguments": {"model": "gemma3:270m", "prompt": "x"},
-            "_meta": {"progressToken": 1},
-        },
-    }
+    stream = stream_request(2)
     conn.request("POST", "/mcp", json.dumps(stream), headers)
     sse = conn.getresponse()
     assert sse.getheader("Transfer-Encoding") == "chunked"
@@ -370,18 +361,7 @@ def test_http_1_0_clients_get_a_closed_unchunked_stream(server, client):
     import socket
 
     port = server.port
-    body = json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 2,
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "x"},
-                "_meta": {"progressToken": 1},
-            },
-        }
-    ).encode()
+    body = json.dumps(stream_request(2)).encode()
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(
         f"POST /mcp HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: {ACCEPT}\r\nContent-Type: "

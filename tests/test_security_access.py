@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import ollama_mcp
-from conftest import ACCEPT, INIT, ROOT, TOKEN, post, process_env, slow_stream, start_process, wait_for
+from conftest import ACCEPT, INIT, ROOT, TOKEN, post, process_env, slow_stream, start_process, stream_request, wait_for
 
 # --- bearer tokens ------------------------------------------------------------------------------
 
@@ -364,16 +364,7 @@ def test_sigterm_cancels_streams_and_exits_promptly(fake, tmp_path):
 
     def stream():
         h = {"Accept": ACCEPT, "Content-Type": "application/json", "Mcp-Session-Id": sid}
-        msg = {
-            "jsonrpc": "2.0",
-            "id": 9,
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "secret prompt text"},
-                "_meta": {"progressToken": 1},
-            },
-        }
+        msg = stream_request(9, prompt="secret prompt text")
         try:
             got["body"] = requests.post(url, json=msg, headers=h, timeout=20).text
         except requests.RequestException as e:

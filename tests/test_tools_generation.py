@@ -5,7 +5,7 @@ import json
 import pytest
 
 import ollama_mcp
-from conftest import error_text, structured
+from conftest import error_text, stream_request, structured
 
 ALL_GENERATE_ARGS = {
     "model": "gemma3:270m",
@@ -217,18 +217,7 @@ def test_stream_sends_thinking_deltas_then_text(client):
 
 
 def test_sse_frames_have_event_id_and_headers(client):
-    r = client.post(
-        {
-            "jsonrpc": "2.0",
-            "id": 5,
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "x"},
-                "_meta": {"progressToken": 1},
-            },
-        }
-    )
+    r = client.post(stream_request(5))
     assert r.headers["Content-Type"] == "text/event-stream"
     assert r.headers["Cache-Control"] == "no-cache"
     assert r.headers["X-Accel-Buffering"] == "no"

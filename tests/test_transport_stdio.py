@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, wait_for
+from conftest import ROOT, stream_request, wait_for
 
 
 @pytest.fixture
@@ -89,19 +89,7 @@ def test_bad_json_line_gets_parse_error(proc):
 def test_ping_is_answered_while_a_call_streams_and_cancel_stops_it(proc, fake):
     fake.chunk_delay = 0.1
     initialize(proc)
-    send(
-        proc,
-        {
-            "jsonrpc": "2.0",
-            "id": 5,
-            "method": "tools/call",
-            "params": {
-                "name": "ollama_generate_stream",
-                "arguments": {"model": "gemma3:270m", "prompt": "x"},
-                "_meta": {"progressToken": "p"},
-            },
-        },
-    )
+    send(proc, stream_request(5, token="p"))
     assert read(proc)["method"] == "notifications/progress"
     send(proc, {"jsonrpc": "2.0", "id": 6, "method": "ping"})
     while True:
