@@ -71,7 +71,6 @@ import requests
 import tenacity
 import urllib3
 from dotenv import dotenv_values
-from requests.adapters import HTTPAdapter
 from werkzeug.datastructures import Authorization, MIMEAccept
 from werkzeug.http import parse_accept_header
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
@@ -326,6 +325,13 @@ class Config:
     )
     port: int = setting(4838, "MCP_PORT", _int(0, 65535), "HTTP port; the endpoint is `/mcp`", flag="--port")
     transport: str = setting("http", "MCP_TRANSPORT", _choice("http", "stdio"), "`http` or `stdio`", flag="--transport")
+    yield_cpu: bool = setting(
+        True,
+        "MCP_YIELD_CPU",
+        _bool,
+        "Linux: the server's threads run under the SCHED_BATCH policy, so waking up to relay a token does not "
+        "preempt the Ollama that sent it (see README, Performance); `false` for the default policy",
+    )
     allowed_origins: tuple = setting(
         (),
         "MCP_ALLOWED_ORIGINS",
@@ -857,44 +863,31 @@ def _ollama_error(status, text):
 class OllamaClient:
     """Synchronous client for the Ollama REST API.
 
-    A pool of `requests.Session`s, each lent to one thread at a time and keeping its connection
-    to Ollama alive between calls (server threads live only as long as a client connection, so
-    sessions per thread would reconnect for every client); an explicit (connect, read) timeout
-    on every call; tenacity retries only where nothing reached Ollama (connection refused) or
-    the call is an idempotent GET answered 503; every failure translated to OllamaError here.
+    One urllib3 connection pool (the pool requests itself runs on; used directly, a call costs
+    half the CPU: no request preparation, cookie jar, hooks or response re-wrapping), its
+    connections kept alive between calls and each lent to one call at a time; an explicit
+    (connect, read) timeout on every call; tenacity retries only where nothing reached Ollama
+    (no connection) or the call is an idempotent GET answered 503; every failure translated to
+    OllamaError here. Proxy variables are not read: a local Ollama is never rerouted.
     """
 
-    IDLE_SESSIONS = 32  # sessions kept for reuse; more are closed when returned
+    SPARE_CONNECTIONS = 8  # beyond MCP_MAX_CONCURRENT: inventory reads, probes, /readyz
 
     def __init__(self, config):
         self.base_url = config.ollama_url.rstrip("/")
         self.timeout = (config.ollama_connect_timeout, config.ollama_timeout)
-        self._idle = []  # list.append/pop are atomic: no lock needed
+        self._timeouts = {}  # (connect, read) -> urllib3.Timeout, built once each
+        self._path = urllib.parse.urlsplit(self.base_url).path  # Ollama behind a proxy may have one
+        self._pool = urllib3.connection_from_url(
+            self.base_url, maxsize=config.max_concurrent + self.SPARE_CONNECTIONS, block=False, retries=False
+        )
+        self._retries = config.ollama_retries
         self._retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_retry_safe),
             stop=tenacity.stop_after_attempt(config.ollama_retries + 1),
             wait=tenacity.wait_exponential(multiplier=0.1, max=1.0),
             reraise=True,
         )
-
-    @contextlib.contextmanager
-    def session(self):
-        """Borrow a pooled session for the duration of the block."""
-        try:
-            s = self._idle.pop()
-        except IndexError:
-            s = requests.Session()
-            s.trust_env = False  # HTTP(S)_PROXY must not reroute calls to a local Ollama
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
-            s.mount("http://", adapter)
-            s.mount("https://", adapter)
-        try:
-            yield s
-        finally:
-            if len(self._idle) < self.IDLE_SESSIONS:
-                self._idle.append(s)
-            else:
-                s.close()
 
     def targets(self, host=None, model=None, new=False):
         """The clients a model-management call acts on: this one (see HostPool for several)."""
@@ -914,61 +907,80 @@ class OllamaClient:
             return [{"url": self.base_url, "up": False, "error": str(e)}]
 
     def close(self):
-        """Close the idle sessions and their connections to Ollama."""
-        while self._idle:
-            try:
-                self._idle.pop().close()
-            except IndexError:
-                break
+        """Close the idle connections to Ollama."""
+        self._pool.close()
 
-    def _send(self, session, method, path, *, stream=False, timeout=None, **kwargs):
-        # A prepared request sent by the adapter skips what Session.request and Session.send do
-        # per call and we never use (settings merging, cookie jars, hooks, redirects): a third of
-        # the client's time on a small call.
-        prepared = requests.Request(method, self.base_url + path, **kwargs).prepare()
-        response = session.get_adapter(prepared.url).send(prepared, stream=stream, timeout=timeout or self.timeout)
-        if response.status_code == 503 and method in ("GET", "HEAD"):
-            response.close()
+    def _timeout(self, timeout):
+        pair = tuple(timeout or self.timeout)
+        made = self._timeouts.get(pair)
+        if made is None:
+            made = self._timeouts[pair] = urllib3.Timeout(connect=pair[0], read=pair[1])
+        return made
+
+    def _send(self, method, path, data, headers, stream, timeout):
+        response = self._pool.urlopen(
+            method,
+            self._path + path,
+            body=data,
+            headers=headers,
+            retries=False,
+            redirect=False,
+            timeout=self._timeout(timeout),
+            preload_content=not stream,
+            release_conn=not stream,
+        )
+        if response.status == 503 and method in ("GET", "HEAD"):
+            _release(response)
             raise _Unavailable()
         return response
 
-    def request(self, method, path, body=None, *, stream=False, timeout=None, data=None, headers=None, session=None):
-        """Send one request; return the `requests.Response` (2xx only) or raise OllamaError.
-
-        A streamed response keeps its connection busy: pass the `session` it is read with.
-        """
-        if session is None:
-            with self.session() as session:
-                return self.request(
-                    method, path, body, stream=stream, timeout=timeout, data=data, headers=headers, session=session
-                )
-        kwargs = {"headers": headers}
-        if body is not None:
-            kwargs["json"] = body
-        if data is not None:
-            kwargs["data"] = data
+    def _send_retrying(self, *args):
+        """The first attempt outside tenacity (its bookkeeping costs on every call); only a
+        failure that may be retried goes on to it, counted as its first attempt."""
         try:
-            response = self._retrying(self._send, session, method, path, stream=stream, timeout=timeout, **kwargs)
+            return self._send(*args)
+        except Exception as e:
+            if self._retries == 0 or not _retry_safe(e):
+                raise
+            first = [e]
+
+        def attempt():
+            if first:
+                raise first.pop()
+            return self._send(*args)
+
+        return self._retrying(attempt)
+
+    def request(self, method, path, body=None, *, stream=False, timeout=None, data=None, headers=None):
+        """Send one request; return the urllib3 response (2xx only) or raise OllamaError.
+
+        `body` goes as JSON, `data` as it is (bytes or a file). A response with `stream=True`
+        holds its connection until it is read to the end or closed.
+        """
+        if body is not None:
+            try:
+                data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+            except ValueError:
+                raise ToolError("the request holds a number JSON cannot carry (NaN or Infinity)") from None
+            headers = {**(headers or {}), "Content-Type": "application/json"}
+        try:
+            response = self._send_retrying(method, path, data, headers, stream, timeout)
         except _Unavailable:
             raise OllamaError(
                 f"Ollama at {self.base_url} answered 503 (busy or starting); try again shortly", 503
             ) from None
-        except requests.RequestException as e:
+        except (urllib3.exceptions.HTTPError, OSError) as e:
             raise self._translate(e, timeout) from e
-        if response.status_code >= 400:
+        if response.status >= 400:
             try:
                 raise self._http_error(response)
             finally:
-                response.close()
+                _release(response)
         return response
 
     def json(self, method, path, body=None, **kwargs):
         """Send one request and decode its JSON body (None for an empty body)."""
-        response = self.request(method, path, body, **kwargs)
-        try:
-            content = response.content
-        except requests.RequestException as e:
-            raise self._translate(e) from e
+        content = self.request(method, path, body, **kwargs).data
         if not content.strip():
             return None
         try:
@@ -980,28 +992,29 @@ class OllamaClient:
         """POST `body` with `stream: true` and yield each NDJSON object as it arrives.
 
         Checks `call` for cancellation before every chunk and raises Cancelled; leaving the
-        generator early (cancel, client gone, error) closes the HTTP response, which makes
-        Ollama stop generating.
+        generator early (cancel, client gone, error) closes the connection, which makes Ollama
+        stop generating.
         """
-        with (
-            self.session() as session,
-            self.request("POST", path, {**body, "stream": True}, stream=True, session=session) as response,
-        ):
-            try:
-                for line in _lines(response.raw):
-                    if call is not None and call.cancelled():
-                        raise Cancelled()
-                    if not line:
-                        continue
-                    try:
-                        chunk = json.loads(line)
-                    except ValueError:
-                        raise OllamaError(f"Ollama sent a line that is not JSON on {path}: {line[:200]!r}") from None
-                    if "error" in chunk:
-                        raise _ollama_error(500, str(chunk["error"]))
-                    yield chunk
-            except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
-                raise self._translate(e) from e
+        response = self.request("POST", path, {**body, "stream": True}, stream=True)
+        try:
+            for line in _lines(response):
+                if call is not None and call.cancelled():
+                    raise Cancelled()
+                if not line:
+                    continue
+                try:
+                    chunk = json.loads(line)
+                except ValueError:
+                    raise OllamaError(f"Ollama sent a line that is not JSON on {path}: {line[:200]!r}") from None
+                if "error" in chunk:
+                    raise _ollama_error(500, str(chunk["error"]))
+                yield chunk
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise self._translate(e) from e
+        finally:
+            if not response.closed:  # left early: close the connection, so Ollama stops
+                response.close()
+            response.release_conn()
 
     def version(self, timeout=None):
         """Ollama's version string ("?" when it does not say)."""
@@ -1022,46 +1035,60 @@ class OllamaClient:
     def _translate(self, e, timeout=None):
         timeout = timeout or self.timeout
         where = self.base_url
-        if isinstance(e, requests.ConnectTimeout):
+        if isinstance(e, urllib3.exceptions.NameResolutionError):
             return OllamaError(
-                f"Ollama at {where} did not accept a connection within {timeout[0]} s "
-                "(OLLAMA_CONNECT_TIMEOUT). Check that `ollama serve` is running there, or set OLLAMA_HOST."
+                f"Ollama's address {where} does not resolve ({e.conn.host}). Set OLLAMA_HOST (or --ollama-url) to "
+                "the address where `ollama serve` runs."
             )
-        if isinstance(e, (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError)):
-            return OllamaError(
-                f"Ollama at {where} sent nothing for {timeout[1]} s (OLLAMA_TIMEOUT). A large model may "
-                "still be loading: raise OLLAMA_TIMEOUT (e.g. OLLAMA_TIMEOUT=600) and try again."
-            )
-        if isinstance(e, requests.ConnectionError) and _is_connect_failure(e):
+        if isinstance(e, urllib3.exceptions.NewConnectionError):
             return OllamaError(
                 f"Ollama is not reachable at {where} (connection refused). Start it with `ollama serve`, "
                 "or set OLLAMA_HOST (or --ollama-url) to the address where it runs."
             )
-        if isinstance(
-            e, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)
-        ):
+        if isinstance(e, urllib3.exceptions.ConnectTimeoutError):
+            return OllamaError(
+                f"Ollama at {where} did not accept a connection within {timeout[0]} s "
+                "(OLLAMA_CONNECT_TIMEOUT). Check that `ollama serve` is running there, or set OLLAMA_HOST."
+            )
+        if isinstance(e, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+            return OllamaError(
+                f"Ollama at {where} sent nothing for {timeout[1]} s (OLLAMA_TIMEOUT). A large model may "
+                "still be loading: raise OLLAMA_TIMEOUT (e.g. OLLAMA_TIMEOUT=600) and try again."
+            )
+        if isinstance(e, (urllib3.exceptions.ProtocolError, ConnectionError)):
             return OllamaError(f"Ollama at {where} closed the connection before answering completely: {e}")
         return OllamaError(f"Request to Ollama at {where} failed: {e}")
 
     def _http_error(self, response):
-        status = response.status_code
+        status = response.status
+        raw = response.data if response.data is not None else b""
         text = ""
         try:
-            payload = response.json()
+            payload = json.loads(raw)
             if isinstance(payload, dict) and "error" in payload:
                 error = payload["error"]
                 text = error.get("message", "") if isinstance(error, dict) else str(error)
         except ValueError:
-            text = response.text.strip()
+            text = raw.decode("utf-8", "replace").strip()
         return _ollama_error(status, text or f"HTTP {status}")
 
 
-def _lines(raw):
-    """The lines of a streamed body as they arrive. Read from urllib3 itself: Ollama sends one
-    line per HTTP chunk, and requests' iter_content and iter_lines add two generator layers and
-    a re-split of every chunk on the per-token path."""
+def _release(response):
+    """Give a response's connection back to the pool: read to its end, or closed when it is long."""
+    try:
+        response.read(1 << 16)
+    except (urllib3.exceptions.HTTPError, OSError):
+        pass
+    if not response.closed:
+        response.close()  # unread body left: the connection cannot serve another call
+    response.release_conn()
+
+
+def _lines(response):
+    """The lines of a streamed body as they arrive. Read from urllib3 chunk by chunk: Ollama sends
+    one line per HTTP chunk."""
     pending = b""
-    for data in raw.stream(None, decode_content=True):
+    for data in response.stream(None, decode_content=True):
         pending += data
         *lines, pending = pending.split(b"\n")
         yield from lines
@@ -1073,20 +1100,9 @@ class _Unavailable(Exception):
     """503 on an idempotent GET: safe to retry."""
 
 
-def _is_connect_failure(e):
-    """True when the connection was never established, so nothing reached Ollama."""
-    if isinstance(e, requests.ConnectTimeout):
-        return True
-    reason = e.args[0] if e.args else None
-    reason = getattr(reason, "reason", reason)
-    text = f"{type(reason).__name__}: {reason}"
-    return any(
-        s in text for s in ("NewConnectionError", "Connection refused", "Failed to establish", "Name or service")
-    )
-
-
 def _retry_safe(e):
-    return isinstance(e, _Unavailable) or (isinstance(e, requests.ConnectionError) and _is_connect_failure(e))
+    """503 on a GET, or no connection made: nothing reached Ollama, so trying again is safe."""
+    return isinstance(e, (_Unavailable, urllib3.exceptions.ConnectTimeoutError))
 
 
 def full_model_name(name):
@@ -2730,6 +2746,7 @@ def _upload_blob(call, path):
                 "POST",
                 f"/api/blobs/{digest}",
                 data=f,
+                headers={"Content-Length": str(os.fstat(f.fileno()).st_size)},
                 timeout=(call.config.ollama_connect_timeout, max(call.config.ollama_timeout, 600)),
             ).close()
     return digest
@@ -5411,6 +5428,7 @@ def _status_line(code):
     return f"{code} {HTTPStatus(code).phrase}"
 
 
+@functools.lru_cache(maxsize=64)  # a client sends the same Accept header every time
 def _accepts(accept, wanted):
     """Whether an Accept header allows `wanted` (wildcards count; `q=0` refuses)."""
     return parse_accept_header(accept, MIMEAccept).quality(wanted) > 0
@@ -6337,9 +6355,24 @@ def _report_ollama(client):
     threading.Thread(target=check, name="ollama-check", daemon=True).start()
 
 
+def _yield_cpu():
+    """SCHED_BATCH for every thread of this process (threads started later inherit it): a
+    thread woken by data from Ollama waits for Ollama's thread to finish its turn instead of
+    preempting it. A relay that preempts its producer delays every token the producer sends
+    next; on a 2-core machine a paced stream ended 30-40 µs per token later than the direct
+    one, and 5-8 µs with this."""
+    try:
+        for thread_id in os.listdir("/proc/self/task"):
+            os.sched_setscheduler(int(thread_id), os.SCHED_BATCH, os.sched_param(0))
+    except (AttributeError, OSError) as e:  # not Linux, or not allowed here
+        log.debug("SCHED_BATCH not available (%s); the default scheduling policy stays", e)
+
+
 def serve(config):
     """Run the server for `config` until SIGTERM/SIGINT, then stop gracefully: stop accepting,
     cancel in-flight calls (closing their Ollama streams), let them finish their writes."""
+    if config.yield_cpu:
+        _yield_cpu()
     if config.transport == "stdio":
         transport = StdioTransport(McpServer(config))
         _report_ollama(transport.server.client)
@@ -6404,9 +6437,54 @@ class _JsonFormatter(logging.Formatter):
         return dumps(entry)
 
 
+class _LogWriter(logging.Handler):
+    """Lines formatted by the thread that logs them and written by one background thread, every
+    line waiting in one write: a request thread never waits on stderr. (A write to a pipe, to
+    journald or docker, is a system call and a wake-up of its reader; one per tool call cost a
+    tenth of the server's CPU under load in bench/run.py.) `flush()`, also at exit, writes what
+    is waiting, in order."""
+
+    GATHER_SECONDS = 0.05
+
+    def __init__(self, stream):
+        super().__init__()
+        self.stream = stream
+        self._pending = []
+        self._waiting = threading.Condition(threading.Lock())
+        self._writing = threading.Lock()  # one batch at a time: lines leave in the order logged
+        threading.Thread(target=self._run, name="log-writer", daemon=True).start()
+
+    def emit(self, record):
+        try:
+            line = self.format(record) + "\n"
+        except Exception:
+            self.handleError(record)
+            return
+        with self._waiting:
+            self._pending.append(line)
+            if len(self._pending) == 1:
+                self._waiting.notify()
+
+    def _run(self):
+        while True:
+            with self._waiting:
+                self._waiting.wait_for(lambda: self._pending)
+            time.sleep(self.GATHER_SECONDS)  # what else is logged meanwhile leaves in the same write
+            self.flush()
+
+    def flush(self):
+        with self._writing:
+            with self._waiting:
+                lines, self._pending = self._pending, []
+            if lines:
+                with contextlib.suppress(OSError, ValueError):  # stderr closed: nowhere left to say it
+                    self.stream.write("".join(lines))
+                    self.stream.flush()
+
+
 def configure_logging(config):
-    """Log to stderr (never stdout: stdio transport), text or JSON."""
-    handler = logging.StreamHandler(sys.stderr)
+    """Log to stderr (never stdout: stdio transport), text or JSON, written off the request path."""
+    handler = _LogWriter(sys.stderr)
     if config.log_format == "json":
         handler.setFormatter(_JsonFormatter())
         handler.formatter.converter = time.gmtime

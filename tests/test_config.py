@@ -1,7 +1,10 @@
 """Configuration: flags over environment over .env, Ollama's OLLAMA_HOST forms, clear errors; the CLI."""
 
+import logging
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -202,3 +205,37 @@ def test_a_port_in_use_is_one_clear_line(tmp_path):
     assert r.returncode == 1  # werkzeug reports a busy port itself and exits
     assert f"Port {port} is in use" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_log_lines_leave_in_order_in_few_writes_and_never_wait_on_stderr():
+    class SlowStream:
+        writes = []
+
+        def write(self, text):
+            time.sleep(0.5)  # a full pipe: the reader is slow
+            self.writes.append(text)
+
+        def flush(self):
+            pass
+
+    handler = ollama_mcp._LogWriter(SlowStream())
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.Logger("test-writer")
+    log.addHandler(handler)
+
+    def say(thread):
+        for i in range(50):
+            log.info("%s %d", thread, i)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=say, args=(f"t{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.monotonic() - started < 0.4, "logging waited for the stream"
+    handler.flush()  # what logging.shutdown() does at exit: everything waiting is written
+    lines = "".join(SlowStream.writes).splitlines()
+    assert len(lines) == 200 and len(SlowStream.writes) < 20
+    for n in range(4):
+        assert [line for line in lines if line.startswith(f"t{n} ")] == [f"t{n} {i}" for i in range(50)]

@@ -1,94 +1,144 @@
-"""The Ollama client with `responses`: timeouts, retries and error translation."""
+"""The Ollama client over real sockets: the fake Ollama, a closed port, a server that hangs up;
+timeouts, retries, connection reuse and error translation."""
+
+import socket
+import threading
+import time
 
 import pytest
-import requests
-import responses
+import urllib3.util.connection
 
-from ollama_mcp import Cancelled, Config, OllamaClient, OllamaError
-
-BASE = "http://ollama.test:11434"
+from ollama_mcp import Cancelled, Config, OllamaClient, OllamaError, ToolError
 
 
-def make_client(**overrides):
-    return OllamaClient(Config(**dict({"ollama_url": BASE, "ollama_retries": 2}, **overrides)))
+@pytest.fixture
+def make_client(fake):
+    def make(url=None, **overrides):
+        return OllamaClient(Config(**dict({"ollama_url": url or fake.url, "ollama_retries": 2}, **overrides)))
+
+    return make
 
 
-@responses.activate
-def test_json_decodes_and_empty_body_is_none():
-    responses.get(f"{BASE}/api/version", json={"version": "0.24.0"})
-    responses.post(f"{BASE}/api/copy", body=b"")
+@pytest.fixture
+def connects(monkeypatch):
+    """Every connection the client opens, in order; `fail` makes the next ones raise an error."""
+    made, failures = [], []
+    original = urllib3.util.connection.create_connection
+
+    def create_connection(address, *args, **kwargs):
+        made.append(address)
+        if failures:
+            raise failures.pop(0)
+        return original(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", create_connection)
+    create_connection.made, create_connection.fail = made, failures.extend
+    return create_connection
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
+
+
+def test_json_decodes_and_empty_body_is_none(make_client):
     client = make_client()
     assert client.json("GET", "/api/version") == {"version": "0.24.0"}
-    assert client.json("POST", "/api/copy", {"source": "a", "destination": "b"}) is None
+    assert client.json("POST", "/api/copy", {"source": "gemma3:270m", "destination": "copied"}) is None
 
 
-@responses.activate
-def test_every_call_has_connect_and_read_timeouts():
-    responses.get(f"{BASE}/api/tags", json={"models": []})
-    make_client(ollama_connect_timeout=3, ollama_timeout=42).json("GET", "/api/tags")
-    assert responses.calls[0].request.req_kwargs["timeout"] == (3, 42)
+def test_sequential_calls_share_one_connection_and_parallel_streams_do_not(make_client, connects, fake):
+    fake.chunk_delay = 0.02  # the streams are still running when one is left
+    client = make_client()
+    for _ in range(5):
+        client.json("GET", "/api/tags")
+    assert len(connects.made) == 1, "keep-alive: the connection is reused"
+    first = client.stream("/api/generate", {"model": "gemma3:270m", "prompt": "a"})
+    second = client.stream("/api/generate", {"model": "gemma3:270m", "prompt": "b"})
+    next(first), next(second)
+    assert len(connects.made) == 2, "a connection is lent to one call at a time"
+    first.close()  # left early: its connection is closed, so Ollama stops generating
+    assert fake.aborted.wait(5)
+    assert list(second)[-1]["done"] is True
+    assert client.json("GET", "/api/tags")["models"]
 
 
-@responses.activate
-def test_connection_refused_is_retried_then_explained():
-    responses.get(
-        f"{BASE}/api/tags",
-        body=requests.ConnectionError("Failed to establish a new connection: [Errno 111] Connection refused"),
-    )
+def test_read_timeout_names_the_setting_and_is_not_retried(make_client, fake):
+    fake.latency = 1.0
+    started = time.monotonic()
     with pytest.raises(OllamaError) as info:
-        make_client(ollama_retries=2).json("GET", "/api/tags")
-    assert len(responses.calls) == 3
-    assert BASE in str(info.value) and "ollama serve" in str(info.value)
+        make_client(ollama_timeout=0.2).json("POST", "/api/generate", {"model": "gemma3:270m", "stream": False})
+    assert time.monotonic() - started < 0.9
+    assert "0.2 s" in str(info.value) and "OLLAMA_TIMEOUT" in str(info.value)
+    assert fake.paths() == ["/api/generate"]
 
 
-@responses.activate
-def test_connection_refused_then_success():
-    responses.get(f"{BASE}/api/tags", body=requests.ConnectionError("Connection refused"))
-    responses.get(f"{BASE}/api/tags", json={"models": []})
-    assert make_client().json("GET", "/api/tags") == {"models": []}
+def test_connect_timeout_names_the_setting(make_client, connects):
+    connects.fail([TimeoutError("timed out")] * 3)
+    with pytest.raises(OllamaError, match="within 3.0 s .OLLAMA_CONNECT_TIMEOUT"):
+        make_client(ollama_connect_timeout=3.0).json("GET", "/api/tags")
+    assert len(connects.made) == 3, "nothing reached Ollama: retried"
 
 
-@responses.activate
-def test_503_on_get_is_retried():
-    responses.get(f"{BASE}/api/tags", status=503)
-    responses.get(f"{BASE}/api/tags", json={"models": []})
-    assert make_client().json("GET", "/api/tags") == {"models": []}
-    assert len(responses.calls) == 2
-
-
-@responses.activate
-def test_503_on_post_is_not_retried():
-    responses.post(f"{BASE}/api/generate", status=503, json={"error": "server busy"})
-    with pytest.raises(OllamaError, match="server busy"):
-        make_client().json("POST", "/api/generate", {"model": "m"})
-    assert len(responses.calls) == 1
-
-
-@responses.activate
-def test_a_reset_after_sending_is_not_retried():
-    responses.post(f"{BASE}/api/generate", body=requests.ConnectionError("Connection reset by peer"))
-    with pytest.raises(OllamaError, match="closed the connection"):
-        make_client().json("POST", "/api/generate", {"model": "m"})
-    assert len(responses.calls) == 1
-
-
-@responses.activate
-def test_read_timeout_names_the_setting():
-    responses.post(f"{BASE}/api/generate", body=requests.ReadTimeout("read timed out"))
+def test_connection_refused_is_retried_then_explained(make_client, connects):
+    url = closed_port()
     with pytest.raises(OllamaError) as info:
-        make_client(ollama_timeout=7).json("POST", "/api/generate", {"model": "m"})
-    assert "7" in str(info.value) and "OLLAMA_TIMEOUT" in str(info.value)
-    assert len(responses.calls) == 1
+        make_client(url, ollama_retries=2).json("GET", "/api/tags")
+    assert len(connects.made) == 3
+    assert f"not reachable at {url} (connection refused)" in str(info.value) and "ollama serve" in str(info.value)
 
 
-@responses.activate
-def test_connect_timeout_names_the_setting():
-    responses.get(f"{BASE}/api/tags", body=requests.ConnectTimeout("connect timed out"))
-    with pytest.raises(OllamaError, match="OLLAMA_CONNECT_TIMEOUT"):
-        make_client(ollama_retries=0).json("GET", "/api/tags")
+def test_connection_refused_then_success(make_client, connects):
+    connects.fail([ConnectionRefusedError(111, "Connection refused")])
+    assert make_client().json("GET", "/api/version") == {"version": "0.24.0"}
+    assert len(connects.made) == 2
 
 
-@responses.activate
+def test_a_name_that_does_not_resolve_says_so(make_client, connects):
+    connects.fail([socket.gaierror(-2, "Name or service not known")] * 3)
+    with pytest.raises(OllamaError, match="does not resolve.*OLLAMA_HOST"):
+        make_client().json("GET", "/api/tags")
+
+
+def test_503_on_get_is_retried(make_client, fake):
+    fake.fail("/api/tags", 503, {"error": "busy"})
+    assert make_client().json("GET", "/api/tags")["models"]
+    assert fake.paths() == ["/api/tags", "/api/tags"]
+
+
+def test_503_on_post_is_not_retried(make_client, fake):
+    fake.fail("/api/generate", 503, {"error": "server busy"})
+    with pytest.raises(OllamaError, match="server busy") as info:
+        make_client().json("POST", "/api/generate", {"model": "gemma3:270m"})
+    assert info.value.status == 503
+    assert fake.paths() == ["/api/generate"]
+
+
+def test_a_hang_up_after_sending_is_not_retried(make_client):
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def hang_up():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn.recv(65536))
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        with pytest.raises(OllamaError, match="closed the connection"):
+            make_client(f"http://127.0.0.1:{listener.getsockname()[1]}").json("POST", "/api/generate", {"model": "m"})
+    finally:
+        listener.close()
+    assert len(accepted) == 1 and accepted[0].startswith(b"POST /api/generate ")
+
+
 @pytest.mark.parametrize(
     "status, body, words",
     [
@@ -99,39 +149,35 @@ def test_connect_timeout_names_the_setting():
         (500, {"error": {"message": "openai style", "type": "api_error"}}, ["openai style"]),
     ],
 )
-def test_http_errors_carry_ollamas_text_and_next_step(status, body, words):
-    kwargs = {"json": body} if isinstance(body, dict) else {"body": body}
-    responses.post(f"{BASE}/api/show", status=status, **kwargs)
+def test_http_errors_carry_ollamas_text_and_next_step(make_client, fake, status, body, words):
+    fake.fail("/api/show", status, body)
+    client = make_client()
     with pytest.raises(OllamaError) as info:
-        make_client().json("POST", "/api/show", {"model": "x"})
+        client.json("POST", "/api/show", {"model": "x"})
     assert info.value.status == status
     for w in words:
         assert w in str(info.value)
+    assert client.json("GET", "/api/version"), "the connection is usable after an error"
 
 
-@responses.activate
-def test_stream_yields_ndjson_objects_and_sets_stream_true():
-    responses.post(
-        f"{BASE}/api/generate",
-        body=b'{"response":"a","done":false}\n\n{"response":"b","done":true}\n',
-        content_type="application/x-ndjson",
-    )
-    chunks = list(make_client().stream("/api/generate", {"model": "m"}))
-    assert [c["response"] for c in chunks] == ["a", "b"]
-    assert b'"stream": true' in responses.calls[0].request.body
+def test_stream_yields_ndjson_objects_and_sets_stream_true(make_client, fake):
+    chunks = list(make_client().stream("/api/generate", {"model": "gemma3:270m", "prompt": "hi"}))
+    assert "".join(c["response"] for c in chunks) == "".join(fake.tokens)
+    assert chunks[-1]["done"] is True
+    assert fake.bodies("/api/generate")[-1]["stream"] is True
 
 
-@responses.activate
-def test_stream_error_line_raises():
-    responses.post(f"{BASE}/api/pull", body=b'{"status":"pulling"}\n{"error":"model not found"}\n')
-    with pytest.raises(OllamaError, match="model not found"):
-        list(make_client().stream("/api/pull", {"model": "m"}))
+def test_stream_error_line_raises(make_client, fake):
+    def broken_pull(start_response, body, environ, raw):
+        start_response("200 OK", [("Content-Type", "application/x-ndjson")])
+        return [b'{"status":"pulling manifest"}\n', b'{"error":"pull model manifest: file does not exist"}\n']
+
+    fake.route("POST", "/api/pull", broken_pull)
+    with pytest.raises(OllamaError, match="file does not exist"):
+        list(make_client().stream("/api/pull", {"model": "nothing"}))
 
 
-@responses.activate
-def test_stream_checks_cancellation_before_each_chunk():
-    responses.post(f"{BASE}/api/generate", body=b'{"response":"a"}\n{"response":"b"}\n{"response":"c","done":true}\n')
-
+def test_stream_checks_cancellation_before_each_chunk(make_client, fake):
     class Flag:
         calls = 0
 
@@ -139,22 +185,22 @@ def test_stream_checks_cancellation_before_each_chunk():
             self.calls += 1
             return self.calls > 1
 
+    fake.chunk_delay = 0.02
     got = []
     with pytest.raises(Cancelled):
-        for chunk in make_client().stream("/api/generate", {"model": "m"}, Flag()):
+        for chunk in make_client().stream("/api/generate", {"model": "gemma3:270m", "prompt": "hi"}, Flag()):
             got.append(chunk)
-    assert [c["response"] for c in got] == ["a"]
+    assert [c["response"] for c in got] == [fake.tokens[0]]
+    assert fake.aborted.wait(5), "the cancelled stream's connection was closed"
 
 
-def test_proxy_variables_are_ignored_for_ollama(monkeypatch):
-    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:1")
-    with make_client().session() as session:
-        assert session.trust_env is False
+def test_proxy_variables_are_ignored_for_ollama(make_client, monkeypatch):
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://proxy.invalid:1")
+    assert make_client().json("GET", "/api/version") == {"version": "0.24.0"}
 
 
-def test_sessions_are_reused_and_never_shared_at_once():
-    client = make_client()
-    with client.session() as first, client.session() as second:
-        assert first is not second, "a session is lent to one user at a time"
-    with client.session() as again:
-        assert again in (first, second), "returned sessions (and their connections) are reused"
+def test_a_number_json_cannot_carry_is_refused_before_sending(make_client, fake):
+    with pytest.raises(ToolError, match="NaN or Infinity"):
+        make_client().json("POST", "/api/generate", {"model": "m", "options": {"temperature": float("nan")}})
+    assert fake.paths() == []

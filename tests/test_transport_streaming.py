@@ -1,11 +1,15 @@
 """Streaming and cancellation with real timing: real sockets on both sides."""
 
+import http.client
 import json
+import os
 import socket
 import threading
 import time
 
-from conftest import iter_sse, wait_for
+import pytest
+
+from conftest import ACCEPT, INIT, iter_sse, process_env, start_process, wait_for
 
 STREAM_ARGS = {"model": "gemma3:270m", "prompt": "Tell me a story"}
 
@@ -147,3 +151,22 @@ def test_concurrent_streams_are_independent(server, fake):
     elapsed = time.monotonic() - started
     assert all(r is not None and r[0]["isError"] is False and r[1] == 9 for r in results)
     assert elapsed < 4 * 9 * 0.05, "streams run in parallel, not one after another"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux scheduling policies")
+@pytest.mark.parametrize("setting, policy", [(None, "SCHED_BATCH"), ("false", "SCHED_OTHER")])
+def test_every_server_thread_yields_to_ollama_unless_told_not_to(fake, tmp_path, setting, policy):
+    env = process_env(tmp_path, **({"MCP_YIELD_CPU": setting} if setting else {}))
+    proc, url = start_process(fake, env, tmp_path)
+    try:
+        port = int(url.split(":")[2].split("/")[0])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # kept open: its thread lives
+        conn.request("POST", "/mcp", json.dumps(INIT), {"Accept": ACCEPT, "Content-Type": "application/json"})
+        assert conn.getresponse().read()
+        threads = os.listdir(f"/proc/{proc.pid}/task")
+        assert len(threads) >= 3, "main, the log writer and the connection's thread"
+        assert {os.sched_getscheduler(int(t)) for t in threads} == {getattr(os, policy)}
+        conn.close()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
