@@ -881,6 +881,7 @@ class OllamaClient:
         self._pool = urllib3.connection_from_url(
             self.base_url, maxsize=config.max_concurrent + self.SPARE_CONNECTIONS, block=False, retries=False
         )
+        self._pool.ConnectionCls = type("OllamaConnection", (_OneWrite, self._pool.ConnectionCls), {})
         self._retries = config.ollama_retries
         self._retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_retry_safe),
@@ -1071,6 +1072,28 @@ class OllamaClient:
         except ValueError:
             text = raw.decode("utf-8", "replace").strip()
         return _ollama_error(status, text or f"HTTP {status}")
+
+
+class _OneWrite:
+    """Mixed into urllib3's connection class: a request's head and a small body leave in one
+    write. urllib3 writes them separately, so Ollama reads the head, then is woken again for
+    the body (one more system call here, one more wake-up there, on every call with a body)."""
+
+    _body = None
+
+    def request(self, method, url, body=None, headers=None, **options):
+        if isinstance(body, bytes) and len(body) <= self.blocksize:
+            self._body, body = body, None
+            headers = {**(headers or {}), "Content-Length": str(len(self._body))}
+        try:
+            super().request(method, url, body, headers, **options)
+        finally:
+            self._body = None
+
+    def send(self, data):
+        if self._body is not None:  # the head, which http.client sends whole: the body goes with it
+            data, self._body = data + self._body, None
+        super().send(data)
 
 
 def _release(response):
@@ -5412,6 +5435,7 @@ HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PA
 SSE_HEADERS = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
 SSE_KEEPALIVE = b": keep-alive\n\n"
 READY_CACHE_SECONDS = 2.0  # /readyz asks Ollama at most this often
+TICKER_LINGER = 60.0  # seconds the keep-alive ticker waits for the next request before it ends
 # The stateless era gives JSON-RPC errors their own HTTP status; the handshake era answers 200.
 MODERN_ERROR_STATUS = {
     ParseError.code: 400,
@@ -5834,14 +5858,21 @@ class HttpTransport:
 
     def _tick(self):
         """One thread for the whole server: keep-alive comments on silent SSE streams.
-        It ends when no request is running; the next request starts it again."""
+        It ends once no request has run for TICKER_LINGER seconds (a thread started for every
+        request of a client that calls now and then would cost more than the call); the next
+        request starts it again."""
         interval = self.config.keepalive_interval
+        idle_since = None
         while True:
             time.sleep(min(1.0, interval / 2))
             with self._responses_lock:
                 if not self._responses:
-                    self._ticker = None
-                    return
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since > TICKER_LINGER:
+                        self._ticker = None
+                        return
+                    continue
+                idle_since = None
                 responses = list(self._responses)
             now = time.monotonic()
             for response in responses:

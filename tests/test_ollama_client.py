@@ -1,6 +1,7 @@
 """The Ollama client over real sockets: the fake Ollama, a closed port, a server that hangs up;
 timeouts, retries, connection reuse and error translation."""
 
+import http.client
 import socket
 import threading
 import time
@@ -64,6 +65,20 @@ def test_sequential_calls_share_one_connection_and_parallel_streams_do_not(make_
     assert fake.aborted.wait(5)
     assert list(second)[-1]["done"] is True
     assert client.json("GET", "/api/tags")["models"]
+
+
+def test_a_request_with_a_body_leaves_in_one_write(make_client, monkeypatch):
+    writes = []
+    original = http.client.HTTPConnection.send
+    monkeypatch.setattr(
+        http.client.HTTPConnection, "send", lambda conn, data: writes.append(data) or original(conn, data)
+    )
+    client = make_client()
+    assert client.json("POST", "/api/show", {"model": "gemma3:270m"})["details"]
+    assert (
+        len(writes) == 1 and writes[0].startswith(b"POST /api/show ") and writes[0].endswith(b'{"model":"gemma3:270m"}')
+    )
+    assert client.json("GET", "/api/tags") and len(writes) == 2
 
 
 def test_read_timeout_names_the_setting_and_is_not_retried(make_client, fake):

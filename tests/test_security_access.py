@@ -321,6 +321,21 @@ def test_silent_call_without_progress_token_is_kept_alive_too(start_server, fake
     assert json.loads(r.text.rstrip().rsplit("data: ", 1)[1])["id"] == 4
 
 
+def test_the_keepalive_ticker_outlives_a_pause_between_calls(start_server):
+    server = start_server(keepalive_interval=0.1)  # it looks every 0.05 s
+    c = server.client()
+    c.initialize()
+
+    def ticker():
+        return [t for t in threading.enumerate() if t.name == "sse-keepalive"]
+
+    c.call("ollama_list_models", {})
+    first = ticker()
+    time.sleep(0.3)  # six looks with no request running: it must not end and be started again
+    c.call("ollama_list_models", {})
+    assert len(first) == 1 and ticker() == first
+
+
 # --- health, readiness, metrics ---------------------------------------------------------------------
 
 
