@@ -325,15 +325,11 @@ def test_the_keepalive_ticker_outlives_a_pause_between_calls(start_server):
     server = start_server(keepalive_interval=0.1)  # it looks every 0.05 s
     c = server.client()
     c.initialize()
-
-    def ticker():
-        return [t for t in threading.enumerate() if t.name == "sse-keepalive"]
-
     c.call("ollama_list_models", {})
-    first = ticker()
+    first = server.app.transport._ticker
     time.sleep(0.3)  # six looks with no request running: it must not end and be started again
     c.call("ollama_list_models", {})
-    assert len(first) == 1 and ticker() == first
+    assert first is not None and first.is_alive() and server.app.transport._ticker is first
 
 
 # --- health, readiness, metrics ---------------------------------------------------------------------
