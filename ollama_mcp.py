@@ -6480,7 +6480,12 @@ class _LogWriter(logging.Handler):
     def __init__(self, stream):
         super().__init__()
         self.stream = stream
-        self._pending = []
+        self._start()
+        if hasattr(os, "register_at_fork"):  # a forked child (gunicorn --preload) needs a writer of its own
+            os.register_at_fork(after_in_child=self._start)
+
+    def _start(self):
+        self._pending = []  # in a forked child, what the parent had waiting is the parent's to write
         self._waiting = threading.Condition(threading.Lock())
         self._writing = threading.Lock()  # one batch at a time: lines leave in the order logged
         threading.Thread(target=self._run, name="log-writer", daemon=True).start()

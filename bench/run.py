@@ -74,6 +74,10 @@ class Proc:
                     return int(line.split()[1]) / 1024
         return 0.0
 
+    def threads(self):
+        with open(f"/proc/{self.p.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+
     def stop(self):
         self.p.terminate()
         try:
@@ -88,10 +92,14 @@ def start_fake():
 
 
 def ours_env():
+    """The limits out of the way (every benchmark client is one address): speed is measured."""
     return {
         "MCP_RATE_LIMIT": "0",
         "MCP_MAX_CONCURRENT": "512",
         "MCP_MAX_CONCURRENT_PER_CLIENT": "512",
+        "MCP_MAX_CONNECTIONS": "2000",
+        "MCP_MAX_CONNECTIONS_PER_CLIENT": "2000",
+        "MCP_MAX_SESSIONS_PER_CLIENT": "2000",
         "MCP_BATCH_MAX_CONCURRENCY": "8",
         "MCP_TOOLS_DIR": str(ROOT / "bench" / "no-packs"),
     }
@@ -184,7 +192,9 @@ class McpConn:
     def __init__(self, url, stateless=False):
         u = urllib.parse.urlsplit(url)
         self.path = u.path
-        self.conn = connect(u.hostname, u.port)
+        self.address = (u.hostname, u.port)
+        self.conn = connect(*self.address)
+        self.used = time.monotonic()
         self.headers = {"Accept": ACCEPT, "Content-Type": "application/json"}
         self.ids = iter(range(1, 10**9))
         self.stateless = stateless
@@ -216,8 +226,16 @@ class McpConn:
             if line.startswith(b"data: "):
                 yield time.perf_counter(), json.loads(line[6:])
 
+    def reconnect_if_idle(self, seconds=4.0):
+        """A new connection when this one idled long enough for the server to close it (as HTTP
+        clients do; uvicorn closes after 5 s), outside the measured time. The session stays."""
+        if time.monotonic() - self.used > seconds:
+            self.conn.close()
+            self.conn = connect(*self.address)
+
     def call(self, name, arguments, progress=False):
         """Return (first progress arrival or None, final arrival, final message, progress count)."""
+        self.used = time.monotonic()
         params = {"name": name, "arguments": arguments}
         meta = {"progressToken": 1} if progress else {}
         headers = self.headers
@@ -240,6 +258,7 @@ class McpConn:
                 first = first or at
             else:
                 final = (at, msg)
+        self.used = time.monotonic()
         if final is None or "error" in final[1] or final[1]["result"].get("isError"):
             raise RuntimeError(f"{name} failed: {final}")
         return first, final[0], final[1], count
@@ -358,6 +377,103 @@ def list_throughput(proc, url, concurrency, seconds, rss_samples):
         sampler.join()
 
 
+def scale(proc, url, model, small):
+    """One machine's worth of clients: resident memory and threads with many idle keep-alive
+    connections and with many streams at once; list_models latency while streams run.
+    `small`: 4 streams of 20 tokens instead of 64 (and 32) of 100."""
+    out = {}
+    idle = [McpConn(url).initialize() for _ in range(200)]  # each answered, then left open
+    time.sleep(0.3)
+    out["idle"] = {"connections": len(idle), "rss_mb": round(proc.rss_mb(), 1), "threads": proc.threads()}
+    for conn in idle:
+        conn.conn.close()
+    time.sleep(0.5)  # their threads end
+
+    gen = {"model": model, "prompt": "Tell me a story", "options": {"num_predict": 20 if small else 100}}
+    streams = 4 if small else 64
+    peak = {"rss_mb": 0.0, "threads": 0}
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak["rss_mb"] = max(peak["rss_mb"], round(proc.rss_mb(), 1))
+            peak["threads"] = max(peak["threads"], proc.threads())
+            time.sleep(0.02)
+
+    conns = [McpConn(url).initialize() for _ in range(streams)]
+    go = threading.Barrier(streams + 1)
+    notified = []
+
+    failed = []
+
+    def one(conn):
+        go.wait()
+        try:
+            notified.append(conn.call("ollama_generate_stream", gen, progress=True)[3])
+        except RuntimeError as e:  # an error result: counted, the others go on
+            failed.append(str(e)[:300])
+
+    workers = [threading.Thread(target=one, args=(c,)) for c in conns]
+    watcher = threading.Thread(target=watch)
+    for t in workers + [watcher]:
+        t.start()
+    go.wait()
+    started = time.perf_counter()
+    for t in workers:
+        t.join(120)
+    elapsed = time.perf_counter() - started
+    done.set()
+    watcher.join()
+    out["streams"] = {
+        "streams": streams,
+        "tokens_each": gen["options"]["num_predict"],
+        "seconds": round(elapsed, 3),
+        "notifications": sum(notified),
+        "failed": len(failed),
+        "first_failure": failed[0] if failed else None,
+        **peak,
+    }
+    for conn in conns:
+        conn.conn.close()
+
+    # list_models while streams run back to back on 32 connections. The streams' client is a
+    # process of its own: in this one, its threads would hold the GIL the probe needs.
+    running = 4 if small else 32
+    load = subprocess.Popen(
+        [sys.executable, __file__, "--stream-load", url, str(running), model, json.dumps(gen["options"])],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert load.stdout.readline().strip() == "streaming", "the stream load did not start"
+        time.sleep(0.5)
+        lister = McpConn(url).initialize()
+        probe = latency(lambda: lister.call("ollama_list_models", {}), 30 if small else 300)
+        out["list_under_streams"] = {"streams": running, **probe}
+    finally:
+        load.terminate()
+        load.wait(30)
+    return out
+
+
+def stream_load(url, count, model, options):
+    """`count` connections, each running streamed generations back to back until killed."""
+
+    def loop(conn):
+        while True:
+            conn.call(
+                "ollama_generate_stream",
+                {"model": model, "prompt": "Tell me a story", "options": options},
+                progress=True,
+            )
+
+    conns = [McpConn(url).initialize() for _ in range(count)]
+    for conn in conns:
+        threading.Thread(target=loop, args=(conn,), daemon=True).start()
+    print("streaming", flush=True)
+    threading.Event().wait()
+
+
 def startup_time(start, runs):
     """Seconds from spawning the server to its first answered initialize (median)."""
     times = []
@@ -379,8 +495,8 @@ def run(args):
     smoke = args.smoke
     n_latency = 30 if smoke else 400
     seconds = 0.3 if smoke else 3.0
-    stream_runs = 1 if smoke else 9
-    tokens = 50 if smoke else 500
+    stream_runs = 1 if smoke else args.stream_runs or (3 if args.ollama else 9)
+    tokens = 50 if smoke else args.tokens or (100 if args.ollama else 500)
     model = args.model
     fake_proc = None
     if args.ollama:
@@ -454,6 +570,7 @@ def run(args):
                     started = time.perf_counter()
                     first, last, count = direct.generate_stream(model, gen_args["prompt"], gen_args["options"])
                     rows["baseline"].append((first - started, last - started, count))
+                    conn.reconnect_if_idle()  # a real Ollama's streams take seconds
                     started = time.perf_counter()
                     first, end, final, count = conn.call("ollama_generate_stream", gen_args, progress=True)
                     rows[name].append((first - started, end - started, count))
@@ -502,12 +619,17 @@ def run(args):
             started = time.perf_counter()
             theirs.call("ollama_batch_generate", batch_args)
             results["batch"]["peer_batch_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        # 5. scale: many idle connections, many streams, list_models while streams run
+        small = smoke or bool(args.ollama)  # a real Ollama on a small machine generates a few streams at a time
+        results["scale"] = {"ours": scale(ours, ours_url, model, small)}
+        if peer:
+            results["scale"]["peer"] = scale(peer, peer_url, model, small)
     finally:
         ours.stop()
         if peer:
             peer.stop()
 
-    # 5. start-up to the first answered request
+    # 6. start-up to the first answered request
     runs = 1 if smoke else 5
     results["startup_s"] = {
         "ours": startup_time(lambda: start_ours(ollama), runs),
@@ -673,6 +795,46 @@ def report(r):
         "",
         "",
     )
+    if "scale" in r:
+        ours_s, peer_s = r["scale"]["ours"], r["scale"].get("peer")
+        idle = ours_s["idle"]
+        per_conn = (idle["rss_mb"] - r["rss_idle_mb"]["ours"]) * 1024 / idle["connections"]
+        add(
+            f"{idle['connections']} idle keep-alive connections: memory (MB), threads",
+            f"{idle['rss_mb']}, {idle['threads']}",
+            "-",
+            f"{peer_s['idle']['rss_mb']}, {peer_s['idle']['threads']}" if peer_s else "-",
+            f"{per_conn:.0f} KB per connection",
+            versus(peer_s["idle"]["rss_mb"], idle["rss_mb"], "less", "more") if peer_s else "-",
+            "≤ 64 KB per connection",
+            "met" if per_conn <= 64 else "missed",
+        )
+        many = ours_s["streams"]
+        delivered = many["notifications"] == many["streams"] * many["tokens_each"]
+        add(
+            f"{many['streams']} streams at once: seconds, peak memory (MB), peak threads",
+            f"{many['seconds']}, {many['rss_mb']}, {many['threads']}",
+            "-",
+            f"{peer_s['streams']['seconds']}, {peer_s['streams']['rss_mb']}, {peer_s['streams']['threads']}"
+            + (f"; {peer_s['streams']['failed']} failed" if peer_s["streams"]["failed"] else "")
+            if peer_s
+            else "-",
+            f"{many['notifications']} notifications" + (f", {many['failed']} failed" if many["failed"] else ""),
+            versus(peer_s["streams"]["seconds"], many["seconds"], "faster", "slower") if peer_s else "-",
+            "all delivered, ≤ the peer's time",
+            "met" if delivered and (not peer_s or many["seconds"] <= peer_s["streams"]["seconds"]) else "missed",
+        )
+        under = ours_s["list_under_streams"]
+        add(
+            f"list_models p50 / p99 (ms) while {under['streams']} streams run",
+            f"{under['p50_ms']} / {under['p99_ms']}",
+            "-",
+            f"{peer_s['list_under_streams']['p50_ms']} / {peer_s['list_under_streams']['p99_ms']}" if peer_s else "-",
+            f"idle p99 {lat['ours']['p99_ms']} ms",
+            versus(peer_s["list_under_streams"]["p99_ms"], under["p99_ms"], "faster", "slower") if peer_s else "-",
+            "p99 ≤ the peer's",
+            ("met" if under["p99_ms"] <= peer_s["list_under_streams"]["p99_ms"] else "missed") if peer_s else "",
+        )
     add(
         "start-up to first answer (s), python -m",
         r["startup_s"]["ours"],
@@ -710,10 +872,16 @@ def main():
     p.add_argument("--model", default="gemma3:270m")
     p.add_argument("--latency", type=float, default=0.001, help="fake: seconds per request (default 1 ms)")
     p.add_argument("--token-delay", type=float, default=0.001, help="fake: seconds per streamed token (default 1 ms)")
+    p.add_argument("--tokens", type=int, help="tokens per measured stream (default 500; 100 with --ollama)")
+    p.add_argument("--stream-runs", type=int, help="paired stream runs (default 9; 3 with --ollama)")
     p.add_argument("--smoke", action="store_true", help="tiny counts, to check the benchmark runs")
     p.add_argument("--no-peer", action="store_true", help="skip the SDK peer")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
+    p.add_argument("--stream-load", nargs=4, metavar=("URL", "COUNT", "MODEL", "OPTIONS"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.stream_load:
+        url, count, model, options = args.stream_load
+        return stream_load(url, int(count), model, json.loads(options))
     results = run(args)
     table = report(results)
     print(table)

@@ -1,10 +1,12 @@
 """Configuration: flags over environment over .env, Ollama's OLLAMA_HOST forms, clear errors; the CLI."""
 
 import logging
+import os
 import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -239,3 +241,22 @@ def test_log_lines_leave_in_order_in_few_writes_and_never_wait_on_stderr():
     assert len(lines) == 200 and len(SlowStream.writes) < 20
     for n in range(4):
         assert [line for line in lines if line.startswith(f"t{n} ")] == [f"t{n} {i}" for i in range(50)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_writes_its_log_lines_too():
+    read, write = os.pipe()
+    handler = ollama_mcp._LogWriter(os.fdopen(write, "w"))
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.Logger("test-fork")
+    log.addHandler(handler)
+    with warnings.catch_warnings():  # Python 3.12+ warns of forking a process with threads: that is the case
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: no flush at exit, so only the writer thread can have written the line
+        log.info("from the child")
+        time.sleep(0.5)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    handler.stream.close()
+    assert os.read(read, 1000) == b"from the child\n"
