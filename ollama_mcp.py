@@ -6394,7 +6394,8 @@ def _yield_cpu():
     one, and 5-8 µs with this."""
     try:
         for thread_id in os.listdir("/proc/self/task"):
-            os.sched_setscheduler(int(thread_id), os.SCHED_BATCH, os.sched_param(0))
+            with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+                os.sched_setscheduler(int(thread_id), os.SCHED_BATCH, os.sched_param(0))
     except (AttributeError, OSError) as e:  # not Linux, or not allowed here
         log.debug("SCHED_BATCH not available (%s); the default scheduling policy stays", e)
 
@@ -6473,9 +6474,11 @@ class _LogWriter(logging.Handler):
     line waiting in one write: a request thread never waits on stderr. (A write to a pipe, to
     journald or docker, is a system call and a wake-up of its reader; one per tool call cost a
     tenth of the server's CPU under load in bench/run.py.) `flush()`, also at exit, writes what
-    is waiting, in order."""
+    is waiting, in order. While stderr is not read, at most MAX_WAITING lines wait; the rest are
+    counted, and the count is written when stderr moves again."""
 
     GATHER_SECONDS = 0.05
+    MAX_WAITING = 10_000
 
     def __init__(self, stream):
         super().__init__()
@@ -6486,6 +6489,7 @@ class _LogWriter(logging.Handler):
 
     def _start(self):
         self._pending = []  # in a forked child, what the parent had waiting is the parent's to write
+        self._dropped = 0
         self._waiting = threading.Condition(threading.Lock())
         self._writing = threading.Lock()  # one batch at a time: lines leave in the order logged
         threading.Thread(target=self._run, name="log-writer", daemon=True).start()
@@ -6497,6 +6501,9 @@ class _LogWriter(logging.Handler):
             self.handleError(record)
             return
         with self._waiting:
+            if len(self._pending) >= self.MAX_WAITING:
+                self._dropped += 1
+                return
             self._pending.append(line)
             if len(self._pending) == 1:
                 self._waiting.notify()
@@ -6512,6 +6519,9 @@ class _LogWriter(logging.Handler):
         with self._writing:
             with self._waiting:
                 lines, self._pending = self._pending, []
+                if self._dropped:
+                    lines.append(f"{self._dropped} log lines dropped: stderr was not read fast enough\n")
+                    self._dropped = 0
             if lines:
                 with contextlib.suppress(OSError, ValueError):  # stderr closed: nowhere left to say it
                     self.stream.write("".join(lines))

@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 import ollama_mcp
-from conftest import ROOT
+from conftest import ROOT, wait_for
 from ollama_mcp import ConfigError, load_config, parse_ollama_host
 
 
@@ -260,3 +260,33 @@ def test_a_forked_child_writes_its_log_lines_too():
     os.waitpid(pid, 0)
     handler.stream.close()
     assert os.read(read, 1000) == b"from the child\n"
+
+
+def test_while_stderr_is_not_read_waiting_lines_are_capped_and_the_rest_counted(monkeypatch):
+    moving = threading.Event()
+
+    class StuckStream:
+        text = []
+
+        def write(self, text):
+            moving.wait(10)
+            self.text.append(text)
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(ollama_mcp._LogWriter, "MAX_WAITING", 5)
+    handler = ollama_mcp._LogWriter(StuckStream())
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.Logger("test-stuck")
+    log.addHandler(handler)
+    log.info("first")
+    assert wait_for(lambda: not handler._pending), "the writer took the first line and is stuck writing it"
+    for i in range(20):
+        log.info("line %d", i)
+    moving.set()
+    handler.flush()
+    lines = "".join(StuckStream.text).splitlines()
+    assert lines == ["first"] + [f"line {i}" for i in range(5)] + [
+        "15 log lines dropped: stderr was not read fast enough"
+    ]
