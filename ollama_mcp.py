@@ -878,10 +878,8 @@ class OllamaClient:
         self.timeout = (config.ollama_connect_timeout, config.ollama_timeout)
         self._timeouts = {}  # (connect, read) -> urllib3.Timeout, built once each
         self._path = urllib.parse.urlsplit(self.base_url).path  # Ollama behind a proxy may have one
-        self._pool = urllib3.connection_from_url(
-            self.base_url, maxsize=config.max_concurrent + self.SPARE_CONNECTIONS, block=False, retries=False
-        )
-        self._pool.ConnectionCls = type("OllamaConnection", (_OneWrite, self._pool.ConnectionCls), {})
+        self._pool_size = config.max_concurrent + self.SPARE_CONNECTIONS
+        self._pool = self._new_pool()
         self._retries = config.ollama_retries
         self._retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_retry_safe),
@@ -907,9 +905,16 @@ class OllamaClient:
         except OllamaError as e:
             return [{"url": self.base_url, "up": False, "error": str(e)}]
 
+    def _new_pool(self):
+        pool = urllib3.connection_from_url(self.base_url, maxsize=self._pool_size, block=False, retries=False)
+        pool.ConnectionCls = type("OllamaConnection", (_OneWrite, pool.ConnectionCls), {})
+        return pool
+
     def close(self):
-        """Close the idle connections to Ollama."""
-        self._pool.close()
+        """Close the idle connections to Ollama; the client stays usable (a closed urllib3 pool
+        would refuse every later call), and connections in use close when they are given back."""
+        old, self._pool = self._pool, self._new_pool()
+        old.close()
 
     def _timeout(self, timeout):
         pair = tuple(timeout or self.timeout)
@@ -1062,7 +1067,7 @@ class OllamaClient:
 
     def _http_error(self, response):
         status = response.status
-        raw = response.data if response.data is not None else b""
+        raw = response.data or b""
         text = ""
         try:
             payload = json.loads(raw)

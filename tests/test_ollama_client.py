@@ -219,3 +219,11 @@ def test_a_number_json_cannot_carry_is_refused_before_sending(make_client, fake)
     with pytest.raises(ToolError, match="NaN or Infinity"):
         make_client().json("POST", "/api/generate", {"model": "m", "options": {"temperature": float("nan")}})
     assert fake.paths() == []
+
+
+def test_close_drops_idle_connections_and_the_client_stays_usable(make_client, connects):
+    client = make_client()
+    client.json("GET", "/api/version")
+    client.close()
+    assert client.json("GET", "/api/version") == {"version": "0.24.0"}
+    assert len(connects.made) == 2, "the idle connection was closed: a new one was made"
