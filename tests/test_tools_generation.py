@@ -5,7 +5,7 @@ import json
 import pytest
 
 import ollama_mcp
-from conftest import error_text, stream_request, structured
+from conftest import error_text, stream_request, structured, wait_for
 
 ALL_GENERATE_ARGS = {
     "model": "gemma3:270m",
@@ -272,7 +272,8 @@ def test_error_line_inside_a_stream_becomes_a_tool_error(client, fake):
     fake.route("POST", "/api/pull", failing_pull)
     result = client.call("ollama_pull_model", {"model": "tinyllama"})[0]
     assert result["isError"] and "max retries exceeded" in error_text(result)
-    assert fake.streams_started == 1 and fake.open_streams == 0
+    # The fake counts a stream as ended once it is asked for the line after the last: just after our answer.
+    assert fake.streams_started == 1 and wait_for(lambda: fake.open_streams == 0)
 
 
 def test_debug_log_level_adds_a_generation_summary(client):
