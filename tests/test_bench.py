@@ -1,6 +1,7 @@
 """A smoke run of the benchmark (tiny counts), so bench/ keeps working. No timing is asserted."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -37,3 +38,21 @@ def test_benchmark_smoke_run_produces_every_scenario(tmp_path):
         assert results["list_latency"][side]["p50_ms"] > 0
         assert results["stream"]["paced"][side]["tokens"] == 50
     assert "| list_models p50 (ms) |" in out.with_suffix(".md").read_text()
+
+
+def test_model_view_bench_counts_bytes_and_o200k_tokens_offline(tmp_path):
+    out = tmp_path / "model_view.json"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "model_view.py"), "--no-peer", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "TIKTOKEN_CACHE_DIR": str(tmp_path / "tiktoken")},  # an empty cache: filled offline
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ours = json.loads(out.read_text())["ours"]
+    assert ours["tools"] == len(ours["per_tool"]) > 0
+    assert ours["bytes"] == sum(t["bytes"] for t in ours["per_tool"])
+    assert ours["tokens"] == sum(t["tokens"] for t in ours["per_tool"])
+    assert all(0 < t["tokens"] < t["bytes"] for t in ours["per_tool"])
