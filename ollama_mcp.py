@@ -25,6 +25,7 @@ __all__ = [  # the Python API of a copied-in file: docs/api_reference.md
     "Config", "ConfigError", "load_config", "find_env_file", "parse_ollama_host",
     "OllamaClient", "OllamaError", "ToolError", "Cancelled",
     "tool", "Tool", "Call", "Progress", "Log", "Registry", "check_tool", "strict_object", "open_object", "whole",
+    "checked", "described", "nullable", "published", "ecma_regex",
     "MODEL", "OPTIONS", "KEEP_ALIVE", "IMAGES", "FORMAT", "THINK", "SESSION_ID", "BUILTIN_TOOLS",
     "ContextStore", "load_tool_packs", "build_registry",
     "McpServer", "RequestContext", "Session", "make_app", "HttpTransport", "StdioTransport",
@@ -112,7 +113,8 @@ DISCONNECT_PROBE_INTERVAL = 0.25  # seconds between checks that a JSON-mode clie
 INSTRUCTIONS = (
     "Tools for a local Ollama server. Start with ollama_list_models to see installed models; "
     "ollama_pull_model fetches new ones. ollama_generate completes a prompt, ollama_chat holds a "
-    "conversation; the *_stream variants send tokens as progress notifications while they run."
+    "conversation; the *_stream variants send tokens as progress notifications while they run. An optional "
+    "argument given as null counts as not given."
 )
 
 
@@ -1373,12 +1375,109 @@ Progress.__doc__ = "Yielded by a tool handler: becomes notifications/progress wh
 Log = namedtuple("Log", "level data")
 Log.__doc__ = "Yielded by a tool handler: becomes notifications/message at or above the session's level."
 
-_Validator = jsonschema.Draft202012Validator
+PUBLISHED = "x-published"  # a schema node's published form; the server validates the node itself
+
+
+def _python_pattern(pattern):
+    r"""A JSON Schema `pattern` (an ECMAScript regex) for Python's `re`: there `$` is the end of
+    the input; in Python it also matches before a final newline, so every `$` outside a
+    character class becomes `\Z`. Published patterns stay portable (no lookahead guard)."""
+    out, in_class, i = [], False, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "$":
+            c = r"\Z"
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+@functools.cache  # a tool's patterns are few and fixed
+def ecma_regex(pattern):
+    """`pattern` compiled with ECMAScript's meaning of `$`; use `.search`, as JSON Schema does."""
+    return re.compile(_python_pattern(pattern))
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not ecma_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+_ROOT_COMBINATORS = ("oneOf", "anyOf", "allOf", "not")
+
+
+def checked(shown, **exact):
+    """A schema node published as `shown` and validated with `exact` keywords added: what a model
+    reads stays short and portable (no lookaround, no `not`, open where a table is checked here),
+    while the server refuses exactly what it refused before. Used by the built-in fragments and
+    open to tool packs."""
+    return {**shown, **exact, PUBLISHED: shown}
+
+
+def described(schema, text):
+    """`schema` with another description, in both its checked and its published form."""
+    out = {**schema, "description": text}
+    if PUBLISHED in schema:
+        out[PUBLISHED] = {**schema[PUBLISHED], "description": text}
+    return out
+
+
+def nullable(schema):
+    """`schema` published as also taking null ("not given"): for an optional argument whose empty
+    value would mean something else. A strict converter (openai-agents') makes every argument
+    required, so a model can leave such an argument out only by sending null."""
+    shown = dict(schema.get(PUBLISHED, schema))
+    description = shown.pop("description", None)
+    branches = shown.pop("anyOf") if set(shown) == {"anyOf"} else [shown]
+    view = {"anyOf": [*branches, {"type": "null"}], **({"description": description} if description else {})}
+    return {**schema, PUBLISHED: view}
+
+
+def published(schema):
+    """The view of an input schema that tools/list publishes: each `checked()` node in its shown
+    form, and no combinator at the root (Anthropic's input_schema refuses one there; the server
+    still applies it)."""
+
+    def view(node):
+        if isinstance(node, dict):
+            if PUBLISHED in node:
+                return view(node[PUBLISHED])
+            return {k: view(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [view(v) for v in node]
+        return node
+
+    return {k: v for k, v in view(schema).items() if k not in _ROOT_COMBINATORS}
+
+
+def _absent_nulls(schema, value):
+    """`value` without the nulls given for optional properties, at every depth the schema
+    describes: agent frameworks (LangChain's among them) send `null` for each argument a model
+    left unset, which means "not given"."""
+    if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
+        required = set(schema.get("required") or ())
+        properties = schema["properties"]
+        return {
+            k: _absent_nulls(properties.get(k) or {}, v) for k, v in value.items() if v is not None or k in required
+        }
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_absent_nulls(schema["items"], v) for v in value]
+    return value
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Tool:
-    """One MCP tool: its advertised description and the handler that runs it."""
+    """One MCP tool: its advertised description and the handler that runs it. `input_schema` is
+    the exact schema arguments are validated with; tools/list publishes `published(input_schema)`."""
 
     name: str
     title: str
@@ -1388,6 +1487,7 @@ class Tool:
     annotations: dict
     handler: object
     validator: object
+    read_only_mode: bool = True  # exposed under MCP_READ_ONLY
 
     @functools.cached_property
     def header_params(self):
@@ -1408,22 +1508,28 @@ class Tool:
     def read_only(self):
         return bool(self.annotations.get("readOnlyHint"))
 
+    @functools.cached_property
+    def published_schema(self):
+        return published(self.input_schema)
+
     def spec(self):
         """The tools/list entry."""
         return {
             "name": self.name,
             "title": self.title,
             "description": self.description,
-            "inputSchema": self.input_schema,
+            "inputSchema": self.published_schema,
             "outputSchema": self.output_schema,
             "annotations": self.annotations,
         }
 
     def check_arguments(self, arguments):
-        """Raise ToolError naming the JSON path of the first bad field and what is expected."""
+        """The arguments a handler reads: nulls of optional ones dropped, then validated. Raise
+        ToolError naming the JSON path of the first bad field and what is expected."""
+        arguments = _absent_nulls(self.input_schema, arguments)
         error = jsonschema.exceptions.best_match(self.validator.iter_errors(arguments))
         if error is None:
-            return
+            return arguments
         path = error.json_path
         expected = error.schema.get("description") if isinstance(error.schema, dict) else None
         hint = f" Expected: {expected}" if expected else ""
@@ -1472,15 +1578,18 @@ def tool(
     idempotent=False,
     open_world=False,
     name=None,
+    read_only_mode=None,
 ):
     """Declare a function as an MCP tool. Returns the function unchanged, with `.tool` attached.
 
     The handler is called as `handler(call, arguments)` with validated arguments and returns a
     dict (the structured result), or is a generator that yields Progress/Log events and returns
-    that dict. One validator is built here per tool. `check_tool` checks both schemas against
-    the JSON Schema 2020-12 metaschema: the plugin loader runs it on every pack tool, and the
-    test suite on the built-in ones (a constant set: checking it at every start-up would cost
-    150 ms of a 300 ms start).
+    that dict. The four hints become the annotations; `read_only_mode` says whether the tool
+    stays under MCP_READ_ONLY (default: when it is read-only; a tool that writes only what
+    read-only mode refuses inside it may stay). One validator is built here per tool.
+    `check_tool` checks both schemas against the JSON Schema 2020-12 metaschema: the plugin
+    loader runs it on every pack tool, and the test suite on the built-in ones (a constant set:
+    checking it at every start-up would cost 150 ms of a 300 ms start).
     """
 
     def decorate(fn):
@@ -1505,6 +1614,7 @@ def tool(
             },
             handler=fn,
             validator=_Validator(input_schema, format_checker=_Validator.FORMAT_CHECKER),
+            read_only_mode=read_only if read_only_mode is None else read_only_mode,
         )
         return fn
 
@@ -1681,37 +1791,35 @@ class Call:
 
 
 def whole(body):
-    """A schema `pattern` that must match the whole string. `$` alone also matches before a
-    final newline in Python's `re` (which jsonschema uses), so `"abc\\n"` would pass; the
-    lookahead refuses it, in JavaScript too. Keep `body` free of nested repetition: jsonschema
-    runs patterns holding the GIL, so a backtracking pattern stalls the whole server."""
-    return f"^(?:{body})$(?!\\n)"
+    """A schema `pattern` that must match the whole string. `$` is the end of the input (as in
+    ECMAScript; the validator reads patterns so, see `ecma_regex`), so `"abc\\n"` does not pass.
+    Keep `body` free of nested repetition: jsonschema runs patterns holding the GIL, so a
+    backtracking pattern stalls the whole server."""
+    return f"^(?:{body})$"
 
 
-MODEL = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 300,
-    "pattern": whole(r"[A-Za-z0-9_][A-Za-z0-9._:/@+-]*"),
-    "description": "a model name as ollama_list_models shows it, e.g. 'llama3.2' or 'qwen2.5:7b'",
-}
-MODEL_NAME = re.compile(MODEL["pattern"])  # whole(): .search/.match refuse a trailing newline
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_NUM = {"type": "number"}
+_BOOL = {"type": "boolean"}
+_NULLABLE_STR = {"type": ["string", "null"]}
+_STRS = {"type": "array", "items": _STR}
+_OPEN = {"type": "object", "additionalProperties": True}  # a JSON object of any shape
+MODEL = checked(
+    _STR,
+    minLength=1,
+    maxLength=300,
+    pattern=whole(r"[A-Za-z0-9_][A-Za-z0-9._:/@+-]*"),
+    description="a model name as ollama_list_models shows it, e.g. 'llama3.2' or 'qwen2.5:7b'",
+)
+MODEL_NAME = ecma_regex(MODEL["pattern"])  # use .search: the pattern is anchored at both ends
 # With several Ollama hosts (OLLAMA_HOSTS), where a model-management call acts.
-NEW_HOST = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 300,
-    "description": "with several Ollama hosts: a host's URL as ollama_check_health lists it, or 'all' (default: the "
-    "least busy host)",
-}
-WHERE_HOST = {
-    **NEW_HOST,
-    "description": "with several Ollama hosts: a host's URL (default: every host that has the model)",
-}
-_STRS = {"type": "array", "items": {"type": "string"}}
+NEW_HOST = nullable(checked({"type": "string", "description": "a host URL, or 'all'"}, minLength=1, maxLength=300))
+WHERE_HOST = described(NEW_HOST, "a host URL (default: every host with the model)")
 _DECIMAL = r"[0-9]+(?:\.[0-9]+)?"
 # A Go duration as Ollama parses it ('300', '5m', '1h30m', '-1'): each unit at most once, in
 # order, so no part of the pattern repeats another repetition (no catastrophic backtracking).
+# Only the server reads it (the lookahead is Python's); the published pattern is looser.
 _DURATION = (
     "-?(?=[0-9])(?:"
     + _DECIMAL
@@ -1719,37 +1827,30 @@ _DURATION = (
     + "".join(f"(?:{_DECIMAL}(?:{u}))?" for u in ("h", "m", "s", "ms", "us|µs", "ns"))
     + ")"
 )
-KEEP_ALIVE = {
-    "anyOf": [
-        {"type": "number"},
-        {"type": "string", "maxLength": 64, "pattern": whole(_DURATION)},
-    ],
-    "description": "how long the model stays loaded after the call: seconds, or a duration like '5m', '1h'; 0 "
-    "unloads, -1 keeps it",
-}
+KEEP_ALIVE = checked(
+    {
+        "anyOf": [_NUM, _STR],
+        "description": "seconds or e.g. '5m' to stay loaded; 0 unloads, -1 keeps",
+    },
+    anyOf=[_NUM, {"type": "string", "maxLength": 64, "pattern": whole(_DURATION)}],
+)
 FORMAT = {
-    "anyOf": [{"const": "json"}, {"type": "object"}],
-    "description": "'json' for any JSON answer, or a JSON Schema object the answer must match",
+    "anyOf": [{"type": "string", "enum": ["json"]}, _OPEN],
+    "description": "or a JSON Schema",
 }
 THINK = {
-    "anyOf": [{"type": "boolean"}, {"enum": ["low", "medium", "high"]}],
-    "description": "reasoning models: true/false, or 'low'|'medium'|'high' effort",
+    "anyOf": [_BOOL, {"type": "string", "enum": ["low", "medium", "high"]}],
 }
-IMAGES = {
-    "type": "array",
-    "maxItems": 16,
-    "items": {"type": "string", "minLength": 4, "description": "an image as base64 (no data: prefix)"},
-    "description": "base64 images for vision models",
-}
-SESSION_ID = {
-    "type": "string",
-    "pattern": whole(r"[A-Za-z0-9._-]{1,128}"),
-    "not": {"pattern": whole(r"\.+")},
-    "description": "a name for the conversation: letters, digits, '.', '_', '-' (1-128), not only dots",
-}
-_INT = {"type": "integer"}
-_NUM = {"type": "number"}
-_BOOL = {"type": "boolean"}
+IMAGES = checked(
+    {"type": "array", "items": _STR, "description": "base64, for vision models"},
+    maxItems=16,
+    items={"type": "string", "minLength": 4, "description": "an image as base64 (no data: prefix)"},
+)
+SESSION_ID = checked(
+    {"type": "string", "pattern": whole(r"[A-Za-z0-9._-]{1,128}")},
+    **{"not": {"pattern": whole(r"\.+")}},
+    description="a name for the conversation: letters, digits, '.', '_', '-' (1-128), not only dots",
+)
 # The plan's options that Ollama v0.24 no longer honours: accepted, left out of the request,
 # and reported in the result with the reason. A misspelt option is still an error.
 IGNORED_OPTIONS = {
@@ -1760,12 +1861,15 @@ IGNORED_OPTIONS = {
     "vocab_only": ("boolean", "a vocabulary-only load is no longer offered"),
     "embedding_only": ("boolean", "use an embedding model with ollama_embeddings"),
 }
-OPTIONS = {
-    "type": "object",
-    "additionalProperties": False,
-    "description": "model options as Ollama documents them (temperature, top_k, top_p, min_p, seed, num_predict, "
-    "num_ctx, stop, ...)",
-    "properties": {
+# Published as an open object (the typed table would cost a model 2 KB of context in each of
+# eight tools); every key is still checked against the table, so a misspelt option is an error.
+OPTIONS = checked(
+    {
+        **_OPEN,
+        "description": "e.g. temperature, top_p, seed, num_predict, num_ctx, stop",
+    },
+    additionalProperties=False,
+    properties={
         "temperature": {"type": "number", "minimum": 0, "description": "randomness; 0 is deterministic"},
         "top_k": {"type": "integer", "minimum": 0},
         "top_p": {"type": "number", "minimum": 0, "maximum": 1},
@@ -1781,7 +1885,7 @@ OPTIONS = {
         "presence_penalty": _NUM,
         "frequency_penalty": _NUM,
         "penalize_newline": _BOOL,
-        "mirostat": {"type": "integer", "enum": [0, 1, 2]},
+        "mirostat": {"type": "integer", "minimum": 0, "maximum": 2},
         "mirostat_tau": _NUM,
         "mirostat_eta": _NUM,
         "num_batch": {"type": "integer", "minimum": 1},
@@ -1795,7 +1899,7 @@ OPTIONS = {
             for name, (kind, why) in IGNORED_OPTIONS.items()
         },
     },
-}
+)
 STATS = {
     "type": "object",
     "description": "token counts, durations in milliseconds, and generation speed",
@@ -1810,8 +1914,6 @@ STATS = {
     },
     "required": ["prompt_tokens", "completion_tokens", "total_ms", "tokens_per_second"],
 }
-_STR = {"type": "string"}
-_NULLABLE_STR = {"type": ["string", "null"]}
 
 
 def _ms(ns):
@@ -1860,11 +1962,7 @@ IGNORED = {
 
 @tool(
     title="Check Ollama health",
-    description=(
-        "Check whether the Ollama server answers, and report its version, the round-trip latency, "
-        "how many models are installed and which are loaded in memory. Never fails: when Ollama "
-        "cannot be reached the result has healthy=false, the error, and how to fix it."
-    ),
+    description="Is Ollama up? Its version, latency and models; when it is down, the error and the fix.",
     input_schema=strict_object({}),
     output_schema=open_object(
         {
@@ -1954,11 +2052,7 @@ def _model_summary(entry):
 
 @tool(
     title="List installed models",
-    description=(
-        "List the models installed in Ollama with their size, family, parameter size and "
-        "quantization. Use the names it returns as `model` in every other tool. Empty list: "
-        "fetch a model with ollama_pull_model."
-    ),
+    description="The installed models: name, size, family, parameter size, quantization.",
     input_schema=strict_object({}),
     output_schema=open_object(
         {"models": {"type": "array", "items": MODEL_SUMMARY}, "count": _INT}, ["models", "count"]
@@ -2005,24 +2099,19 @@ def _arch_value(model_info, suffix):
     return (model_info or {}).get(f"{arch}.{suffix}") if arch else None
 
 
-INCLUDE_LICENSE = {
-    "type": "boolean",
-    "description": "include the whole license text (often tens of KB); default: its first characters",
-}
+INCLUDE_LICENSE = checked(
+    {"type": "boolean", "description": "the whole license text"},
+    description="include the whole license text (often tens of KB); default: its first characters",
+)
 
 
 @tool(
     title="Show model details",
-    description=(
-        "Show everything Ollama knows about one installed model: capabilities (completion, "
-        "chat tools, thinking, vision, embedding, insert), family, parameter size, quantization, "
-        "context length, default parameters, template, system prompt and Modelfile (the license "
-        "only in short unless include_license is true). Unknown model: the error says how to list or pull models."
-    ),
+    description=("One model's capabilities, details, context length, parameters, template, system prompt, Modelfile."),
     input_schema=strict_object(
         {
             "model": MODEL,
-            "verbose": {"type": "boolean", "description": "include large tokenizer arrays"},
+            "verbose": {"type": "boolean", "description": "with tokenizer arrays"},
             "include_license": INCLUDE_LICENSE,
         },
         ["model"],
@@ -2125,17 +2214,10 @@ def _check_registry(config, name, insecure=False):
 @tool(
     title="Pull a model",
     description=(
-        "Download a model from the Ollama library (e.g. 'llama3.2', 'qwen2.5:0.5b', "
-        "'nomic-embed-text'). Can take minutes: with a progressToken the client receives byte "
-        "progress and the status text. Returns the final status. Fails with Ollama's message when "
-        "the name is wrong or the registry cannot be reached."
+        "Download a model from the Ollama library, e.g. 'qwen2.5:0.5b' (minutes: progress with a progressToken)."
     ),
     input_schema=strict_object(
-        {
-            "model": MODEL,
-            "insecure": {"type": "boolean", "description": "allow an insecure (http) registry"},
-            "host": NEW_HOST,
-        },
+        {"model": MODEL, "insecure": {"type": "boolean", "description": "allow an http registry"}, "host": NEW_HOST},
         ["model"],
     ),
     output_schema=open_object(
@@ -2151,6 +2233,7 @@ def _check_registry(config, name, insecure=False):
     read_only=False,
     idempotent=True,
     open_world=True,
+    destructive=True,
 )
 def ollama_pull_model(call, args):
     call.model = args["model"]
@@ -2197,38 +2280,24 @@ def _pull(call, client, args):
 
 # --- generation: generate and chat, plain and streaming -----------------------------------
 
-STREAM = {
-    "type": "boolean",
-    "description": "send each token as a progress notification as it is generated (needs a progressToken); the "
-    "result is the same",
-}
+STREAM = {"type": "boolean", "description": "tokens as progress notifications"}
 _GENERATE_INPUT = strict_object(
     {
         "model": MODEL,
-        "prompt": {"type": "string", "description": "the prompt; empty just loads the model"},
-        "system": {"type": "string", "description": "system prompt, overrides the model's"},
-        "template": {"type": "string", "description": "prompt template, overrides the model's"},
-        "suffix": {"type": "string", "description": "text after the insertion point (fill-in-the-middle models)"},
-        "raw": {"type": "boolean", "description": "send the prompt without any template"},
-        "context": {
-            "type": "array",
-            "items": {"type": "integer"},
-            "maxItems": 1_000_000,
-            "description": "the `context` from an earlier ollama_generate result (return_context: true), to continue "
-            "it",
-        },
-        "return_context": {
-            "type": "boolean",
-            "description": "return Ollama's `context` (token ids) to continue from; default only when `context` was "
-            "given",
-        },
+        "prompt": _STR,
+        "system": _STR,
+        "template": _STR,
+        "suffix": _STR,
+        "raw": {"type": "boolean", "description": "no template"},
+        "context": checked({"type": "array", "items": _INT}, maxItems=1_000_000),
+        "return_context": _BOOL,
         "stream": STREAM,
         "format": FORMAT,
         "images": IMAGES,
         "think": THINK,
         "keep_alive": KEEP_ALIVE,
         "options": OPTIONS,
-        "logprobs": {"type": "boolean", "description": "return log probabilities of the tokens"},
+        "logprobs": _BOOL,
         "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
     },
     ["model"],
@@ -2332,17 +2401,14 @@ def _generate(call, args, deltas):
 
 
 _GENERATE_DESCRIPTION = (
-    "Complete a prompt with a local model. Supports system prompt, template, raw mode, "
-    "continuing from an earlier `context`, JSON output (`format`), images for vision models, "
-    "`think` for reasoning models, `keep_alive`, and typed `options` (temperature, seed, "
-    "num_predict, num_ctx, stop, ...). Returns the text, `thinking` when present, done_reason, "
-    "token counts, timings in ms and tokens per second. Unknown model: call ollama_list_models."
+    "Complete a prompt with a local model. Returns the text, `thinking` when present, done_reason, token counts, "
+    "timings and speed. Unknown model: call ollama_list_models."
 )
 
 
 @tool(
     title="Generate a completion",
-    description=_GENERATE_DESCRIPTION,
+    description=("Complete a prompt with a local model: the text, thinking, done_reason, token counts and speed."),
     input_schema=_GENERATE_INPUT,
     output_schema=_GENERATE_OUTPUT,
     read_only=True,
@@ -2353,9 +2419,7 @@ def ollama_generate(call, args):
 
 @tool(
     title="Generate a completion, streaming",
-    description=_GENERATE_DESCRIPTION
-    + " Streaming: with a progressToken every token is sent as it is generated, as a progress notification whose "
-    "message is the new text; the result holds the whole text.",
+    description="ollama_generate, sending each token as a progress notification.",
     input_schema=_GENERATE_INPUT,
     output_schema=_GENERATE_OUTPUT,
     read_only=True,
@@ -2368,55 +2432,61 @@ TOOL_CALL = {
     "type": "object",
     "properties": {
         "function": strict_object(
-            {"name": _STR, "arguments": {"type": "object"}, "index": _INT},
+            {"name": _STR, "arguments": _OPEN, "index": _INT},
             ["name"],
         )
     },
     "required": ["function"],
+    "additionalProperties": True,
 }
-MESSAGE = strict_object(
+_ROLE = {"type": "string", "enum": ["system", "user", "assistant", "tool"]}
+MESSAGE = checked(
     {
-        "role": {"enum": ["system", "user", "assistant", "tool"]},
-        "content": {"type": "string"},
-        "images": IMAGES,
-        "thinking": {"type": "string"},
-        "tool_calls": {"type": "array", "items": TOOL_CALL},
-        "tool_name": {"type": "string", "description": "for role 'tool': the tool whose result this is"},
+        "type": "object",
+        "properties": {"role": _ROLE, "content": _STR, "images": IMAGES},
+        "required": ["role", "content"],
+        "additionalProperties": True,
+        "description": "may also carry thinking, tool_calls, tool_name",
     },
-    ["role", "content"],
-    description="a chat message: role and content, optional images, tool calls and tool results",
+    **strict_object(
+        {
+            "role": _ROLE,
+            "content": _STR,
+            "images": IMAGES,
+            "thinking": _STR,
+            "tool_calls": {"type": "array", "items": TOOL_CALL},
+            "tool_name": {"type": "string", "description": "for role 'tool': the tool whose result this is"},
+        },
+        ["role", "content"],
+        description="a chat message: role and content, optional images, tool calls and tool results",
+    ),
 )
-CHAT_TOOL = strict_object(
-    {
-        "type": {"const": "function"},
-        "function": strict_object(
-            {"name": _STR, "description": _STR, "parameters": {"type": "object"}},
-            ["name"],
-        ),
-    },
-    ["type", "function"],
+MESSAGES = {"type": "array", "items": MESSAGE}
+CHAT_TOOL = checked(
+    {**_OPEN, "description": "{type: 'function', function: {name, description, parameters}}"},
+    **strict_object(
+        {
+            "type": {"type": "string", "enum": ["function"]},
+            "function": strict_object(
+                {"name": _STR, "description": _STR, "parameters": _OPEN},
+                ["name"],
+            ),
+        },
+        ["type", "function"],
+    ),
 )
 _CHAT_INPUT = strict_object(
     {
         "model": MODEL,
-        "messages": {
-            "type": "array",
-            "items": MESSAGE,
-            "maxItems": 10000,
-            "description": "the conversation so far, oldest first",
-        },
-        "tools": {"type": "array", "items": CHAT_TOOL, "maxItems": 256, "description": "functions the model may call"},
+        "messages": checked(MESSAGES, maxItems=10000),
+        "tools": checked({"type": "array", "items": CHAT_TOOL}, maxItems=256),
         "format": FORMAT,
         "think": THINK,
         "keep_alive": KEEP_ALIVE,
         "options": OPTIONS,
-        "logprobs": {"type": "boolean"},
+        "logprobs": _BOOL,
         "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
-        "session_id": {
-            **SESSION_ID,
-            "description": "continue the conversation saved under this id (ollama_save_context); the new turn and "
-            "reply are saved after it",
-        },
+        "session_id": described(SESSION_ID, "continue this saved conversation, saving this turn"),
         "stream": STREAM,
     },
     ["model", "messages"],
@@ -2479,22 +2549,22 @@ def _chat(call, args, deltas):
 
 
 _CHAT_DESCRIPTION = (
-    "Chat with a local model: send the conversation as `messages` (roles system, user, "
-    "assistant, tool) and get the assistant's reply. Supports tool calling (`tools`; the reply "
-    "may carry tool_calls), JSON output (`format`), images, `think`, `keep_alive` and typed "
-    "`options`. With `session_id` the saved conversation is sent first and this turn is saved "
-    "after it, so a chat persists across calls and restarts. Returns the reply message, "
-    "done_reason, token counts, timings in ms and tokens per second. Unknown model: call "
-    "ollama_list_models."
+    "Chat with a local model: the conversation as `messages`, the assistant's reply back (with tool_calls when "
+    "`tools` are given). With session_id the saved conversation is sent first and this turn saved after it. "
+    "Returns the message, done_reason, token counts, timings and speed. Unknown model: call ollama_list_models."
 )
 
 
 @tool(
     title="Chat",
-    description=_CHAT_DESCRIPTION,
+    description=(
+        "Chat with a local model: messages in, the reply out (with tool_calls when `tools` are given); "
+        "session_id continues a saved conversation and saves this turn."
+    ),
     input_schema=_CHAT_INPUT,
     output_schema=_CHAT_OUTPUT,
-    read_only=True,
+    read_only=False,
+    read_only_mode=True,
 )
 def ollama_chat(call, args):
     return (yield from _chat(call, args, deltas=args.get("stream", False)))
@@ -2502,12 +2572,11 @@ def ollama_chat(call, args):
 
 @tool(
     title="Chat, streaming",
-    description=_CHAT_DESCRIPTION
-    + " Streaming: with a progressToken every token is sent as it is generated, as a progress notification whose "
-    "message is the new text; the result holds the whole reply.",
+    description="ollama_chat, sending each token as a progress notification.",
     input_schema=_CHAT_INPUT,
     output_schema=_CHAT_OUTPUT,
-    read_only=True,
+    read_only=False,
+    read_only_mode=True,
 )
 def ollama_chat_stream(call, args):
     return (yield from _chat(call, args, deltas=args.get("stream", True)))
@@ -2518,10 +2587,7 @@ def ollama_chat_stream(call, args):
 
 @tool(
     title="Delete a model",
-    description=(
-        "Delete an installed model from Ollama's disk. This cannot be undone: the model must be "
-        "pulled or created again to use it. Unknown model: the error says how to list models."
-    ),
+    description="Delete an installed model (this cannot be undone).",
     input_schema=strict_object({"model": MODEL, "host": WHERE_HOST}, ["model"]),
     output_schema=open_object({"model": _STR, "deleted": _BOOL, "message": _STR, "hosts": _STRS}, ["model", "deleted"]),
     read_only=False,
@@ -2545,17 +2611,14 @@ def ollama_delete_model(call, args):
 
 @tool(
     title="Copy a model",
-    description=(
-        "Copy an installed model under a new name (for example to make a variant you will "
-        "change with ollama_update_model). An existing destination is replaced. Unknown source: "
-        "call ollama_list_models."
-    ),
+    description="Copy a model to a new name; an existing model of that name is replaced.",
     input_schema=strict_object({"source": MODEL, "destination": MODEL, "host": WHERE_HOST}, ["source", "destination"]),
     output_schema=open_object(
         {"source": _STR, "destination": _STR, "copied": _BOOL, "message": _STR}, ["source", "destination", "copied"]
     ),
     read_only=False,
     idempotent=True,
+    destructive=True,
 )
 def ollama_copy_model(call, args):
     call.model = args["source"]
@@ -2572,8 +2635,7 @@ def ollama_copy_model(call, args):
 
 @tool(
     title="Get a model's Modelfile",
-    description="Return the Modelfile text of an installed model (FROM, TEMPLATE, SYSTEM, PARAMETER lines), e.g. as "
-    "a start for ollama_create_model. LICENSE lines become a comment unless include_license is true.",
+    description="A model's Modelfile text, e.g. as a start for ollama_create_model.",
     input_schema=strict_object({"model": MODEL, "include_license": INCLUDE_LICENSE}, ["model"]),
     output_schema=open_object({"model": _STR, "modelfile": _STR}, ["model", "modelfile"]),
     read_only=True,
@@ -2588,11 +2650,7 @@ def ollama_get_modelfile(call, args):
     }
 
 
-DIGEST = {
-    "type": "string",
-    "pattern": whole(r"sha256:[0-9a-f]{64}"),
-    "description": "a blob digest: 'sha256:' and 64 lowercase hex digits",
-}
+DIGEST = {"type": "string", "pattern": whole(r"sha256:[0-9a-f]{64}"), "description": "'sha256:' and 64 hex digits"}
 
 
 def _blob_exists(client, digest):
@@ -2607,8 +2665,7 @@ def _blob_exists(client, digest):
 
 @tool(
     title="Check a blob",
-    description="Check whether Ollama's blob store holds a file with this digest (sha256:<64 hex>), e.g. before "
-    "creating a model from a GGUF file.",
+    description="Whether Ollama's blob store has a file with this digest.",
     input_schema=strict_object({"digest": DIGEST}, ["digest"]),
     output_schema=open_object({"digest": _STR, "exists": _BOOL}, ["digest", "exists"]),
     read_only=True,
@@ -2846,13 +2903,13 @@ def _run_create(call, body, send_progress):
     return statuses
 
 
-MODELFILE = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 1_000_000,
-    "description": "Modelfile text: FROM, PARAMETER, TEMPLATE, SYSTEM, ADAPTER, LICENSE, MESSAGE",
-}
+MODELFILE = checked(
+    _STR,
+    minLength=1,
+    maxLength=1_000_000,
+)
 QUANTIZE = {
+    "type": "string",
     "enum": [
         "q4_K_M",
         "q4_K_S",
@@ -2880,24 +2937,24 @@ _CREATE_OUTPUT = open_object(
 @tool(
     title="Create a model from a Modelfile",
     description=(
-        "Create a model from Modelfile text: FROM an installed model (or a .gguf file / "
-        'safetensors folder the server may read), PARAMETER, TEMPLATE, SYSTEM (""" for several '
-        "lines), ADAPTER, LICENSE, MESSAGE. Example: 'FROM llama3.2\\nSYSTEM You are a pirate.\\n"
-        "PARAMETER temperature 0.3'. A syntax error names the line. Ollama's status lines are sent "
-        "as progress. An existing model of that name is replaced."
+        "Create or replace a model from Modelfile text: FROM a model or an allowed file; PARAMETER, TEMPLATE, "
+        "SYSTEM, ADAPTER, LICENSE, MESSAGE."
     ),
     input_schema=strict_object(
         {
             "model": MODEL,
             "modelfile": MODELFILE,
-            "quantize": QUANTIZE,
+            "quantize": nullable(QUANTIZE),
             "host": NEW_HOST,
-            "stream": {"type": "boolean", "description": "send Ollama's status lines as progress (default true)"},
+            "stream": {"type": "boolean", "description": "status lines as progress", "default": True},
         },
         ["model", "modelfile"],
     ),
     output_schema=_CREATE_OUTPUT,
     read_only=False,
+    destructive=True,
+    idempotent=True,
+    open_world=True,
 )
 def ollama_create_model(call, args):
     call.model = args["model"]
@@ -2930,20 +2987,14 @@ def _definition(shown):
 @tool(
     title="Update a model",
     description=(
-        "Change an existing model with Modelfile directives. By default they are merged into the "
-        "model's current definition: a PARAMETER replaces that parameter only, SYSTEM replaces the "
-        "system prompt, TEMPLATE the template, and everything else is kept (no FROM needed). "
-        "With overwrite=true the Modelfile replaces the whole definition (FROM defaults to the "
-        "model itself). Reports what changed. The model must exist: see ollama_list_models."
+        "Change a model with Modelfile lines merged into its definition (overwrite=true replaces it all); "
+        "reports what changed."
     ),
     input_schema=strict_object(
         {
             "model": MODEL,
             "modelfile": MODELFILE,
-            "overwrite": {
-                "type": "boolean",
-                "description": "replace the whole definition instead of merging (default false)",
-            },
+            "overwrite": {"type": "boolean", "description": "replace the whole definition", "default": False},
         },
         ["model", "modelfile"],
     ),
@@ -2952,6 +3003,9 @@ def _definition(shown):
         ["model", "status", "changed"],
     ),
     read_only=False,
+    destructive=True,
+    idempotent=True,
+    open_world=True,
 )
 def ollama_update_model(call, args):
     model = call.model = args["model"]
@@ -2986,16 +3040,8 @@ def ollama_update_model(call, args):
 EMBED_CHUNK = 64  # inputs per /api/embed request
 _EMBED_COMMON = {
     "model": MODEL,
-    "truncate": {
-        "type": "boolean",
-        "description": "cut inputs longer than the context (default true); false makes them an error",
-    },
-    "dimensions": {
-        "type": "integer",
-        "minimum": 1,
-        "maximum": 65536,
-        "description": "shorten vectors to this many dimensions (models that support it)",
-    },
+    "truncate": {"type": "boolean", "description": "cut long inputs (default) or fail"},
+    "dimensions": {"type": "integer", "minimum": 1, "maximum": 65536},
     "keep_alive": KEEP_ALIVE,
     "options": OPTIONS,
 }
@@ -3056,31 +3102,19 @@ def _one_of(*names):
     return {"oneOf": [{"required": [name]} for name in names]}
 
 
-_EMBED_HINT = (
-    " Use an embedding model (capabilities include 'embedding'), e.g. all-minilm, nomic-embed-text or "
-    "mxbai-embed-large."
+_EMBED_HINT = " with an embedding model (capability 'embedding', e.g. all-minilm or nomic-embed-text)"
+TEXT = _STR
+TEXTS = checked(
+    {"type": "array", "items": _STR, "minItems": 1},
+    maxItems=10000,
 )
-TEXT = {"type": "string", "description": "the text to embed"}
-TEXTS = {
-    "type": "array",
-    "items": {"type": "string"},
-    "minItems": 1,
-    "maxItems": 10000,
-    "description": "the texts to embed",
-}
 
 
 @tool(
     title="Embed one text",
-    description="Turn one text (`prompt`) into an embedding vector with an embedding model."
-    + _EMBED_HINT
-    + " Returns the vector, its dimension, and timing.",
+    description="Embed one text with an embedding model, e.g. all-minilm.",
     input_schema=strict_object(
-        {
-            **_EMBED_COMMON,
-            "prompt": TEXT,
-            "input": {**TEXT, "description": "the same as prompt, by Ollama's name: give one of the two"},
-        },
+        {**_EMBED_COMMON, "prompt": TEXT, "input": {"type": "string", "description": "alias of prompt"}},
         ["model"],
         **_one_of("prompt", "input"),
     ),
@@ -3099,14 +3133,9 @@ def ollama_embeddings(call, args):
 
 @tool(
     title="Embed many texts",
-    description="Turn a list of texts (`prompts`) into embedding vectors, in input order (large lists are sent in "
-    "chunks)." + _EMBED_HINT + " Returns the vectors, their dimension, count and timing.",
+    description="Embed many texts, in order, with an embedding model, e.g. all-minilm.",
     input_schema=strict_object(
-        {
-            **_EMBED_COMMON,
-            "prompts": TEXTS,
-            "inputs": {**TEXTS, "description": "the same as prompts, by Ollama's name: give one of the two"},
-        },
+        {**_EMBED_COMMON, "prompts": TEXTS, "inputs": described(TEXTS, "alias of prompts")},
         ["model"],
         **_one_of("prompts", "inputs"),
     ),
@@ -3202,8 +3231,7 @@ PROCESS = open_object(
 
 @tool(
     title="List loaded models",
-    description="List the models loaded in memory right now: memory and VRAM size, share on the GPU, context length, "
-    "and when each unloads (keep_alive), in human terms.",
+    description="The models loaded in memory: size, VRAM share, context length, when each unloads.",
     input_schema=strict_object({}),
     output_schema=open_object({"models": {"type": "array", "items": PROCESS}, "count": _INT}, ["models", "count"]),
     read_only=True,
@@ -3222,11 +3250,7 @@ def ollama_list_processes(call, args):
 
 @tool(
     title="Unload a model from memory",
-    description=(
-        "Unload a model from memory (RAM and VRAM) now, without deleting it: it stays installed "
-        "and loads again on its next use. Use it to free a GPU for another model. Says whether "
-        "the model was loaded; unknown model: the error says how to list models."
-    ),
+    description="Free a model's RAM and VRAM now; it stays installed.",
     input_schema=strict_object({"model": MODEL}, ["model"]),
     output_schema=open_object(
         {"model": _STR, "was_loaded": _BOOL, "unloaded": _BOOL, "freed": _NULLABLE_STR, "message": _STR},
@@ -3252,8 +3276,7 @@ def ollama_unload_model(call, args):
 
 @tool(
     title="Get Ollama's version",
-    description="Return the version of the Ollama server, the address this server uses for it, and this server's own "
-    "version.",
+    description="Ollama's version and address, and this server's version.",
     input_schema=strict_object({}),
     output_schema=open_object({"version": _STR, "url": _STR, "server_version": _STR}, ["version", "url"]),
     read_only=True,
@@ -3274,8 +3297,7 @@ def _find_model(models, name):
 
 @tool(
     title="Get a model's size",
-    description="Return the disk size of an installed model (bytes and human readable) and, when it is loaded, its "
-    "memory and VRAM size.",
+    description="A model's disk size and, when it is loaded, its memory and VRAM size.",
     input_schema=strict_object({"model": MODEL}, ["model"]),
     output_schema=open_object(
         {
@@ -3340,11 +3362,7 @@ def _show_all(call, names):
 
 @tool(
     title="Get every model's details",
-    description=(
-        "List every installed model together with its details (capabilities, context length, "
-        "family, parameter size, quantization, default parameters), fetched in parallel. A model "
-        "whose details fail is reported with its error; the others are still returned."
-    ),
+    description="Every installed model with its capabilities, context length and parameters.",
     input_schema=strict_object({}),
     output_schema=open_object(
         {
@@ -3393,21 +3411,15 @@ def ollama_get_models_info(call, args):
 # --- requests: cancellation ------------------------------------------------------------------
 
 REQUEST_ID = {
-    "type": ["string", "integer"],
+    "anyOf": [_STR, _INT],
     "description": "the request_id of the call to cancel, as the listing shows it (a number may be given as a string)",
 }
 
 
 @tool(
     title="List or cancel running calls",
-    description=(
-        "Without request_id: list your tool calls that are still running (request_id, tool, "
-        "model, started, elapsed). With request_id: cancel that call; a generation stops at once "
-        "and the cancelled call is answered with an error that says so, with the text generated "
-        "so far. Only calls of the same principal (token, or this server's unauthenticated "
-        "clients, or this stdio process) are visible."
-    ),
-    input_schema=strict_object({"request_id": REQUEST_ID}),
+    description=("List your running calls, or cancel one by request_id (it is answered with the text so far)."),
+    input_schema=strict_object({"request_id": nullable(REQUEST_ID)}),
     output_schema=open_object(
         {
             "cancelled": _BOOL,
@@ -3428,7 +3440,10 @@ REQUEST_ID = {
         },
         ["cancelled", "calls"],
     ),
-    read_only=True,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+    read_only_mode=True,
 )
 def ollama_cancel_request(call, args):
     now = time.monotonic()
@@ -3478,26 +3493,19 @@ def _generate_once(call, body):
 
 @tool(
     title="Generate for many prompts",
-    description=(
-        "Run one model on many prompts at once with a bounded number in parallel (`concurrency`). "
-        "Results come back in input order; a failed prompt has its own error and the rest still "
-        "run. With a progressToken a notification is sent as each prompt finishes. Cancelling "
-        "stops every outstanding prompt."
-    ),
+    description="Run one model on many prompts in parallel; results in order, each with its own error.",
     input_schema=strict_object(
         {
             "model": MODEL,
-            "prompts": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 10000},
-            "system": {"type": "string"},
+            "prompts": checked({"type": "array", "items": _STR, "minItems": 1}, maxItems=10000),
+            "system": _STR,
             "format": FORMAT,
             "keep_alive": KEEP_ALIVE,
             "options": OPTIONS,
-            "concurrency": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": 64,
-                "description": "prompts run in parallel (default and cap from the server's configuration)",
-            },
+            "concurrency": checked(
+                {"type": "integer", "minimum": 1},
+                maximum=64,
+            ),
         },
         ["model", "prompts"],
     ),
@@ -3601,16 +3609,13 @@ COMPARE_SEED = 42
 @tool(
     title="Compare models on one prompt",
     description=(
-        "Run the same prompt with the same options (and the same seed: 42 unless given) on "
-        "several models, one after another, and return their answers side by side with token "
-        "counts, tokens per second, load time and total time. A model that fails has its own "
-        "error; the others are still compared."
+        "Run one prompt (same options; seed 42 unless given) on several models: answers, tokens and speed side by side."
     ),
     input_schema=strict_object(
         {
-            "models": {"type": "array", "items": MODEL, "minItems": 1, "maxItems": 16, "uniqueItems": True},
-            "prompt": {"type": "string", "minLength": 1},
-            "system": {"type": "string"},
+            "models": checked({"type": "array", "items": MODEL, "minItems": 1}, maxItems=16, uniqueItems=True),
+            "prompt": checked(_STR, minLength=1),
+            "system": _STR,
             "options": OPTIONS,
             "keep_alive": KEEP_ALIVE,
         },
@@ -3687,11 +3692,7 @@ def _timed_check(name, fn):
 
 @tool(
     title="Validate a model",
-    description=(
-        "Check that a model is usable, step by step: it is installed, its manifest is readable "
-        "(show), and it loads and answers (one short generation, or one embedding for embedding "
-        "models). Returns each check with its result and time, and an overall verdict."
-    ),
+    description=("Check that a model works: installed, readable, loads and answers; each check timed, with a verdict."),
     input_schema=strict_object({"model": MODEL}, ["model"]),
     output_schema=open_object(
         {
@@ -3786,16 +3787,14 @@ def _search_score(query_words, model, capabilities):
 @tool(
     title="Search models",
     description=(
-        "Search the installed models by name, family, parameter size, quantization and capability "
-        "(e.g. 'embedding', 'vision', 'tools', 'qwen 7b'), best match first. With remote=true it "
-        "also asks the public Ollama library (names to pull); when the library cannot be reached "
-        "the local results still come back, with a note."
+        "Search installed models by name, family, size or capability ('vision', 'qwen 7b'); remote=true asks "
+        "ollama.com too."
     ),
     input_schema=strict_object(
         {
-            "query": {"type": "string", "minLength": 1, "maxLength": 200},
-            "remote": {"type": "boolean", "description": "also search the public library (needs internet)"},
-            "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+            "query": checked(_STR, minLength=1, maxLength=200),
+            "remote": {"type": "boolean", "description": "also search ollama.com (needs internet)"},
+            "limit": checked({"type": "integer", "minimum": 1, "default": 20}, maximum=200),
         },
         ["query"],
     ),
@@ -3863,17 +3862,13 @@ def ollama_search_models(call, args):
 
 @tool(
     title="Save a chat context",
-    description=(
-        "Save a conversation's messages under a session_id so it survives restarts: mode 'replace' "
-        "(default) stores exactly these messages, 'append' adds them after the saved ones. "
-        "ollama_chat with the same session_id continues it. Limits on messages and bytes apply."
-    ),
+    description=("Save messages under a session_id (replace or append), to continue with ollama_chat's session_id."),
     input_schema=strict_object(
         {
             "session_id": SESSION_ID,
-            "messages": {"type": "array", "items": MESSAGE, "maxItems": 100000},
+            "messages": checked(MESSAGES, maxItems=100000),
             "model": MODEL,
-            "mode": {"enum": ["replace", "append"]},
+            "mode": {"type": "string", "enum": ["replace", "append"], "default": "replace"},
         },
         ["session_id", "messages"],
     ),
@@ -3883,6 +3878,7 @@ def ollama_search_models(call, args):
     ),
     read_only=False,
     idempotent=False,
+    destructive=True,
 )
 def ollama_save_context(call, args):
     mode = args.get("mode", "replace")
@@ -3895,8 +3891,7 @@ def ollama_save_context(call, args):
 
 @tool(
     title="Load a chat context",
-    description="Load the messages saved under a session_id (oldest first), with the model and when it was last "
-    "changed. Unknown id: the error says so.",
+    description="The messages saved under a session_id.",
     input_schema=strict_object({"session_id": SESSION_ID}, ["session_id"]),
     output_schema=open_object(
         {"session_id": _STR, "model": _NULLABLE_STR, "messages": {"type": "array"}, "count": _INT, "updated_at": _STR},
@@ -3917,8 +3912,7 @@ def ollama_load_context(call, args):
 
 @tool(
     title="Clear a chat context",
-    description="Delete the messages saved under a session_id. Clearing an unknown id is fine; the result says "
-    "whether something was deleted.",
+    description="Delete the messages saved under a session_id.",
     input_schema=strict_object({"session_id": SESSION_ID}, ["session_id"]),
     output_schema=open_object({"session_id": _STR, "deleted": _BOOL}, ["session_id", "deleted"]),
     read_only=False,
@@ -4354,9 +4348,10 @@ def load_tool_packs(directory):
 
 
 def exposed(t, config):
-    """Whether `config` exposes tool `t`: MCP_READ_ONLY hides every tool that is not read-only,
-    MCP_TOOLS (globs) keeps only matching tools, MCP_DISABLED_TOOLS (globs) hides matching ones."""
-    if config.read_only and not t.read_only:
+    """Whether `config` exposes tool `t`: MCP_READ_ONLY hides every tool that changes Ollama or saved
+    contexts (`Tool.read_only_mode`), MCP_TOOLS (globs) keeps only matching tools,
+    MCP_DISABLED_TOOLS (globs) hides matching ones."""
+    if config.read_only and not t.read_only_mode:
         return False
     if config.tools_enabled and not any(fnmatch.fnmatchcase(t.name, p) for p in config.tools_enabled):
         return False
@@ -4889,6 +4884,15 @@ class McpServer:
                 handler(self, params, request)
             return None
         request.id = msg["id"]
+        started = time.monotonic()
+        response = self._answer(method, params, request)
+        if method != "tools/call":  # a tool call logs its own line, with the tool's outcome
+            outcome = "cancelled" if response is None else "ok" if "result" in response else "error"
+            self._log("mcp %s %s", method if method in RPC_HANDLERS else "(unknown method)", outcome, request, started)
+        return response
+
+    def _answer(self, method, params, request):
+        """The response to one request, or None when its own client cancelled it."""
         try:
             if request.modern:
                 self._read_envelope(method, params, request)
@@ -4904,14 +4908,47 @@ class McpServer:
         except ProtocolError as e:
             request.http_status = e.http_status
             code = InvalidParams.code if isinstance(e, ResourceNotFound) and request.modern else e.code
-            return rpc_error(msg["id"], code, str(e), e.data)
+            return rpc_error(request.id, code, str(e), e.data)
         if request.modern:
             result = {
                 **result,
                 "resultType": "complete",
                 "_meta": {**result.get("_meta", {}), META_SERVER_INFO: self.server_info},
             }
-        return rpc_result(msg["id"], result)
+        return rpc_result(request.id, result)
+
+    @staticmethod
+    def _log(text, what, outcome, request, started, **extra):
+        """The INFO line of one request: what was asked, its outcome and time, and which era and
+        protocol version the client spoke (an operator's first question about a client)."""
+        duration_ms = round((time.monotonic() - started) * 1000, 2)
+        if request.modern:
+            era, version = (
+                "stateless",
+                request.protocol_version if request.protocol_version in MODERN_PROTOCOL_VERSIONS else "?",
+            )
+        else:
+            era, version = (
+                "handshake",
+                request.session.protocol_version if request.session else request.protocol_version,
+            )
+        log.info(
+            text + " in %.1f ms (%s era, protocol %s)",
+            what,
+            outcome,
+            duration_ms,
+            era,
+            version,
+            extra={
+                "session": request.session.label if request.session is not None else None,
+                "request_id": request.id,
+                "outcome": outcome,
+                "duration_ms": duration_ms,
+                "era": era,
+                "protocol": version,
+                **extra,
+            },
+        )
 
     def handle_batch(self, messages, request):
         """Handle a JSON-RPC batch (protocol 2025-03-26 only): the responses, in order; once the
@@ -4990,7 +5027,7 @@ class McpServer:
         Raises Cancelled when its own client cancelled it or left."""
         monotonic = _Monotonic()
         try:
-            t.check_arguments(arguments)
+            arguments = t.check_arguments(arguments)
             out = t.handler(call, arguments)
             if isinstance(out, types.GeneratorType):
                 try:
@@ -5035,21 +5072,7 @@ class McpServer:
         tokens = _completion_tokens(result)
         if tokens:
             self.metrics.inc("ollama_mcp_tokens_streamed_total", tokens, tool=call.tool)
-        duration_ms = round(elapsed * 1000, 2)
-        session = request.session.label if request.session is not None else None
-        log.info(
-            "tool call %s %s in %.1f ms",
-            call.tool,
-            outcome,
-            duration_ms,
-            extra={
-                "tool": call.tool,
-                "session": session,
-                "request_id": call.request_id,
-                "outcome": outcome,
-                "duration_ms": duration_ms,
-            },
-        )
+        self._log("tool call %s %s", call.tool, outcome, request, call.started, tool=call.tool)
 
     def new_call(self, request, tool_name, progress_token=None):
         """A Call for `request`, registered in the call table (InvalidRequest for a reused id)."""
@@ -6457,7 +6480,7 @@ def serve(config):
 class _JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and any structured extras."""
 
-    EXTRAS = ("tool", "session", "request_id", "outcome", "duration_ms")
+    EXTRAS = ("tool", "session", "request_id", "outcome", "duration_ms", "era", "protocol")
 
     def format(self, record):
         entry = {

@@ -73,7 +73,24 @@ def render():
         mirrored = ", ".join(f"`{'.'.join(path)}` as `Mcp-Param-{name}`" for path, name in t.header_params)
         if mirrored:
             lines += [f"Over HTTP in protocol 2026-07-28 the client also sends {mirrored}.", ""]
-    return "\n".join(lines + _resources_and_prompts())
+    return "\n".join(lines + _options() + _resources_and_prompts())
+
+
+def _options():
+    """The typed table `options` is checked against: a model sees only an open object and its common keys."""
+    lines = [
+        "# Model options",
+        "",
+        "`options` of the generation and embedding tools. Published to models as an open object naming the",
+        "common keys; every key is checked against this table, so a misspelt option is an error naming it.",
+        "",
+        "| Option | Type | Meaning |",
+        "|---|---|---|",
+    ]
+    for name, schema in ollama_mcp.OPTIONS["properties"].items():
+        meaning = schema.get("description", "").replace("|", "\\|")
+        lines.append(f"| `{name}` | {_type(schema)} | {meaning} |")
+    return lines + [""]
 
 
 def _resources_and_prompts():

@@ -258,7 +258,8 @@ def test_every_tool_is_fully_described(client):
         assert spec["inputSchema"]["additionalProperties"] is False, spec["name"]
         assert spec["outputSchema"]["type"] == "object"
         assert set(spec["annotations"]) >= {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}
-        assert len(spec["description"]) > 80
+        # Lean (a model reads every description on every turn) but a sentence that says what the tool does.
+        assert len(spec["description"].split()) >= 5 and len(spec["description"]) <= 200, spec["name"]
         assert spec["title"]
 
 

@@ -20,12 +20,8 @@ def _cosine(a, b):
 
 @tool(
     title="Rank texts by similarity",
-    description=(
-        "Rank `texts` by how close in meaning they are to `query`, using a local embedding model "
-        "(for example all-minilm or nomic-embed-text). Returns the texts best first with their "
-        "cosine similarity (-1..1) and original index; `top_k` keeps only the best ones. A model "
-        "that cannot embed fails with a hint to pick an embedding model from ollama_list_models."
-    ),
+    description="Rank texts by closeness in meaning to a query with an embedding model: best first, with cosine "
+    "similarity and index.",
     input_schema=strict_object(
         {
             "model": MODEL,
