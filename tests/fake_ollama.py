@@ -1,9 +1,18 @@
 """A fake Ollama v0.24.0: a real HTTP server on an ephemeral port for the tests.
 
-Its answers follow the captures in ../shared/ollama-api-samples (the bodies it serves verbatim
-are copied into tests/ollama_samples/): the same field names, status codes, empty bodies,
-NDJSON streams and error texts. It records every request, streams with a configurable delay
-per chunk, and notices when a client closes a stream early (as Ollama does, it then stops).
+It follows the 84 captures of a real Ollama v0.24.0 in ../shared/ollama-api-samples (01-root to
+84-unknown-route; tests/test_fake_contract.py replays every one against it, and the bodies it serves
+verbatim are copied into tests/ollama_samples/): the same field names, status codes, media types,
+empty bodies, NDJSON streams and error texts, Go's JSON syntax errors included. Where the captures
+are silent it follows Ollama's v0.24.0 source (server/routes.go, server/create.go, api/types.go,
+openai/ and middleware/openai.go): the order of its checks, "missing request body", the
+/v1 OpenAI-compatible routes. It records every request, streams with a configurable delay per
+chunk, and notices when a client closes a stream early (as Ollama does, it then stops).
+
+Its state is plain attributes a test may set: `models` (name -> tags entry and show body), `blobs`
+(digest -> bytes), `loaded` (name -> expires_at). It cannot read weights, so a model created from
+files is what the model of that name already was (Ollama reuses the layers, as capture 38 shows),
+or a copy of gemma3:270m when the name is new.
 
     fake = FakeOllama().start()
     fake.url                      # http://127.0.0.1:PORT
@@ -13,12 +22,18 @@ per chunk, and notices when a client closes a stream early (as Ollama does, it t
     fake.aborted.wait(2)          # set when a client closed a stream before the end
 """
 
+import base64
+import calendar
 import copy
+import datetime
 import hashlib
 import http.server
 import io
 import json
+import random
+import re
 import socket
+import struct
 import threading
 import time
 import urllib.parse
@@ -37,8 +52,226 @@ def _full_name(name):
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
+def _name_parts(name):
+    """(host, namespace, model, tag) of a model name, with Ollama's defaults for what it leaves out."""
+    rest, tag = name, "latest"
+    if rest.rfind(":") > rest.rfind("/"):
+        rest, tag = rest[: rest.rfind(":")], rest[rest.rfind(":") + 1 :]
+    parts = rest.split("/")
+    model = parts[-1]
+    namespace = (parts[-2] if len(parts) > 1 else "") or "library"
+    host = (parts[-3] if len(parts) > 2 else "") or "registry.ollama.ai"
+    return host, namespace, model, tag, len(parts) <= 3
+
+
+def _qualified(name):
+    """The fully qualified name Ollama puts in capability errors: registry.ollama.ai/library/x:latest."""
+    host, namespace, model, tag, _ = _name_parts(name)
+    return f"{host}/{namespace}/{model}:{tag}"
+
+
+def _valid_name(name):
+    """types/model's Name.IsValid: each part 1-80 characters (a host up to 350) of letters, digits,
+    '_', '-' and '.', starting with a letter, digit or '_'; no '.' in a namespace, ':' only in a host."""
+    host, namespace, model, tag, shape = _name_parts(name.strip())
+    for kind, part in (("host", host), ("namespace", namespace), ("model", model), ("tag", tag)):
+        if not 1 <= len(part) <= (350 if kind == "host" else 80) or not (part[0].isalnum() or part[0] == "_"):
+            return False
+        allowed = "_-" + ("" if kind == "namespace" else ".") + (":" if kind == "host" else "")
+        if not all(c.isascii() and (c.isalnum() or c in allowed) for c in part):
+            return False
+    return shape and name.isascii()
+
+
 def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+
+
+def _unix(timestamp):
+    """Seconds since the epoch of an RFC 3339 timestamp such as a tags entry's modified_at."""
+    return calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))
+
+
+# --- Go's words ------------------------------------------------------------------------------
+# Ollama decodes request bodies with Go's encoding/json (gin's ShouldBindJSON), so a malformed body
+# is answered 400 with Go's error text: the first syntax error as encoding/json's scanner words it
+# ("invalid character 'n' looking for beginning of object key string", capture 28), "unexpected EOF"
+# for a body cut short, and a type error for a body that is not an object.
+
+_GO_ESCAPES = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 0x27: "\\'", 0x5C: "\\\\"}
+
+
+def _go_quote_char(c):
+    """encoding/json's quoteChar: the byte it stopped at, as Go's strconv.Quote writes that rune."""
+    if c == 0x22:
+        return "'\"'"
+    if c in _GO_ESCAPES:
+        return f"'{_GO_ESCAPES[c]}'"
+    if chr(c).isprintable():
+        return f"'{chr(c)}'"
+    return f"'\\x{c:02x}'" if c < 0x80 else f"'\\u{c:04x}'"
+
+
+class _GoSyntaxError(Exception):
+    pass
+
+
+def _go_json_error(data):
+    """The error Go's json.Decoder gives for `data` (not empty), or None when it decodes; what
+    follows the first value is not read, as Decode does not read it."""
+    n = len(data)
+
+    def fail(i, context):
+        if i >= n:
+            raise _GoSyntaxError("unexpected EOF")
+        raise _GoSyntaxError(f"invalid character {_go_quote_char(data[i])} {context}")
+
+    def space(i):
+        while i < n and data[i] in b" \t\r\n":
+            i += 1
+        return i
+
+    def digits(i):
+        while i < n and 0x30 <= data[i] <= 0x39:
+            i += 1
+        return i
+
+    def value(i):
+        i = space(i)
+        if i >= n:
+            fail(i, "")
+        c = data[i : i + 1]
+        if c == b"{":
+            return members(i + 1)
+        if c == b"[":
+            return elements(i + 1)
+        if c == b'"':
+            return string(i + 1)
+        if c == b"-" or c.isdigit():
+            return number(i)
+        for word in (b"true", b"false", b"null"):
+            if c == word[:1]:
+                for k in range(1, len(word)):
+                    if i + k >= n or data[i + k] != word[k]:
+                        fail(i + k, f"in literal {word.decode()} (expecting {_go_quote_char(word[k])})")
+                return i + len(word)
+        fail(i, "looking for beginning of value")
+
+    def members(i):
+        i = space(i)
+        if data[i : i + 1] == b"}":
+            return i + 1
+        while True:
+            i = space(i)
+            if data[i : i + 1] != b'"':
+                fail(i, "looking for beginning of object key string")
+            i = space(string(i + 1))
+            if data[i : i + 1] != b":":
+                fail(i, "after object key")
+            i = space(value(i + 1))
+            if data[i : i + 1] == b"}":
+                return i + 1
+            if data[i : i + 1] != b",":
+                fail(i, "after object key:value pair")
+            i += 1
+
+    def elements(i):
+        i = space(i)
+        if data[i : i + 1] == b"]":
+            return i + 1
+        while True:
+            i = space(value(i))
+            if data[i : i + 1] == b"]":
+                return i + 1
+            if data[i : i + 1] != b",":
+                fail(i, "after array element")
+            i += 1
+
+    def string(i):
+        while i < n:
+            c = data[i]
+            if c == 0x22:
+                return i + 1
+            if c == 0x5C:
+                i += 1
+                if data[i : i + 1] == b"u":
+                    for k in range(1, 5):
+                        if i + k >= n or chr(data[i + k]) not in "0123456789abcdefABCDEF":
+                            fail(i + k, "in \\u hexadecimal character escape")
+                    i += 4
+                elif i >= n or data[i] not in b'"\\/bfnrt':
+                    fail(i, "in string escape code")
+            elif c < 0x20:
+                fail(i, "in string literal")
+            i += 1
+        fail(i, "")
+
+    def number(i):
+        if data[i : i + 1] == b"-":
+            i += 1
+            if not data[i : i + 1].isdigit():
+                fail(i, "in numeric literal")
+        i = i + 1 if data[i : i + 1] == b"0" else digits(i)
+        if data[i : i + 1] == b".":
+            if not data[i + 1 : i + 2].isdigit():
+                fail(i + 1, "after decimal point in numeric literal")
+            i = digits(i + 1)
+        if data[i : i + 1] in (b"e", b"E"):
+            i += 2 if data[i + 1 : i + 2] in (b"+", b"-") else 1
+            if not data[i : i + 1].isdigit():
+                fail(i, "in exponent of numeric literal")
+            i = digits(i)
+        return i
+
+    try:
+        value(0)
+    except _GoSyntaxError as e:
+        return str(e)
+    except RecursionError:  # deeper than this scanner goes; Python's parser decides
+        return None
+    return None
+
+
+def _go_duration(text):
+    """Seconds in a Go duration string ("10s", "1h30m", "0"), as time.ParseDuration reads it."""
+    quoted = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    body = text[1:] if text[:1] in ("-", "+") else text
+    if body == "0":
+        return 0.0
+    if not body:
+        raise ValueError(f"time: invalid duration {quoted}")
+    total, rest = 0.0, body
+    while rest:
+        number = re.match(r"[0-9]*(\.[0-9]*)?", rest).group(0)
+        if number in ("", "."):
+            raise ValueError(f"time: invalid duration {quoted}")
+        unit = re.match(r"[^0-9.]*", rest[len(number) :]).group(0)
+        if not unit:
+            raise ValueError(f"time: missing unit in duration {quoted}")
+        if unit not in units:
+            raise ValueError(f'time: unknown unit "{unit}" in duration {quoted}')
+        total += float(number) * units[unit]
+        rest = rest[len(number) + len(unit) :]
+    return -total if text[:1] == "-" else total
+
+
+def _keep_alive(body):
+    """The request's keep_alive in seconds, as api.Duration reads it: absent 300, a number of
+    seconds or a Go duration string, anything negative forever (math.MaxInt64 nanoseconds)."""
+    value = body.get("keep_alive")
+    if value is None:
+        return 300.0
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        go_type = {bool: "bool", dict: "map[string]interface {}", list: "[]interface {}"}[type(value)]
+        raise ValueError(f"Unsupported type: '{go_type}'")
+    seconds = _go_duration(value) if isinstance(value, str) else float(value)
+    return (2**63 - 1) / 1e9 if seconds < 0 else seconds
+
+
+def _expires_at(seconds):
+    moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class _Model:
@@ -151,13 +384,27 @@ class FakeOllama:
             else b""
         )
         body = None
-        if raw and not path.startswith("/api/blobs/"):
-            try:
-                body = json.loads(raw)
-            except ValueError as e:
-                return self._json(
-                    start_response, 400, {"error": f"invalid character looking for beginning of value: {e}"}
-                )
+        typed = path in self.REQUEST_TYPES and method in ("POST", "DELETE")
+        if raw.strip() and not path.startswith("/api/blobs/"):
+            problem = _go_json_error(raw)
+            if problem is None:
+                try:
+                    text = raw.decode("utf-8", "replace")  # Go reads bad UTF-8 as U+FFFD
+                    body = json.JSONDecoder().raw_decode(text, len(text) - len(text.lstrip(" \t\r\n")))[0]
+                except ValueError as e:  # what Go accepts and Python does not: none known
+                    problem = str(e)
+            if problem is None and typed and not isinstance(body, (dict, type(None))):
+                kind = {str: "string", list: "array", bool: "bool"}.get(type(body), "number")
+                problem = f"json: cannot unmarshal {kind} into Go value of type {self.REQUEST_TYPES[path]}"
+            if problem is None and path in self.KEEP_ALIVE_ROUTES and isinstance(body, dict):
+                try:
+                    _keep_alive(body)
+                except ValueError as e:
+                    problem = str(e)
+            if problem is not None:
+                return self._bad_request(start_response, path, problem)
+        elif typed:
+            return self._bad_request(start_response, path, "missing request body")
         with self._lock:
             self.requests.append((method, path, body))
         if self.latency:
@@ -183,11 +430,9 @@ class FakeOllama:
     # --- responses -------------------------------------------------------------------------
 
     @staticmethod
-    def _json(start_response, status, payload, head=False):
+    def _json(start_response, status, payload, head=False, content_type="application/json; charset=utf-8"):
         data = json.dumps(payload).encode()
-        start_response(
-            f"{status} X", [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data)))]
-        )
+        start_response(f"{status} X", [("Content-Type", content_type), ("Content-Length", str(len(data)))])
         return [b""] if head else [data]
 
     @staticmethod
@@ -258,7 +503,8 @@ class FakeOllama:
             if model is None:
                 continue
             entry = {k: model.tag[k] for k in ("name", "model", "digest", "details")}
-            entry.update(size=model.tag["size"] + 224685012, expires_at=expires, size_vram=0, context_length=4096)
+            context = min(4096, self._model_number(model, "context_length", 4096))
+            entry.update(size=model.tag["size"] + 224685012, expires_at=expires, size_vram=0, context_length=context)
             models.append(entry)
         return self._json(start_response, 200, {"models": models})
 
@@ -269,35 +515,68 @@ class FakeOllama:
             return self._json(start_response, 404, {"error": f"model '{_full_name(name)}' not found"})
         return self._json(start_response, 200, model.show)
 
+    def _bad_request(self, start_response, path, message):
+        """400 for a body Go could not bind; the /v1 routes answer in OpenAI's error shape."""
+        if path.startswith("/v1/"):
+            return self._openai_error(start_response, 400, "EOF" if message == "missing request body" else message)
+        return self._json(start_response, 400, {"error": message})
+
+    def _load(self, name, body):
+        """Load `name` for keep_alive seconds (0: unload once answered, as Ollama's scheduler does)."""
+        seconds = _keep_alive(body)
+        with self._lock:
+            if seconds == 0:
+                self.loaded.pop(_full_name(name), None)
+            else:
+                self.loaded[_full_name(name)] = _expires_at(seconds)
+
+    @staticmethod
+    def _option_problem(body):
+        """api.Options' check of the option types: (500, error) or None."""
+        options = body.get("options") or {}
+        for key in ("num_predict", "num_ctx", "top_k", "seed"):
+            if key in options and (isinstance(options[key], bool) or not isinstance(options[key], int)):
+                return 500, f'option "{key}" must be of type integer'
+        return None
+
     def _check_generation(self, body, kind):
-        """Ollama's checks before generating: (status, error) or None."""
+        """Ollama's checks before generating, in the order GenerateHandler and ChatHandler make them:
+        (status, error) or None. An unload (no prompt or messages, keep_alive 0) passes for any model."""
+        if not 0 <= (body.get("top_logprobs") or 0) <= 20:
+            return 400, "top_logprobs must be between 0 and 20"
         name = body.get("model") or ""
+        if not name.strip() and kind == "chat":
+            return 400, "model is required"
         model = self._model(name)
         if model is None:
             return 404, f"model '{name}' not found"
+        empty = not (body.get("prompt") if kind == "generate" else body.get("messages"))
+        if empty and _keep_alive(body) == 0:
+            return None
+        if (
+            kind == "generate"
+            and body.get("raw")
+            and (body.get("context") or body.get("system") or body.get("template"))
+        ):
+            return 400, "raw mode does not support template, system, or context"
         caps = model.capabilities
-        if kind == "generate" and not body.get("prompt") and body.get("keep_alive") in (0, "0", "0s"):
-            return None  # an unload: real Ollama unloads any model this way, embedding models too
-        if "completion" not in caps:
-            return 400, f'"{name}" does not support {kind}'
         if body.get("think") and "thinking" not in caps:
             return 400, f'"{name}" does not support thinking'
-        if body.get("tools") and "tools" not in caps:
-            return 400, f"registry.ollama.ai/library/{_full_name(name)} does not support tools"
-        if body.get("suffix") and "insert" not in caps:
-            return 400, f"registry.ollama.ai/library/{_full_name(name)} does not support insert"
-        if body.get("images") and "vision" not in caps:
+        if "completion" not in caps:
+            return 400, f'"{name}" does not support {kind}'
+        if kind == "chat" and body.get("tools") and "tools" not in caps:
+            return 400, f"{_qualified(name)} does not support tools"
+        if kind == "generate" and body.get("suffix") and "insert" not in caps:
+            return 400, f"{_qualified(name)} does not support insert"
+        return self._option_problem(body)
+
+    def _images_problem(self, model, images):
+        if images and "vision" not in model.capabilities:
             return (
                 500,
                 "Failed to create new sequence: failed to process inputs: this model is missing data required for "
                 "image input",
             )
-        if body.get("raw") and (body.get("context") or body.get("system") or body.get("template")):
-            return 400, "raw mode does not support template, system, or context"
-        options = body.get("options") or {}
-        for key in ("num_predict", "num_ctx", "top_k", "seed"):
-            if key in options and not isinstance(options[key], int):
-                return 500, f'option "{key}" must be of type integer'
         return None
 
     def _generation_tokens(self, body, empty):
@@ -311,6 +590,18 @@ class FakeOllama:
             return tokens[:limit], "length"
         return tokens, "stop"
 
+    def _logprobs(self, body, token):
+        """The logprobs entry of one token when the request asks for them (capture 73's shape)."""
+        if not body.get("logprobs"):
+            return {}
+
+        def entry(text, logprob):
+            return {"token": text, "logprob": logprob, **({"bytes": list(text.encode())} if text else {})}
+
+        top = [entry(token, -0.25)] + [entry(t, -3.5 - i) for i, t in enumerate(t for t in self.tokens if t != token)]
+        count = body.get("top_logprobs") or 0
+        return {"logprobs": [{**entry(token, -0.25), **({"top_logprobs": top[:count]} if count else {})}]}
+
     def _final_stats(self, count):
         return {
             "total_duration": 40_000_000 + count * 20_000_000,
@@ -321,24 +612,64 @@ class FakeOllama:
             "eval_duration": count * 20_000_000,
         }
 
+    @staticmethod
+    def _render(messages):
+        """The prompt gemma3's template (the fake's models all carry it) renders for `messages`, as
+        Ollama executes it: system messages joined into .System, which the template puts in the first
+        user turn only when a system message comes first, a turn per message, the model's turn after
+        the last one, and the template's closing newline (capture 76)."""
+        collated = []
+        for m in messages:
+            if collated and collated[-1]["role"] == m.get("role") and m.get("role") != "tool":
+                collated[-1]["content"] += "\n\n" + (m.get("content") or "")
+            else:
+                collated.append({"role": m.get("role"), "content": m.get("content") or ""})
+        system = "\n\n".join(m.get("content") or "" for m in messages if m.get("role") == "system")
+        out = []
+        for i, m in enumerate(collated):
+            if m["role"] == "user":
+                out.append("<start_of_turn>user" + (f"\n{system}\n" if i == 1 and system else "") + "\n")
+                out.append(m["content"] + "<end_of_turn>\n")
+            elif m["role"] == "assistant":
+                out.append(f"<start_of_turn>model\n{m['content']}<end_of_turn>\n")
+            if i == len(collated) - 1:
+                out.append("<start_of_turn>model\n")
+        return "".join(out) + "\n"
+
     def _generate(self, start_response, body, environ, raw):
         problem = self._check_generation(body, "generate")
         if problem:
             return self._json(start_response, problem[0], {"error": problem[1]})
         name = body["model"]
-        if body.get("keep_alive") in (0, "0", "0s"):
+        model = self._model(name)
+        prompt = body.get("prompt") or ""
+        if not prompt and _keep_alive(body) == 0:
             self.loaded.pop(_full_name(name), None)
             final = {"model": name, "created_at": _now(), "response": "", "done": True, "done_reason": "unload"}
             return self._json(start_response, 200, final)
-        self.loaded[_full_name(name)] = "2026-11-24T21:18:24.2783478Z"
-        tokens, reason = self._generation_tokens(body, not body.get("prompt"))
+        self._load(name, body)
+        if not prompt:  # a load, answered as one JSON object even when a stream was asked for
+            final = {"model": name, "created_at": _now(), "response": "", "done": True, "done_reason": "load"}
+            return self._json(start_response, 200, final)
+        if body.get("_debug_render_only"):
+            system = body.get("system") or model.show.get("system")
+            messages = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": prompt}
+            ]
+            rendered = prompt if body.get("raw") or body.get("suffix") else self._render(messages)
+            answer = {"model": name, "created_at": _now(), "response": "", "done": False}
+            return self._json(start_response, 200, dict(answer, _debug_info={"rendered_template": rendered}))
+        problem = self._images_problem(model, body.get("images"))
+        if problem:
+            return self._json(start_response, problem[0], {"error": problem[1]})
+        tokens, reason = self._generation_tokens(body, False)
         thinking = list(self.thinking_tokens) if body.get("think") and tokens else []
 
         def chunks():
             for t in thinking:
                 yield {"model": name, "created_at": _now(), "response": "", "thinking": t, "done": False}
             for t in tokens:
-                yield {"model": name, "created_at": _now(), "response": t, "done": False}
+                yield {"model": name, "created_at": _now(), "response": t, "done": False, **self._logprobs(body, t)}
             final = {"model": name, "created_at": _now(), "response": "", "done": True, "done_reason": reason}
             if tokens:
                 final.update(self._final_stats(len(tokens)))
@@ -352,6 +683,9 @@ class FakeOllama:
             final["response"] = "".join(p["response"] for p in parts)
             if thinking:
                 final["thinking"] = "".join(thinking)
+            logprobs = [lp for p in parts for lp in p.get("logprobs", [])]
+            if logprobs:
+                final["logprobs"] = logprobs
             return self._json(start_response, 200, final)
         return self._ndjson(start_response, chunks())
 
@@ -360,8 +694,39 @@ class FakeOllama:
         if problem:
             return self._json(start_response, problem[0], {"error": problem[1]})
         name = body["model"]
-        self.loaded[_full_name(name)] = "2026-11-24T21:18:24.2783478Z"
-        tokens, reason = self._generation_tokens(body, not body.get("messages"))
+        model = self._model(name)
+        if not body.get("messages") and _keep_alive(body) == 0:
+            self.loaded.pop(_full_name(name), None)
+            final = {
+                "model": name,
+                "created_at": _now(),
+                "message": {"role": "assistant", "content": ""},
+                "done": True,
+                "done_reason": "unload",
+            }
+            return self._json(start_response, 200, final)
+        self._load(name, body)
+        if not body.get("messages"):  # a load, answered as one JSON object even when a stream was asked for
+            final = {
+                "model": name,
+                "created_at": _now(),
+                "message": {"role": "assistant", "content": ""},
+                "done": True,
+                "done_reason": "load",
+            }
+            return self._json(start_response, 200, final)
+        messages = list(model.show.get("messages") or []) + list(body["messages"])
+        if body["messages"][0].get("role") != "system" and model.show.get("system"):
+            messages.insert(0, {"role": "system", "content": model.show["system"]})
+        if body.get("_debug_render_only"):
+            answer = {"model": name, "created_at": _now(), "message": {"role": "", "content": ""}, "done": False}
+            return self._json(
+                start_response, 200, dict(answer, _debug_info={"rendered_template": self._render(messages)})
+            )
+        problem = self._images_problem(model, [i for m in body["messages"] for i in m.get("images") or []])
+        if problem:
+            return self._json(start_response, problem[0], {"error": problem[1]})
+        tokens, reason = self._generation_tokens(body, False)
         thinking = list(self.thinking_tokens) if body.get("think") and tokens else []
         tool_calls = self.tool_calls if body.get("tools") else None
 
@@ -387,6 +752,7 @@ class FakeOllama:
                         "created_at": _now(),
                         "message": {"role": "assistant", "content": t},
                         "done": False,
+                        **self._logprobs(body, t),
                     }
             final = {
                 "model": name,
@@ -403,16 +769,15 @@ class FakeOllama:
             parts = list(chunks())
             final = parts[-1]
             final["message"]["content"] = "".join(p["message"]["content"] for p in parts)
+            if thinking:
+                final["message"]["thinking"] = "".join(thinking)
+            if tool_calls:
+                final["message"]["tool_calls"] = tool_calls
+            logprobs = [lp for p in parts for lp in p.get("logprobs", [])]
+            if logprobs:
+                final["logprobs"] = logprobs
             return self._json(start_response, 200, final)
         return self._ndjson(start_response, chunks())
-
-    def _embedding_model(self, name):
-        model = self._model(name)
-        if model is None:
-            return None, (404, f'model "{name}" not found, try pulling it first')
-        if "embedding" not in model.capabilities:
-            return None, (501, "this model does not support embeddings")
-        return model, None
 
     @staticmethod
     def _vector(text, dims):
@@ -422,18 +787,45 @@ class FakeOllama:
         norm = sum(v * v for v in values) ** 0.5 or 1.0
         return [round(v / norm, 8) for v in values]
 
+    @staticmethod
+    def _model_number(model, key, default):
+        """A number from the model's model_info, such as "<arch>.context_length"."""
+        info = model.show.get("model_info") or {}
+        return next((v for k, v in info.items() if k.endswith("." + key) and isinstance(v, int)), default)
+
     def _embed(self, start_response, body, environ, raw):
+        """EmbedHandler's order: the input's type, the model, its options and loading, an empty input
+        (answered for any model: it only loads or unloads), then each input's embedding."""
         name = body.get("model") or ""
-        model, problem = self._embedding_model(name)
+        if not name.strip():
+            return self._json(start_response, 404, {"error": f"model '{name}' not found"})
+        inputs = body.get("input")
+        if isinstance(inputs, str):
+            inputs = [inputs] if inputs else []
+        elif isinstance(inputs, list) and all(isinstance(t, str) for t in inputs):
+            inputs = list(inputs)
+        elif inputs is None:
+            inputs = []
+        else:
+            return self._json(start_response, 400, {"error": "invalid input type"})
+        model = self._model(name)
+        if model is None:
+            return self._json(start_response, 404, {"error": f'model "{name}" not found, try pulling it first'})
+        problem = self._option_problem(body)
         if problem:
             return self._json(start_response, problem[0], {"error": problem[1]})
-        inputs = body.get("input")
-        inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        self._load(name, body)
         if not inputs:
             return self._json(start_response, 200, {"model": name, "embeddings": []})
-        dims = body.get("dimensions") or 384
-        if body.get("truncate") is False and any(len(t.split()) > 512 for t in inputs):
+        if "embedding" not in model.capabilities:
+            return self._json(start_response, 501, {"error": "this model does not support embeddings"})
+        context = min(4096, self._model_number(model, "context_length", 4096))
+        counts = [len(t.split()) + 2 for t in inputs]  # a token a word, and the two special tokens
+        if body.get("truncate") is False and any(c > context for c in counts):
             return self._json(start_response, 400, {"error": "the input length exceeds the context length"})
+        size = self._model_number(model, "embedding_length", 384)
+        dims = body.get("dimensions") or size
+        dims = dims if 0 < dims < size else size
         return self._json(
             start_response,
             200,
@@ -442,17 +834,29 @@ class FakeOllama:
                 "embeddings": [self._vector(t, dims) for t in inputs],
                 "total_duration": 14_000_000,
                 "load_duration": 1_000_000,
-                "prompt_eval_count": sum(len(t.split()) + 2 for t in inputs),
+                "prompt_eval_count": sum(min(c, context) for c in counts),
             },
         )
 
     def _embeddings_legacy(self, start_response, body, environ, raw):
+        """EmbeddingsHandler: the model loads first; an empty prompt then answers [] for any model."""
         name = body.get("model") or ""
-        model, problem = self._embedding_model(name)
+        if not name.strip():
+            return self._json(start_response, 400, {"error": "model is required"})
+        model = self._model(name)
+        if model is None:
+            return self._json(start_response, 404, {"error": f'model "{name}" not found, try pulling it first'})
+        problem = self._option_problem(body)
         if problem:
-            return self._json(start_response, 500 if problem[0] == 501 else problem[0], {"error": problem[1]})
+            return self._json(start_response, problem[0], {"error": problem[1]})
+        self._load(name, body)
         prompt = body.get("prompt") or ""
-        return self._json(start_response, 200, {"embedding": self._vector(prompt, 384) if prompt else []})
+        if not prompt:
+            return self._json(start_response, 200, {"embedding": []})
+        if "embedding" not in model.capabilities:
+            return self._json(start_response, 500, {"error": "this model does not support embeddings"})
+        size = self._model_number(model, "embedding_length", 384)
+        return self._json(start_response, 200, {"embedding": self._vector(prompt, size)})
 
     def _pull(self, start_response, body, environ, raw):
         name = body.get("model") or body.get("name") or ""
@@ -489,7 +893,9 @@ class FakeOllama:
 
     def _copy(self, start_response, body, environ, raw):
         source, destination = body.get("source") or "", body.get("destination") or ""
-        if not destination:
+        if not _valid_name(source):
+            return self._json(start_response, 400, {"error": f'source "{source}" is invalid'})
+        if not _valid_name(destination):
             return self._json(start_response, 400, {"error": f'destination "{destination}" is invalid'})
         model = self._model(source)
         if model is None:
@@ -506,19 +912,24 @@ class FakeOllama:
         return self._empty(start_response)
 
     def _blob(self, start_response, body, environ, raw):
+        """HeadBlobHandler and CreateBlobHandler: a blob already held answers 200 before its body is
+        read; a new one 201, or 400 when its bytes do not hash to the digest."""
         digest = environ["PATH_INFO"].rsplit("/", 1)[-1]
         if environ["REQUEST_METHOD"] == "HEAD":
-            return self._empty(start_response, 200 if digest in self.blobs else 404)
+            if digest in self.blobs:
+                return self._empty(start_response)
+            return self._json(start_response, 404, {"error": f'blob "{digest}" not found'}, head=True)
+        if digest in self.blobs:
+            return self._empty(start_response)
         actual = "sha256:" + hashlib.sha256(raw).hexdigest()
         if actual != digest:
             return self._json(start_response, 400, {"error": f'digest mismatch, expected "{digest}", got "{actual}"'})
-        existed = digest in self.blobs
         self.blobs[digest] = raw
-        return self._empty(start_response, 200 if existed else 201)
+        return self._empty(start_response, 201)
 
     def _create(self, start_response, body, environ, raw):
         name = body.get("model") or body.get("name") or ""
-        if not name or "/" in name.strip("/") and name.count("/") > 2 or " " in name:
+        if not _valid_name(name):
             return self._json(start_response, 400, {"error": "invalid model name"})
         source = body.get("from")
         files = body.get("files")
@@ -535,7 +946,9 @@ class FakeOllama:
                             "such file or directory"
                         },
                     )
-            base = self.models["gemma3:270m"]
+            # The fake cannot read weights: files re-create the model of that name (the layers Ollama
+            # reuses, as capture 38 re-creates all-minilm), or make a copy of gemma3:270m.
+            base = self._model(name) or self.models["gemma3:270m"]
         else:
             base = self._model(source)
             if base is None:
@@ -565,7 +978,8 @@ class FakeOllama:
         tag = copy.deepcopy(base.tag)
         tag.update(name=_full_name(name), model=_full_name(name), details=show["details"])
         self.models[_full_name(name)] = _Model(tag, show)
-        statuses = [
+        converting = [{"status": "converting model"}] if any(f.endswith(".safetensors") for f in files or {}) else []
+        statuses = converting + [
             {"status": "using existing layer sha256:a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"},
             {"status": "creating new layer sha256:0b8196193949195d77d4be7ab47d8bf1cd25cfc892cde6e859d2a7bc5dc82c92"},
             {"status": "writing manifest"},
@@ -574,6 +988,230 @@ class FakeOllama:
         if body.get("stream", True) is False:
             return self._json(start_response, 200, {"status": "success"})
         return self._ndjson(start_response, iter(statuses))
+
+    # --- OpenAI compatibility (/v1): middleware/openai.go around the native handlers -----------
+
+    def _openai_error(self, start_response, status, message):
+        kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+        error = {"message": message, "type": kind, "param": None, "code": None}
+        return self._json(start_response, status, {"error": error}, content_type="application/json")
+
+    def _native(self, route, body, environ):
+        """Run a native route as Ollama's middleware does: (status, content type, body iterable)."""
+        head = {}
+
+        def start_response(status, headers, exc_info=None):
+            head.update(status=int(status.split()[0]), type=dict(headers).get("Content-Type", ""))
+
+        out = route(self, start_response, body, environ, b"")
+        return head["status"], head["type"], out
+
+    def _v1_models(self, start_response, body, environ, raw):
+        models = sorted(self.models.values(), key=lambda m: m.tag.get("modified_at") or "", reverse=True)
+        data = [
+            {
+                "id": m.tag["name"],
+                "object": "model",
+                "created": _unix(m.tag["modified_at"]) if m.tag.get("modified_at") else 0,
+                "owned_by": _name_parts(m.tag["name"])[1],
+            }
+            for m in models
+        ]
+        return self._json(
+            start_response, 200, {"object": "list", "data": data or None}, content_type="application/json"
+        )
+
+    def _v1_embeddings(self, start_response, body, environ, raw):
+        encoding = body.get("encoding_format") or ""
+        if encoding and encoding.lower() not in ("float", "base64"):
+            message = f"Invalid value for 'encoding_format' = {encoding}. Supported values: ['float', 'base64']."
+            return self._openai_error(start_response, 400, message)
+        inputs = [""] if body.get("input") == "" else body.get("input")
+        if inputs is None or inputs == []:
+            return self._openai_error(start_response, 400, "invalid input")
+        native = {"model": body.get("model") or "", "input": inputs}
+        if body.get("dimensions"):
+            native["dimensions"] = body["dimensions"]
+        status, _, out = self._native(FakeOllama._embed, native, environ)
+        answer = json.loads(b"".join(out))
+        if status != 200:
+            return self._openai_error(start_response, status, answer["error"])
+
+        def encode(vector):
+            if encoding.lower() == "base64":
+                return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            return vector
+
+        data = [{"object": "embedding", "embedding": encode(v), "index": i} for i, v in enumerate(answer["embeddings"])]
+        count = answer.get("prompt_eval_count", 0)
+        return self._json(
+            start_response,
+            200,
+            {
+                "object": "list",
+                "data": data or None,
+                "model": body.get("model") or "",
+                "usage": {"prompt_tokens": count, "total_tokens": count},
+            },
+            content_type="application/json",
+        )
+
+    @staticmethod
+    def _v1_chat_request(body):
+        """openai.FromChatRequest: the native chat request for a chat completion request."""
+        messages = []
+        for m in body.get("messages") or []:
+            content, role = m.get("content"), m.get("role")
+            calls = [
+                {
+                    **({"id": c["id"]} if c.get("id") else {}),
+                    "function": {
+                        "name": (c.get("function") or {}).get("name", ""),
+                        "arguments": json.loads((c.get("function") or {}).get("arguments") or "{}"),
+                    },
+                }
+                for c in m.get("tool_calls") or []
+            ]
+            extra = {"tool_calls": calls} if calls else {}
+            if isinstance(content, str):
+                messages.append({"role": role, "content": content, **extra})
+            elif isinstance(content, list):
+                for part in content:
+                    if not isinstance(part, dict) or part.get("type") not in ("text", "image_url"):
+                        raise ValueError("invalid message format")
+                    if part["type"] == "text":
+                        messages.append({"role": role, "content": part.get("text")})
+                    else:
+                        url = part["image_url"]["url"] if isinstance(part["image_url"], dict) else part["image_url"]
+                        messages.append({"role": role, "content": "", "images": [url.split("base64,", 1)[-1]]})
+                if messages and calls:
+                    messages[-1].update(extra)
+            elif calls:
+                messages.append({"role": role, "content": "", **extra})
+            else:
+                raise ValueError(f"invalid message content type: {'<nil>' if content is None else type(content)}")
+        options = {"temperature": 1.0, "top_p": 1.0}
+        stop = body.get("stop")
+        if isinstance(stop, (str, list)):
+            options["stop"] = [stop] if isinstance(stop, str) else [s for s in stop if isinstance(s, str)]
+        for theirs, ours in (("max_tokens", "num_predict"), ("temperature", "temperature"), ("seed", "seed")):
+            if body.get(theirs) is not None:
+                options[ours] = body[theirs]
+        for key in ("frequency_penalty", "presence_penalty", "top_p"):
+            if body.get(key) is not None:
+                options[key] = body[key]
+        native = {"model": body.get("model") or "", "messages": messages, "options": options}
+        native["stream"] = bool(body.get("stream"))
+        response_format = body.get("response_format") or {}
+        kind = str(response_format.get("type") or "").strip().lower()
+        if kind == "json_object":
+            native["format"] = "json"
+        elif kind == "json_schema" and response_format.get("json_schema"):
+            native["format"] = response_format["json_schema"].get("schema")
+        effort = (body.get("reasoning") or {}).get("effort") or body.get("reasoning_effort")
+        if effort:
+            if effort not in ("high", "medium", "low", "max", "none"):
+                raise ValueError(
+                    f'invalid reasoning value: \'{effort}\' (must be "high", "medium", "low", "max", or "none")'
+                )
+            native["think"] = False if effort == "none" else effort
+        for key in ("tools", "logprobs", "top_logprobs", "_debug_render_only"):
+            if body.get(key):
+                native[key] = body[key]
+        return native
+
+    @staticmethod
+    def _v1_choice(answer, field, tool_call_sent=False):
+        """One choice of a chat completion (field "message") or of a chunk (field "delta")."""
+        message = answer.get("message") or {}
+        calls = [
+            {
+                "id": c.get("id", ""),
+                "index": (c.get("function") or {}).get("index", 0),
+                "type": "function",
+                "function": {
+                    "name": (c.get("function") or {}).get("name", ""),
+                    "arguments": json.dumps((c.get("function") or {}).get("arguments") or {}, separators=(",", ":")),
+                },
+            }
+            for c in message.get("tool_calls") or []
+        ]
+        out = {
+            "role": "assistant" if field == "delta" else message.get("role", ""),
+            "content": message.get("content", ""),
+        }
+        if message.get("thinking"):
+            out["reasoning"] = message["thinking"]
+        if calls:
+            out["tool_calls"] = calls
+        reason = answer.get("done_reason") or None
+        if reason and (calls or tool_call_sent):
+            reason = "tool_calls"
+        choice = {"index": 0, field: out, "finish_reason": reason}
+        if answer.get("logprobs"):
+            choice["logprobs"] = {"content": answer["logprobs"]}
+        return choice
+
+    def _v1_chat(self, start_response, body, environ, raw):
+        if not body.get("messages"):
+            return self._openai_error(start_response, 400, "[] is too short - 'messages'")
+        try:
+            native = self._v1_chat_request(body)
+        except ValueError as e:
+            return self._openai_error(start_response, 400, str(e))
+        status, media_type, out = self._native(FakeOllama._chat, native, environ)
+        if status != 200:
+            return self._openai_error(start_response, status, json.loads(b"".join(out))["error"])
+        ident = f"chatcmpl-{random.randrange(999)}"
+
+        def usage(answer):
+            prompt, completion = answer.get("prompt_eval_count", 0), answer.get("eval_count", 0)
+            return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+        if not body.get("stream"):
+            answer = json.loads(b"".join(out))
+            completion = {
+                "id": ident,
+                "object": "chat.completion",
+                "created": _unix(answer["created_at"]),
+                "model": answer["model"],
+                "system_fingerprint": "fp_ollama",
+                "choices": [self._v1_choice(answer, "message")],
+                "usage": usage(answer),
+            }
+            if answer.get("_debug_info"):
+                completion["_debug_info"] = answer["_debug_info"]
+            return self._json(start_response, 200, completion, content_type="application/json")
+
+        def events():
+            sent_calls = False
+            try:
+                for piece in out:
+                    for line in piece.splitlines():
+                        if not line.strip():
+                            continue
+                        answer = json.loads(line)
+                        chunk = {
+                            "id": ident,
+                            "object": "chat.completion.chunk",
+                            "created": int(time.time()),
+                            "model": answer.get("model", ""),
+                            "system_fingerprint": "fp_ollama",
+                            "choices": [self._v1_choice(answer, "delta", sent_calls)],
+                        }
+                        sent_calls = sent_calls or bool(chunk["choices"][0]["delta"].get("tool_calls"))
+                        yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                        if answer.get("done"):
+                            if (body.get("stream_options") or {}).get("include_usage"):
+                                chunk = dict(chunk, choices=[], usage=usage(answer))
+                                yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                            yield b"data: [DONE]\n\n"
+            finally:
+                if hasattr(out, "close"):
+                    out.close()
+
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        return events()
 
     def _control(self, start_response, body, environ, raw):
         """POST /_fake/config {"chunk_delay", "latency", "tokens"}: the benchmark's timing knobs."""
@@ -605,7 +1243,26 @@ class FakeOllama:
         ("POST", "/api/copy"): _copy,
         ("DELETE", "/api/delete"): _delete,
         ("POST", "/api/create"): _create,
+        ("GET", "/v1/models"): _v1_models,
+        ("POST", "/v1/embeddings"): _v1_embeddings,
+        ("POST", "/v1/chat/completions"): _v1_chat,
     }
+
+    # The Go types Ollama binds each request body to (for "missing request body" and type errors).
+    REQUEST_TYPES = {
+        "/api/generate": "api.GenerateRequest",
+        "/api/chat": "api.ChatRequest",
+        "/api/embed": "api.EmbedRequest",
+        "/api/embeddings": "api.EmbeddingRequest",
+        "/api/pull": "api.PullRequest",
+        "/api/create": "api.CreateRequest",
+        "/api/show": "api.ShowRequest",
+        "/api/copy": "api.CopyRequest",
+        "/api/delete": "api.DeleteRequest",
+        "/v1/chat/completions": "openai.ChatCompletionRequest",
+        "/v1/embeddings": "openai.EmbedRequest",
+    }
+    KEEP_ALIVE_ROUTES = {"/api/generate", "/api/chat", "/api/embed", "/api/embeddings"}
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
