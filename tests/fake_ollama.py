@@ -1,8 +1,8 @@
 """A fake Ollama v0.24.0: a real HTTP server on an ephemeral port for the tests.
 
-It follows the 84 captures of a real Ollama v0.24.0 in ../shared/ollama-api-samples (01-root to
-84-unknown-route; tests/test_fake_contract.py replays every one against it, and the bodies it serves
-verbatim are copied into tests/ollama_samples/): the same field names, status codes, media types,
+It follows the 84 captures of a real Ollama v0.24.0 in tests/ollama_captures (01-root to
+84-unknown-route, with their exact bodies in raw/; tests/test_fake_contract.py replays every one
+against it, and a few bodies it serves verbatim): the same field names, status codes, media types,
 empty bodies, NDJSON streams and error texts, Go's JSON syntax errors included. Where the captures
 are silent it follows Ollama's v0.24.0 source (server/routes.go, server/create.go, api/types.go,
 openai/ and middleware/openai.go): the order of its checks, "missing request body", the
@@ -39,12 +39,13 @@ import time
 import urllib.parse
 from pathlib import Path
 
-SAMPLES = Path(__file__).resolve().parent / "ollama_samples"
+CAPTURES = Path(__file__).resolve().parent / "ollama_captures"  # a copy of the captures, with raw/ bodies
 VERSION = "0.24.0"
 
 
 def _sample(name):
-    return json.loads((SAMPLES / name).read_text())
+    """The exact body of one capture, e.g. "13-tags.json" -> raw/13-tags.body."""
+    return json.loads((CAPTURES / "raw" / name.replace(".json", ".body")).read_text())
 
 
 def _full_name(name):

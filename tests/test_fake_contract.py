@@ -1,4 +1,4 @@
-"""The fake Ollama keeps its contract with the real one: every capture in ../shared/ollama-api-samples
+"""The fake Ollama keeps its contract with the real one: every capture in tests/ollama_captures
 (84 requests to a real Ollama v0.24.0, in the order they were made) is replayed against tests/fake_ollama.py.
 
 Each capture is one test. It starts a fresh fake in the state the captured server was in when the
@@ -24,7 +24,7 @@ import pytest
 
 from fake_ollama import FakeOllama
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "ollama-api-samples"
+SAMPLES = Path(__file__).resolve().parent / "ollama_captures"
 CAPTURES = sorted(SAMPLES.glob("[0-9][0-9]-*.json"))
 
 # Request bodies the captures abbreviate as "<N raw bytes>". The blob's 11 bytes hash to the digest in

@@ -57,7 +57,7 @@ def test_errors_name_the_line(text, words):
 
 
 def test_parses_what_ollama_show_prints():
-    shown = json.loads((Path(__file__).parent / "ollama_samples" / "15-show.json").read_text())
+    shown = json.loads((Path(__file__).parent / "ollama_captures" / "raw" / "15-show.body").read_text())
     parsed = parse_modelfile(shown["modelfile"])
     assert parsed["parameters"] == {
         "stop": ["<end_of_turn>"],
