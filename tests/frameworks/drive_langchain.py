@@ -12,10 +12,11 @@ import copy
 import json
 
 import httpx2
-from _common import CALLS, GENERATE_CALL, GENERATE_NULLS, ModelTransport, describe, main
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_mcp_adapters.client import MultiServerMCPClient
 from langchain_openai import ChatOpenAI
+
+from _common import CALLS, GENERATE_CALL, GENERATE_NULLS, ModelTransport, describe, main
 
 DISTRIBUTIONS = ["langchain-mcp-adapters", "langchain-core", "langchain-openai", "openai", "mcp"]
 

@@ -12,10 +12,11 @@ import os
 os.environ["OPENAI_AGENTS_DONT_LOG_TOOL_DATA"] = "0"  # so a failed strict conversion logs its reason
 
 import httpx2
-from _common import CALLS, CapturedLog, ModelTransport, describe, main, parse_json
 from agents import Agent, OpenAIResponsesModel, RunConfig, RunContextWrapper, Runner, set_tracing_disabled
 from agents.mcp import MCPServerStreamableHttp, MCPUtil
 from openai import AsyncOpenAI
+
+from _common import CALLS, CapturedLog, ModelTransport, describe, main, parse_json
 
 DISTRIBUTIONS = ["openai-agents", "openai", "mcp", "httpx2"]
 

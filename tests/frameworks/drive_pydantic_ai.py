@@ -13,7 +13,6 @@ Then both tools are called directly through the toolset (MCPToolset.direct_call_
 import json
 
 import httpx2
-from _common import CALLS, ModelTransport, describe, main, parse_json
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 from pydantic_ai import Agent
@@ -22,6 +21,8 @@ from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
 from pydantic_ai.providers.anthropic import AnthropicProvider
 from pydantic_ai.providers.openai import OpenAIProvider
+
+from _common import CALLS, ModelTransport, describe, main, parse_json
 
 DISTRIBUTIONS = ["pydantic-ai-slim", "fastmcp-slim", "openai", "anthropic", "mcp", "httpx2"]
 USAGE_OPENAI = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}

@@ -10,10 +10,11 @@ which return the structured content.
 import json
 
 import httpx2
-from _common import CALLS, ModelTransport, describe, main
 from smolagents import OpenAIModel, ToolCallingAgent, ToolCollection
 from smolagents.models import get_tool_json_schema
 from smolagents.monitoring import LogLevel
+
+from _common import CALLS, ModelTransport, describe, main
 
 DISTRIBUTIONS = ["smolagents", "mcpadapt", "openai", "mcp"]
 
