@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FRAMEWORKS = ["openai_agents", "pydantic_ai", "langchain", "smolagents", "mcp_use", "llama_index"]
+FRAMEWORKS = ["openai_agents", "pydantic_ai", "langchain", "smolagents", "mcp_use", "llama_index", "agno"]
 CACHE_ENV = "OLLAMA_MCP_FRAMEWORKS_HOME"
 PIP_TIMEOUT = 1500
 
