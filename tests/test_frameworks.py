@@ -40,31 +40,23 @@ class Run:
 
 
 class Runs:
-    """Each framework's driver run, made once per module on first use; the servers stop with the module."""
+    """The driver runs of the frameworks this session's tests use: all started at once (each its own process, with
+    its own fake Ollama and server), each awaited on first use; the servers stop with the module."""
 
-    def __init__(self, tmp_path_factory):
+    def __init__(self, tmp_path_factory, names):
         self.tmp_path_factory = tmp_path_factory
+        self.started = {}
         self.done = {}
         self.stops = []
-
-    def get(self, name):
-        if name not in self.done:
+        for name in names:
             try:
                 python, _ = build_venvs.ensure(name)
             except (build_venvs.BuildError, subprocess.SubprocessError, OSError) as exc:
                 self.done[name] = f"the {name} venv could not be built (no package registry?): {exc}"
             else:
-                try:
-                    self.done[name] = self._drive(name, python)
-                except (AssertionError, subprocess.TimeoutExpired) as exc:
-                    self.done[name] = exc  # a driver that wrote no report fails each test once, not again
-        if isinstance(self.done[name], str):
-            pytest.skip(self.done[name])
-        if isinstance(self.done[name], Exception):
-            raise self.done[name]
-        return self.done[name]
+                self.started[name] = self._start(name, python)
 
-    def _drive(self, name, python):
+    def _start(self, name, python):
         tmp = self.tmp_path_factory.mktemp(name)
         fake = FakeOllama().start()
         self.stops.append(fake.stop)
@@ -78,16 +70,36 @@ class Runs:
         )
         server = LiveServer(config)
         self.stops.append(server.stop)
+        with open(tmp / "stderr.txt", "w") as stderr:  # a file, not a pipe: a chatty driver never blocks on it
+            proc = subprocess.Popen(
+                [str(python), str(FRAMEWORKS_DIR / f"drive_{name}.py"), server.url, str(tmp / "report.json")],
+                cwd=FRAMEWORKS_DIR,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        self.stops.append(lambda: (proc.kill(), proc.wait()))  # a run the session never awaited (-x, Ctrl-C)
+        return proc, tmp, server, fake
+
+    def _finish(self, name):
+        proc, tmp, server, fake = self.started.pop(name)
+        try:
+            proc.wait(timeout=DRIVER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         out = tmp / "report.json"
-        proc = subprocess.run(
-            [str(python), str(FRAMEWORKS_DIR / f"drive_{name}.py"), server.url, str(out)],
-            cwd=FRAMEWORKS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=DRIVER_TIMEOUT,
-        )
-        assert out.exists(), f"{name} driver wrote no report (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
+        if not out.exists():
+            stderr = (tmp / "stderr.txt").read_text()[-4000:]
+            return AssertionError(f"{name} driver wrote no report (exit {proc.returncode}):\n{stderr}")
         return Run(name, json.loads(out.read_text()), server, fake)
+
+    def get(self, name):
+        if name not in self.done:
+            self.done[name] = self._finish(name)
+        if isinstance(self.done[name], str):
+            pytest.skip(self.done[name])
+        if isinstance(self.done[name], Exception):
+            raise self.done[name]  # a driver that wrote no report fails each of its tests, and is not run again
+        return self.done[name]
 
     def stop(self):
         for stop in reversed(self.stops):
@@ -95,8 +107,10 @@ class Runs:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    made = Runs(tmp_path_factory)
+def runs(request, tmp_path_factory):
+    wanted = {"openai_agents"} if any("openai_agents_" in item.name for item in request.session.items) else set()
+    wanted |= {item.callspec.params["run"] for item in request.session.items if "run" in item.fixturenames}
+    made = Runs(tmp_path_factory, [name for name in build_venvs.FRAMEWORKS if name in wanted])
     yield made
     made.stop()
 
