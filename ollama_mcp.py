@@ -73,10 +73,14 @@ import requests
 import tenacity
 import urllib3
 from dotenv import dotenv_values
+
 from werkzeug.datastructures import Authorization, MIMEAccept
 from werkzeug.http import parse_accept_header
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
+
+if int(urllib3.__version__.split(".")[0]) < 2:  # requests still allows 1.26, which lacks what section 5 uses
+    raise ImportError(f"ollama-mcp needs urllib3 2 (found {urllib3.__version__}): pip install 'urllib3>=2'")
 
 log = logging.getLogger("ollama_mcp")
 
@@ -765,6 +769,14 @@ class ClientGone(Exception):
     """A transport could not deliver a message: the client has left."""
 
 
+class BadFraming(ValueError):
+    """A request body whose framing cannot be trusted (bad chunk sizes, a body cut short)."""
+
+
+class _Deadline(TimeoutError):
+    """A body (or a streamed line) that did not arrive whole in time."""
+
+
 # =============================================================================
 # 4. JSON-RPC helpers
 # =============================================================================
@@ -888,7 +900,362 @@ def message_kind(msg):
 
 
 # =============================================================================
-# 5. Ollama client
+# 5. Library overrides
+# =============================================================================
+# Every place this file builds on the internals of a library rather than its documented API,
+# each for a measured reason. tests/test_library_overrides.py holds a canary for each internal:
+# it fails loudly, naming the internal, when a release changes it (werkzeug is pinned below 3.2
+# and urllib3 to 2.x in requirements.txt for these).
+#
+#   urllib3 2.x  HTTPConnectionPool.ConnectionCls (the class a pool makes connections from);
+#                HTTPConnection.request(method, url, body, headers, **options) sending the head
+#                through http.client's send() in one call; http.client's `blocksize`
+#                (_OneWrite); HTTPResponse.read1(amt, decode_content) and .connection.sock (_read1).
+#   werkzeug 3.1 WSGIRequestHandler: make_environ() (wsgi.input_terminated for a chunked body,
+#                werkzeug.socket), handle_one_request(), parse_request() answering
+#                `Expect: 100-continue`, the rfile/wfile/close_connection attributes; run_wsgi()
+#                is replaced whole (_RequestHandler). ThreadedWSGIServer(host, port, app,
+#                handler=...), .port, and socketserver's process_request/process_request_thread/
+#                shutdown_request (_HttpServer).
+#   os           sched_setscheduler(0, SCHED_BATCH) for the calling thread (_yield_cpu; Linux).
+
+
+class _OneWrite:
+    """Mixed into urllib3's connection class: a request's head and a small body leave in one
+    write. urllib3 writes them separately, so Ollama reads the head, then is woken again for
+    the body (one more system call here, one more wake-up there, on every call with a body)."""
+
+    _body = None
+
+    def request(self, method, url, body=None, headers=None, **options):
+        if isinstance(body, bytes) and len(body) <= self.blocksize:
+            self._body, body = body, None
+            headers = {**(headers or {}), "Content-Length": str(len(self._body))}
+        try:
+            super().request(method, url, body, headers, **options)
+        finally:
+            self._body = None
+
+    def send(self, data):
+        if self._body is not None:  # the head, which http.client sends whole: the body goes with it
+            data, self._body = data + self._body, None
+        super().send(data)
+
+
+def _read1(response, deadline):
+    """At most one read of a urllib3 response's body (what has arrived, up to 64 KB), waiting no
+    longer than until `deadline`: a peer that sends a byte now and then cannot stretch it.
+    b"" at the end of the body; _Deadline when the time is up."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _Deadline()
+    sock = getattr(response.connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(left)
+    try:
+        return response.read1(1 << 16, decode_content=False)
+    except (urllib3.exceptions.ReadTimeoutError, TimeoutError):  # the socket waited until the deadline
+        raise _Deadline() from None
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The request side of a connection with one deadline for the whole request.
+
+    A per-read socket timeout alone lets a client that sends a byte now and then hold a
+    thread forever; here every read gets only the time left until the handler's deadline.
+    """
+
+    def __init__(self, sock, handler):
+        self._sock = sock
+        self._handler = handler
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        left = self._handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the client did not send its request within MCP_CLIENT_TIMEOUT")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
+class _Dechunked(io.RawIOBase):
+    """A chunked request body (RFC 9112 section 7.1): chunk extensions are ignored and trailer
+    fields skipped; anything malformed raises BadFraming (the connection is then closed)."""
+
+    def __init__(self, rfile):
+        self._rfile = rfile
+        self._left = 0  # bytes left in the current chunk
+        self._done = False
+
+    def readable(self):
+        return True
+
+    def _next_size(self):
+        line = self._rfile.readline(4096)
+        size = line.split(b";", 1)[0].strip()
+        if not line.endswith(b"\n") or not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size):
+            raise BadFraming("malformed chunk size line in a chunked body")
+        return int(size, 16)
+
+    def readinto(self, buffer):
+        view, filled = memoryview(buffer), 0
+        while filled < len(view) and not self._done:
+            if self._left == 0:
+                self._left = self._next_size()
+                if self._left == 0:
+                    while self._rfile.readline(4096) not in (b"\r\n", b"\n"):  # trailer fields, then the end
+                        if not self._rfile.peek(1):
+                            raise BadFraming("a chunked body ended without its last line")
+                    self._done = True
+                    break
+            n = self._rfile.readinto(view[filled : filled + min(len(view) - filled, self._left)])
+            if not n:
+                raise BadFraming("a chunked body ended inside a chunk")
+            filled += n
+            self._left -= n
+            if self._left == 0 and self._rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise BadFraming("a chunk is not followed by CRLF")
+        return filled
+
+
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+
+
+def _framing_error(headers):
+    """Why the framing of a request cannot be trusted (RFC 9112 section 6), or None. A server
+    and a proxy in front of it that read one request's length differently let a client smuggle
+    a second request past the proxy: anything ambiguous is refused and the connection closed."""
+    if headers.defects or headers.get_payload():
+        return "a header line is malformed (a space before the colon, or no field name)"
+    lengths = {v.strip() for item in headers.get_all("Content-Length") or () for v in item.split(",")}
+    if any(not _CONTENT_LENGTH.fullmatch(v) for v in lengths):
+        return "Content-Length is not a number"
+    if len(lengths) > 1:
+        return "Content-Length is given more than once, with different values"
+    codings = [c.strip().lower() for item in headers.get_all("Transfer-Encoding") or () for c in item.split(",")]
+    if codings and codings != ["chunked"]:
+        return "the only Transfer-Encoding accepted is chunked"
+    if codings and lengths:
+        return "Transfer-Encoding and Content-Length are both given"
+    return None
+
+
+@functools.lru_cache(maxsize=2)
+def _http_date(second):
+    return email.utils.formatdate(second, usegmt=True)
+
+
+class _RequestHandler(WSGIRequestHandler):
+    """Werkzeug's request parsing with our own response writing: HTTP/1.1 keep-alive, each
+    piece of a response sent with one system call (SSE frames leave at once: Nagle is off too),
+    a deadline for reading each request (MCP_CLIENT_TIMEOUT), and access logs at DEBUG."""
+
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.deadline = time.monotonic() + self.server.client_timeout
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+
+    def handle_one_request(self):
+        self.deadline = time.monotonic() + self.server.client_timeout
+        return super().handle_one_request()
+
+    def run_wsgi(self):
+        """Serve one request with the WSGI app.
+
+        Unlike werkzeug's own, this keeps the connection open when the request body was read
+        to its end and the response is framed (Content-Length or chunked), and does not linger
+        after the response draining the socket. Status line and headers go out with the first
+        piece of the body; each later piece (an SSE frame) is one chunk in one send.
+        """
+        # (parse_request has answered `Expect: 100-continue` already.)
+        problem = _framing_error(self.headers)
+        if problem:
+            self._refuse(problem)
+            return
+        environ = self.environ = self.make_environ()
+        body = None
+        if environ.get("wsgi.input_terminated"):  # a chunked request body ends the connection
+            environ["wsgi.input"] = _Dechunked(self.rfile)
+        else:
+            body = environ["wsgi.input"] = LimitedStream(self.rfile, int(environ.get("CONTENT_LENGTH") or 0))
+        head = None
+        sent = chunked = False
+        code = 500
+
+        def start_response(status, headers, exc_info=None):
+            nonlocal head
+            if exc_info and sent:
+                raise exc_info[1].with_traceback(exc_info[2])
+            head = (status, headers)
+            return write
+
+        def write(data):
+            nonlocal sent, chunked, code
+            prefix = b""
+            if not sent:
+                sent = True
+                # Reads left the socket timeout at what remained of the request deadline; a write
+                # may block for MCP_CLIENT_TIMEOUT, no more and no less.
+                self.connection.settimeout(self.server.client_timeout)
+                status, headers = head
+                code = int(status[:3])
+                names = {k.lower() for k, _ in headers}
+                bodyless = code < 200 or code in (204, 304) or environ["REQUEST_METHOD"] == "HEAD"
+                chunked = not bodyless and "content-length" not in names and self.request_version != "HTTP/1.0"
+                framed = bodyless or chunked or "content-length" in names
+                lines = [f"HTTP/1.1 {status}", f"Date: {_http_date(int(time.time()))}"]
+                lines += [f"{k}: {v}" for k, v in headers]
+                if chunked:
+                    lines.append("Transfer-Encoding: chunked")
+                if self.close_connection or not framed or body is None or not body.is_exhausted:
+                    self.close_connection = True
+                    lines.append("Connection: close")
+                prefix = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            if data and chunked:
+                data = b"%x\r\n%s\r\n" % (len(data), data)
+            if prefix or data:
+                self.wfile.write(prefix + data)
+
+        try:
+            app_iter = self.server.app(environ, start_response)
+            try:
+                for data in app_iter:
+                    write(data)
+                if not sent:
+                    write(b"")
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+            finally:
+                if hasattr(app_iter, "close"):
+                    app_iter.close()
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client left
+        except Exception:
+            log.exception("error serving %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
+            self.close_connection = True
+            if not sent:
+                head = ("500 Internal Server Error", [("Content-Type", "text/plain"), ("Content-Length", "22")])
+                write(b"internal server error\n")
+        self.log_request(code)
+
+    def _refuse(self, problem, code=400):
+        """A plain answer and a closed connection, for a request that cannot be served safely."""
+        status = HTTPStatus(code)
+        body = f"{status.phrase}: {problem}\n".encode()
+        head = (
+            f"HTTP/1.1 {code} {status.phrase}\r\nContent-Type: text/plain\r\nContent-Length: "
+            f"{len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        self.close_connection = True
+        log.info("refused a request from %s: %s", self.client_address[0], problem)
+        metrics = getattr(self.server.app, "metrics", None)
+        if metrics is not None:
+            metrics.inc("ollama_mcp_rejected_requests_total", reason="framing")
+        with contextlib.suppress(OSError):
+            self.wfile.write(head.encode() + body)
+        self.log_request(code)
+
+    def send_error(self, code, message=None, _explain=None):
+        """Errors found while parsing the request line and headers: always a whole HTTP/1.1
+        answer (the standard library sends a bare HTML page when the version is unknown)."""
+        self._refuse(message or HTTPStatus(code).description, code)
+
+    def log_request(self, code="-", size="-"):
+        # A malformed request line leaves command and path unset.
+        log.debug("%s %s %s", getattr(self, "command", None), (getattr(self, "path", None) or "").split("?")[0], code)
+
+    def log_error(self, format, *args):
+        log.debug("http: " + format, *args)
+
+
+def _yield_cpu():
+    """SCHED_BATCH for the calling thread, one of the server's own (threads it starts inherit
+    it; the program that runs the server keeps its policy): a thread woken by data from Ollama
+    waits for Ollama's thread to finish its turn instead of preempting it. A relay that preempts
+    its producer delays every token the producer sends next (bench/run.py measures it)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # 0: this thread
+    except (AttributeError, OSError) as e:  # not Linux, or not allowed here
+        log.debug("SCHED_BATCH not available (%s); the default scheduling policy stays", e)
+
+
+BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\n"
+    b"Connection: close\r\nContent-Length: 48\r\n\r\ntoo many connections (MCP_MAX_CONNECTIONS); retry"
+)
+
+
+class _HttpServer(ThreadedWSGIServer):
+    """Werkzeug's threaded server with a cap on open connections (each one holds a thread)."""
+
+    daemon_threads = True
+
+    def __init__(self, config, app):
+        super().__init__(config.host, config.port, app, handler=_RequestHandler)
+        self.app = app
+        self.client_timeout = config.client_timeout
+        self.yield_cpu = config.yield_cpu
+        self.max_connections = config.max_connections
+        self.max_per_address = config.max_connections_per_client
+        self._open = {}  # client address -> open connections
+        self._open_total = 0
+        self._open_lock = threading.Lock()
+
+    def _take(self, address):
+        with self._open_lock:
+            mine = self._open.get(address, 0)
+            if self._open_total >= self.max_connections or mine >= self.max_per_address:
+                return False
+            self._open[address] = mine + 1
+            self._open_total += 1
+            return True
+
+    def _give_back(self, address):
+        with self._open_lock:
+            self._open_total -= 1
+            left = self._open[address] - 1
+            if left:
+                self._open[address] = left
+            else:
+                del self._open[address]
+
+    def process_request(self, request, client_address):
+        # Per address too: a few idle sockets of one client must not lock everyone else out.
+        address = client_address[0]
+        if not self._take(address):
+            metrics = getattr(self.app, "metrics", None)
+            if metrics is not None:
+                metrics.inc("ollama_mcp_rejected_requests_total", reason="connections")
+            with contextlib.suppress(OSError):
+                request.sendall(BUSY_RESPONSE)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._give_back(address)
+            raise
+
+    def process_request_thread(self, request, client_address):
+        if self.yield_cpu:
+            _yield_cpu()
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._give_back(client_address[0])
+
+    def handle_error(self, request, client_address):
+        """An error while serving a connection: through the logger (LOG_FORMAT), never raw stderr."""
+        log.exception("error on a connection from %s", client_address[0])
+
+
+# =============================================================================
+# 6. Ollama client
 # =============================================================================
 
 
@@ -939,26 +1306,6 @@ ERROR_TEXT_CHARS = 2000
 
 class _Overflow(Exception):
     """A body longer than its limit."""
-
-
-class _Deadline(TimeoutError):
-    """A body (or a streamed line) that did not arrive whole in time."""
-
-
-def _read1(response, deadline):
-    """At most one read of a urllib3 response's body (what has arrived, up to 64 KB), waiting no
-    longer than until `deadline`: a peer that sends a byte now and then cannot stretch it.
-    b"" at the end of the body; _Deadline when the time is up."""
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise _Deadline()
-    sock = getattr(response.connection, "sock", None)
-    if sock is not None:
-        sock.settimeout(left)
-    try:
-        return response.read1(1 << 16, decode_content=False)
-    except (urllib3.exceptions.ReadTimeoutError, TimeoutError):  # the socket waited until the deadline
-        raise _Deadline() from None
 
 
 def read_body(response, deadline, limit, cut=False):
@@ -1263,28 +1610,6 @@ class OllamaClient:
         return _ollama_error(status, text or f"HTTP {status}")
 
 
-class _OneWrite:
-    """Mixed into urllib3's connection class: a request's head and a small body leave in one
-    write. urllib3 writes them separately, so Ollama reads the head, then is woken again for
-    the body (one more system call here, one more wake-up there, on every call with a body)."""
-
-    _body = None
-
-    def request(self, method, url, body=None, headers=None, **options):
-        if isinstance(body, bytes) and len(body) <= self.blocksize:
-            self._body, body = body, None
-            headers = {**(headers or {}), "Content-Length": str(len(self._body))}
-        try:
-            super().request(method, url, body, headers, **options)
-        finally:
-            self._body = None
-
-    def send(self, data):
-        if self._body is not None:  # the head, which http.client sends whole: the body goes with it
-            data, self._body = data + self._body, None
-        super().send(data)
-
-
 def _release(response):
     """Give a response's connection back to the pool: its short body read to the end, or closed."""
     with contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
@@ -1532,7 +1857,7 @@ class HostPool:
 
 
 # =============================================================================
-# 6. Tool registry
+# 7. Tool registry
 # =============================================================================
 
 TOOL_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")  # used with fullmatch
@@ -1951,7 +2276,7 @@ class Call:
 
 
 # =============================================================================
-# 7. Built-in tools
+# 8. Built-in tools
 # =============================================================================
 # Schema fragments first, then the tools by category. Handlers read only validated arguments.
 
@@ -4109,7 +4434,7 @@ BUILTIN_TOOLS = collect_tools(globals())
 
 
 # =============================================================================
-# 8. Context store
+# 9. Context store
 # =============================================================================
 
 
@@ -4352,7 +4677,7 @@ class ContextStore:
 
 
 # =============================================================================
-# 9. Resources and prompts
+# 10. Resources and prompts
 # =============================================================================
 # What a client can read without calling a tool, and the prompts a person picks from a menu.
 # Each is exposed only while the tool that gives the same information (or does the work) is
@@ -4605,7 +4930,7 @@ def complete_prompt_argument(server, prompt, argument, prefix):
 
 
 # =============================================================================
-# 10. Plugin loader
+# 11. Plugin loader
 # =============================================================================
 
 
@@ -4676,7 +5001,7 @@ def build_registry(config):
 
 
 # =============================================================================
-# 11. Limits and metrics
+# 12. Limits and metrics
 # =============================================================================
 
 
@@ -4839,7 +5164,7 @@ def _labels(pairs):
 
 
 # =============================================================================
-# 12. MCP dispatcher
+# 13. MCP dispatcher
 # =============================================================================
 # One entry point, McpServer.handle(message, request), for both transports and both eras.
 # The transport builds a RequestContext (who sent it, and how to reach back); the dispatcher
@@ -5781,14 +6106,10 @@ def is_modern(payload, version_header=None):
 
 
 # =============================================================================
-# 13. Transports
+# 14. Transports
 # =============================================================================
 # Streamable HTTP (a WSGI app) and stdio. They parse and frame bytes, say who is asking, and
 # hand each message to McpServer.handle() with a RequestContext; the protocol is the dispatcher's.
-
-
-class BadFraming(ValueError):
-    """A request body whose framing cannot be trusted (bad chunk sizes, a body cut short)."""
 
 
 class HttpError(Exception):
@@ -6310,17 +6631,6 @@ def make_app(config, registry=None, client=None):
     return McpApp(McpServer(config, registry, client))
 
 
-def _yield_cpu():
-    """SCHED_BATCH for the calling thread, one of the server's own (threads it starts inherit
-    it; the program that runs the server keeps its policy): a thread woken by data from Ollama
-    waits for Ollama's thread to finish its turn instead of preempting it. A relay that preempts
-    its producer delays every token the producer sends next (bench/run.py measures it)."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # 0: this thread
-    except (AttributeError, OSError) as e:  # not Linux, or not allowed here
-        log.debug("SCHED_BATCH not available (%s); the default scheduling policy stays", e)
-
-
 class StdioTransport:
     """MCP over stdin/stdout: one JSON message per line. Logs go to stderr only.
 
@@ -6452,293 +6762,8 @@ class StdioTransport:
 
 
 # =============================================================================
-# 14. Server
+# 15. Server
 # =============================================================================
-
-
-class _DeadlineReader(io.RawIOBase):
-    """The request side of a connection with one deadline for the whole request.
-
-    A per-read socket timeout alone lets a client that sends a byte now and then hold a
-    thread forever; here every read gets only the time left until the handler's deadline.
-    """
-
-    def __init__(self, sock, handler):
-        self._sock = sock
-        self._handler = handler
-
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        left = self._handler.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the client did not send its request within MCP_CLIENT_TIMEOUT")
-        self._sock.settimeout(left)
-        return self._sock.recv_into(buffer)
-
-
-class _Dechunked(io.RawIOBase):
-    """A chunked request body (RFC 9112 section 7.1): chunk extensions are ignored and trailer
-    fields skipped; anything malformed raises BadFraming (the connection is then closed)."""
-
-    def __init__(self, rfile):
-        self._rfile = rfile
-        self._left = 0  # bytes left in the current chunk
-        self._done = False
-
-    def readable(self):
-        return True
-
-    def _next_size(self):
-        line = self._rfile.readline(4096)
-        size = line.split(b";", 1)[0].strip()
-        if not line.endswith(b"\n") or not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size):
-            raise BadFraming("malformed chunk size line in a chunked body")
-        return int(size, 16)
-
-    def readinto(self, buffer):
-        view, filled = memoryview(buffer), 0
-        while filled < len(view) and not self._done:
-            if self._left == 0:
-                self._left = self._next_size()
-                if self._left == 0:
-                    while self._rfile.readline(4096) not in (b"\r\n", b"\n"):  # trailer fields, then the end
-                        if not self._rfile.peek(1):
-                            raise BadFraming("a chunked body ended without its last line")
-                    self._done = True
-                    break
-            n = self._rfile.readinto(view[filled : filled + min(len(view) - filled, self._left)])
-            if not n:
-                raise BadFraming("a chunked body ended inside a chunk")
-            filled += n
-            self._left -= n
-            if self._left == 0 and self._rfile.readline(3) not in (b"\r\n", b"\n"):
-                raise BadFraming("a chunk is not followed by CRLF")
-        return filled
-
-
-_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
-
-
-def _framing_error(headers):
-    """Why the framing of a request cannot be trusted (RFC 9112 section 6), or None. A server
-    and a proxy in front of it that read one request's length differently let a client smuggle
-    a second request past the proxy: anything ambiguous is refused and the connection closed."""
-    if headers.defects or headers.get_payload():
-        return "a header line is malformed (a space before the colon, or no field name)"
-    lengths = {v.strip() for item in headers.get_all("Content-Length") or () for v in item.split(",")}
-    if any(not _CONTENT_LENGTH.fullmatch(v) for v in lengths):
-        return "Content-Length is not a number"
-    if len(lengths) > 1:
-        return "Content-Length is given more than once, with different values"
-    codings = [c.strip().lower() for item in headers.get_all("Transfer-Encoding") or () for c in item.split(",")]
-    if codings and codings != ["chunked"]:
-        return "the only Transfer-Encoding accepted is chunked"
-    if codings and lengths:
-        return "Transfer-Encoding and Content-Length are both given"
-    return None
-
-
-@functools.lru_cache(maxsize=2)
-def _http_date(second):
-    return email.utils.formatdate(second, usegmt=True)
-
-
-class _RequestHandler(WSGIRequestHandler):
-    """Werkzeug's request parsing with our own response writing: HTTP/1.1 keep-alive, each
-    piece of a response sent with one system call (SSE frames leave at once: Nagle is off too),
-    a deadline for reading each request (MCP_CLIENT_TIMEOUT), and access logs at DEBUG."""
-
-    protocol_version = "HTTP/1.1"
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.deadline = time.monotonic() + self.server.client_timeout
-        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
-
-    def handle_one_request(self):
-        self.deadline = time.monotonic() + self.server.client_timeout
-        return super().handle_one_request()
-
-    def run_wsgi(self):
-        """Serve one request with the WSGI app.
-
-        Unlike werkzeug's own, this keeps the connection open when the request body was read
-        to its end and the response is framed (Content-Length or chunked), and does not linger
-        after the response draining the socket. Status line and headers go out with the first
-        piece of the body; each later piece (an SSE frame) is one chunk in one send.
-        """
-        # (parse_request has answered `Expect: 100-continue` already.)
-        problem = _framing_error(self.headers)
-        if problem:
-            self._refuse(problem)
-            return
-        environ = self.environ = self.make_environ()
-        body = None
-        if environ.get("wsgi.input_terminated"):  # a chunked request body ends the connection
-            environ["wsgi.input"] = _Dechunked(self.rfile)
-        else:
-            body = environ["wsgi.input"] = LimitedStream(self.rfile, int(environ.get("CONTENT_LENGTH") or 0))
-        head = None
-        sent = chunked = False
-        code = 500
-
-        def start_response(status, headers, exc_info=None):
-            nonlocal head
-            if exc_info and sent:
-                raise exc_info[1].with_traceback(exc_info[2])
-            head = (status, headers)
-            return write
-
-        def write(data):
-            nonlocal sent, chunked, code
-            prefix = b""
-            if not sent:
-                sent = True
-                # Reads left the socket timeout at what remained of the request deadline; a write
-                # may block for MCP_CLIENT_TIMEOUT, no more and no less.
-                self.connection.settimeout(self.server.client_timeout)
-                status, headers = head
-                code = int(status[:3])
-                names = {k.lower() for k, _ in headers}
-                bodyless = code < 200 or code in (204, 304) or environ["REQUEST_METHOD"] == "HEAD"
-                chunked = not bodyless and "content-length" not in names and self.request_version != "HTTP/1.0"
-                framed = bodyless or chunked or "content-length" in names
-                lines = [f"HTTP/1.1 {status}", f"Date: {_http_date(int(time.time()))}"]
-                lines += [f"{k}: {v}" for k, v in headers]
-                if chunked:
-                    lines.append("Transfer-Encoding: chunked")
-                if self.close_connection or not framed or body is None or not body.is_exhausted:
-                    self.close_connection = True
-                    lines.append("Connection: close")
-                prefix = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-            if data and chunked:
-                data = b"%x\r\n%s\r\n" % (len(data), data)
-            if prefix or data:
-                self.wfile.write(prefix + data)
-
-        try:
-            app_iter = self.server.app(environ, start_response)
-            try:
-                for data in app_iter:
-                    write(data)
-                if not sent:
-                    write(b"")
-                if chunked:
-                    self.wfile.write(b"0\r\n\r\n")
-            finally:
-                if hasattr(app_iter, "close"):
-                    app_iter.close()
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True  # the client left
-        except Exception:
-            log.exception("error serving %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
-            self.close_connection = True
-            if not sent:
-                head = ("500 Internal Server Error", [("Content-Type", "text/plain"), ("Content-Length", "22")])
-                write(b"internal server error\n")
-        self.log_request(code)
-
-    def _refuse(self, problem, code=400):
-        """A plain answer and a closed connection, for a request that cannot be served safely."""
-        status = HTTPStatus(code)
-        body = f"{status.phrase}: {problem}\n".encode()
-        head = (
-            f"HTTP/1.1 {code} {status.phrase}\r\nContent-Type: text/plain\r\nContent-Length: "
-            f"{len(body)}\r\nConnection: close\r\n\r\n"
-        )
-        self.close_connection = True
-        log.info("refused a request from %s: %s", self.client_address[0], problem)
-        metrics = getattr(self.server.app, "metrics", None)
-        if metrics is not None:
-            metrics.inc("ollama_mcp_rejected_requests_total", reason="framing")
-        with contextlib.suppress(OSError):
-            self.wfile.write(head.encode() + body)
-        self.log_request(code)
-
-    def send_error(self, code, message=None, _explain=None):
-        """Errors found while parsing the request line and headers: always a whole HTTP/1.1
-        answer (the standard library sends a bare HTML page when the version is unknown)."""
-        self._refuse(message or HTTPStatus(code).description, code)
-
-    def log_request(self, code="-", size="-"):
-        # A malformed request line leaves command and path unset.
-        log.debug("%s %s %s", getattr(self, "command", None), (getattr(self, "path", None) or "").split("?")[0], code)
-
-    def log_error(self, format, *args):
-        log.debug("http: " + format, *args)
-
-
-BUSY_RESPONSE = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\n"
-    b"Connection: close\r\nContent-Length: 48\r\n\r\ntoo many connections (MCP_MAX_CONNECTIONS); retry"
-)
-
-
-class _HttpServer(ThreadedWSGIServer):
-    """Werkzeug's threaded server with a cap on open connections (each one holds a thread)."""
-
-    daemon_threads = True
-
-    def __init__(self, config, app):
-        super().__init__(config.host, config.port, app, handler=_RequestHandler)
-        self.app = app
-        self.client_timeout = config.client_timeout
-        self.yield_cpu = config.yield_cpu
-        self.max_connections = config.max_connections
-        self.max_per_address = config.max_connections_per_client
-        self._open = {}  # client address -> open connections
-        self._open_total = 0
-        self._open_lock = threading.Lock()
-
-    def _take(self, address):
-        with self._open_lock:
-            mine = self._open.get(address, 0)
-            if self._open_total >= self.max_connections or mine >= self.max_per_address:
-                return False
-            self._open[address] = mine + 1
-            self._open_total += 1
-            return True
-
-    def _give_back(self, address):
-        with self._open_lock:
-            self._open_total -= 1
-            left = self._open[address] - 1
-            if left:
-                self._open[address] = left
-            else:
-                del self._open[address]
-
-    def process_request(self, request, client_address):
-        # Per address too: a few idle sockets of one client must not lock everyone else out.
-        address = client_address[0]
-        if not self._take(address):
-            metrics = getattr(self.app, "metrics", None)
-            if metrics is not None:
-                metrics.inc("ollama_mcp_rejected_requests_total", reason="connections")
-            with contextlib.suppress(OSError):
-                request.sendall(BUSY_RESPONSE)
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._give_back(address)
-            raise
-
-    def process_request_thread(self, request, client_address):
-        if self.yield_cpu:
-            _yield_cpu()
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._give_back(client_address[0])
-
-    def handle_error(self, request, client_address):
-        """An error while serving a connection: through the logger (LOG_FORMAT), never raw stderr."""
-        log.exception("error on a connection from %s", client_address[0])
 
 
 def make_http_server(config, app=None):
@@ -6827,7 +6852,7 @@ def serve(config):
 
 
 # =============================================================================
-# 15. CLI
+# 16. CLI
 # =============================================================================
 
 
