@@ -18,6 +18,7 @@ or a copy of gemma3:270m when the name is new.
     fake.url                      # http://127.0.0.1:PORT
     fake.chunk_delay = 0.05       # seconds between streamed chunks
     fake.fail("/api/tags", 500, {"error": "boom"})
+    fake.raw("GET", "/api/tags", b"...", headers=[("Content-Length", "3")], delay=0.5)  # hostile bytes
     fake.requests                 # [(method, path, json body or None), ...]
     fake.aborted.wait(2)          # set when a client closed a stream before the end
 """
@@ -305,6 +306,19 @@ def _default_models():
     return models
 
 
+def pieces(data, size):
+    """`data` cut into pieces of `size` bytes (the last may be shorter), for `FakeOllama.raw`."""
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def _paced(body, delay):
+    """Yield the pieces of `body`, waiting `delay` seconds before each."""
+    for piece in body:
+        if delay:
+            time.sleep(delay)
+        yield piece
+
+
 class FakeOllama:
     """The fake server. Attributes below may be changed by a test at any time."""
 
@@ -363,6 +377,20 @@ class FakeOllama:
     def answer(self, method, path, start_response, body, environ, raw):
         """The fake's usual answer to `method path`."""
         return self.ROUTES[(method, path)](self, start_response, body, environ, raw)
+
+    def raw(self, method, path, body=b"", status=200, headers=(), delay=0.0):
+        """From now on answer `method path` with exactly `status`, `headers` (name, value pairs) and
+        `body`, whatever was asked: a misbehaving Ollama. `body` is bytes, or a function returning an
+        iterable of byte pieces (called for each request, so the route serves any number of them);
+        each piece is sent as it comes, `delay` seconds before each (a trickle: `pieces(data, 1)`
+        with a delay). Without a Content-Length in `headers` the pieces go out chunked, one HTTP
+        chunk each."""
+
+        def handler(start_response, _body, _environ, _raw):
+            start_response(f"{status} X", list(headers))
+            return _paced([body] if isinstance(body, bytes) else body(), delay)
+
+        self.route(method, path, handler)
 
     def fail(self, path, status, body, times=1):
         """The next `times` requests to `path` answer `status` with `body` (dict -> JSON, str -> text)."""
