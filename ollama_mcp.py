@@ -1537,7 +1537,7 @@ class OllamaClient:
                 size += len(data) - start
                 if size > MAX_UPSTREAM_LINE:
                     raise OllamaError(
-                        f"Ollama at {self.base_url} sent a line of more than {_human_bytes(MAX_UPSTREAM_LINE)} on "
+                        f"Ollama at {self.base_url} sent more than {_human_bytes(MAX_UPSTREAM_LINE)} in one line on "
                         f"{path}; refused (is OLLAMA_HOST an Ollama server?)"
                     )
         if pending:
