@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 __license__ = "MIT"
 __all__ = [  # the Python API of a copied-in file: docs/api_reference.md
     "Config", "ConfigError", "load_config", "find_env_file", "parse_ollama_host",
-    "OllamaClient", "OllamaError", "ToolError", "Cancelled",
+    "Ollama", "OllamaClient", "OllamaError", "ToolError", "Cancelled",
     "tool", "Tool", "Call", "Progress", "Log", "Registry", "check_tool", "strict_object", "open_object", "whole",
     "checked", "described", "nullable", "published", "ecma_regex",
     "MODEL", "OPTIONS", "KEEP_ALIVE", "IMAGES", "FORMAT", "THINK", "SESSION_ID", "BUILTIN_TOOLS",
@@ -73,7 +73,6 @@ import requests
 import tenacity
 import urllib3
 from dotenv import dotenv_values
-
 from werkzeug.datastructures import Authorization, MIMEAccept
 from werkzeug.http import parse_accept_header
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
@@ -1363,23 +1362,14 @@ class OllamaClient:
             wait=tenacity.wait_exponential(multiplier=0.1, max=1.0),
             reraise=True,
         )
+        self.in_flight = 0  # calls of this server running on this host (routing of several hosts)
+        self.up = None  # what the last call found: None (not asked yet), True, or False with `error`
+        self.error = None
+        self._count = threading.Lock()
 
-    def targets(self, host=None, model=None, new=False):
-        """The clients a model-management call acts on: this one (see HostPool for several)."""
-        if host not in (None, "all", self.base_url):
-            raise ToolError(f"host {host!r} is not this server's Ollama ({self.base_url}); leave host out")
-        return [self]
-
-    def where(self, model, host=None):
-        """The clients of the hosts that have `model`: this one."""
-        return self.targets(host)
-
-    def report(self, timeout=(2.0, 5.0)):
-        """This host: url, up, version or error (HostPool reports every host)."""
-        try:
-            return [{"url": self.base_url, "up": True, "version": self.version(timeout=timeout)}]
-        except OllamaError as e:
-            return [{"url": self.base_url, "up": False, "error": str(e)}]
+    def _busy(self, delta):
+        with self._count:
+            self.in_flight += delta
 
     def _new_pool(self):
         pool = urllib3.connection_from_url(self.base_url, maxsize=self._pool_size, block=False, retries=False)
@@ -1437,9 +1427,10 @@ class OllamaClient:
         """Send one request; return its whole body (bytes) or raise OllamaError. `body` goes as
         JSON, `data` as it is (bytes or a file). The body must arrive within the read timeout
         (a deadline for all of it) and hold at most MAX_UPSTREAM_BODY bytes."""
-        response = self._open(method, path, body, timeout, data, headers)
-        seconds = self._timeout(timeout).read_timeout
+        self._busy(1)
         try:
+            response = self._open(method, path, body, timeout, data, headers)
+            seconds = self._timeout(timeout).read_timeout
             return read_body(response, time.monotonic() + seconds, MAX_UPSTREAM_BODY)
         except _Overflow:
             raise OllamaError(
@@ -1453,6 +1444,8 @@ class OllamaClient:
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise self._translate(e, timeout) from e
+        finally:
+            self._busy(-1)
 
     def _open(self, method, path, body, timeout, data, headers):
         """Send one request; the urllib3 response (2xx, its body unread) or OllamaError."""
@@ -1469,7 +1462,11 @@ class OllamaClient:
                 f"Ollama at {self.base_url} answered 503 (busy or starting); try again shortly", 503
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise self._translate(e, timeout) from e
+            error = self._translate(e, timeout)
+            if isinstance(e, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)):
+                self.up, self.error = False, str(error)  # nobody there: the host is down until it answers
+            raise error from e
+        self.up, self.error = True, None
         encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
         if encoding != "identity":  # never asked for: a decompression bomb needs no more than this
             _close(response)
@@ -1498,7 +1495,12 @@ class OllamaClient:
         generator early (cancel, client gone, error) closes the connection, which makes Ollama
         stop generating.
         """
-        response = self._open("POST", path, {**body, "stream": True}, None, None, None)
+        self._busy(1)
+        try:
+            response = self._open("POST", path, {**body, "stream": True}, None, None, None)
+        except BaseException:
+            self._busy(-1)
+            raise
         try:
             for line in self._lines(response, path):
                 if call is not None and call.cancelled():
@@ -1518,6 +1520,7 @@ class OllamaClient:
             if not response.closed:  # left early: close the connection, so Ollama stops
                 response.close()
             response.release_conn()
+            self._busy(-1)
 
     def _lines(self, response, path):
         """The lines of a streamed body as they arrive, each within the read timeout of the one
@@ -1637,74 +1640,66 @@ PROBE_SECONDS = 1.0  # a down host is asked this often whether it is back
 
 
 class HostState:
-    """What this server knows of one Ollama host: up or down (and why), its installed and loaded
-    models, and the calls this server has running on it."""
+    """What this server knows of one Ollama host beside its client: its installed and loaded
+    models (read with a short timeout: a hung host must not stall the others). Up or down, and
+    why, is the client's own record of its last call (`client.up`, `client.error`)."""
 
     def __init__(self, client):
         self.client = client
         self.url = client.base_url
-        self.up = True  # until a check says otherwise
-        self.error = None
         self.installed = set()
         self.loaded = set()
         self.checked = 0.0
-        self.in_flight = 0
+
+    @property
+    def up(self):
+        return self.client.up is not False
 
     def refresh(self):
-        """Read the host's tags and ps; mark it down (with the error) when it does not answer."""
+        """Read the host's tags and ps (a failure marks its client down, with the error)."""
 
-        def names(path):  # a short timeout: a hung host must not stall the inventory of the others
+        def names(path):
             models = (self.client.json("GET", path, timeout=INVENTORY_TIMEOUT) or {}).get("models") or []
             return {full_model_name(m.get("name") or m.get("model") or "") for m in models}
 
         try:
-            installed, loaded = names("/api/tags"), names("/api/ps")
+            self.installed, self.loaded = names("/api/tags"), names("/api/ps")
         except OllamaError as e:
-            self.up, self.error = False, str(e)
-        else:
-            self.up, self.error, self.installed, self.loaded = True, None, installed, loaded
+            self.client.up, self.client.error = False, str(e)
         self.checked = time.monotonic()
 
 
-MODEL_PATHS = {
-    "/api/generate",
-    "/api/chat",
-    "/api/embed",
-    "/api/embeddings",
-    "/api/show",
-    "/api/pull",
-    "/api/create",
-    "/api/delete",
-    "/api/copy",
-}
+class Ollama:
+    """The Ollama hosts this server fronts, behind one interface whatever their number. One host
+    (OLLAMA_HOST) is a pool of one and costs nothing extra. Several (OLLAMA_HOSTS) each keep an
+    inventory, kept fresh by one background thread that also probes down hosts so that they are
+    used again within seconds of coming back.
 
-
-class HostPool:
-    """Several Ollama hosts behind the OllamaClient interface (OLLAMA_HOSTS). A request for a model
-    goes to a host that has it: the one with the fewest calls of this server in flight, where a
-    host with the model loaded counts as one call less busy; a new model (pull, create) to the
-    least busy up host, unless the call names one. Listings merge the hosts. An inventory of each
-    host is kept fresh by one background thread, which also probes down hosts so that they are
-    used again within seconds of coming back."""
+    A handler asks for the client it needs: `for_model(name)` (the host that has the model: the
+    one with the fewest calls of this server in flight, a host with it loaded counting one call
+    less busy), `for_new(host)` (where a new model goes: the named host, every host for "all",
+    else the least busy), `hosts(model, host)` (where a model-management call acts: the named
+    host, or every host that has the model). Listings (`installed`, `loaded`, `report`) cover
+    every host."""
 
     def __init__(self, config, clients=None):
-        self.hosts = [
-            HostState(c)
-            for c in clients or [OllamaClient(dataclasses.replace(config, ollama_url=u)) for u in config.ollama_hosts]
-        ]
-        self.base_url = ", ".join(h.url for h in self.hosts)
+        urls = config.ollama_hosts or (config.ollama_url,)
+        clients = clients or [OllamaClient(dataclasses.replace(config, ollama_url=u)) for u in urls]
+        self.members = [HostState(c) for c in clients]
+        self.url = ", ".join(h.url for h in self.members)
+        self.several = len(self.members) > 1  # results name the hosts; routing needs the inventory
         self._lock = threading.Lock()
         self._thread = None
         self._stop = threading.Event()
 
-    # --- inventory ------------------------------------------------------------------------------
+    # --- inventory (several hosts) ----------------------------------------------------------------
 
     def _watch(self):
         """Start the inventory thread on first use (never at import or construction)."""
-        if self._thread is None:
+        if self._thread is None and self.several:
             with self._lock:
                 if self._thread is None:
-                    for host in self.hosts:
+                    for host in self.members:
                         host.refresh()
                     self._thread = threading.Thread(target=self._keep_fresh, name="ollama-inventory", daemon=True)
                     self._thread.start()
@@ -1712,110 +1707,102 @@ class HostPool:
     def _keep_fresh(self):
         while not self._stop.wait(PROBE_SECONDS / 2):
             now = time.monotonic()
-            for host in self.hosts:
+            for host in self.members:
                 if now - host.checked >= (INVENTORY_SECONDS if host.up else PROBE_SECONDS):
                     host.refresh()
-
-    def up(self):
-        self._watch()
-        return [h for h in self.hosts if h.up]
-
-    def host(self, url):
-        """The configured host with this URL (a call may name one), else ToolError listing them."""
-        for h in self.hosts:
-            if h.url == url.rstrip("/"):
-                return h
-        raise ToolError(f"host {url!r} is not one of this server's Ollama hosts: {self.base_url} (OLLAMA_HOSTS)")
-
-    def choose(self, model=None, new=False):
-        """The host for a call: where `model` is (loaded first, then least busy), or for a `new`
-        model the least busy up host. ToolError saying which hosts were asked when none fits."""
-        up = self.up()
-        if not up:
-            raise OllamaError(
-                f"none of the Ollama hosts answers ({'; '.join(f'{h.url}: {h.error}' for h in self.hosts)}). Start "
-                "them with `ollama serve`, or fix OLLAMA_HOSTS."
-            )
-        if model is None or new:
-            return min(up, key=lambda h: h.in_flight)
-        name = full_model_name(model)
-        having = [h for h in up if name in h.installed]
-        if not having:  # pulled elsewhere since the last look? read the inventories once more
-            for host in up:
-                host.refresh()
-            having = [h for h in up if h.up and name in h.installed]
-        if not having:
-            asked = ", ".join(h.url for h in up)
-            raise OllamaError(
-                f"Ollama: model '{model}' not found on any host ({asked}); call ollama_list_models to see installed "
-                "models, or ollama_pull_model to fetch it (with host to choose where)",
-                404,
-            )
-        # Loaded counts as one call less busy: it wins ties and light load (no load time), while
-        # the parallel prompts of a batch spill over to the other hosts that have the model.
-        return min(having, key=lambda h: (h.in_flight + (name not in h.loaded), name not in h.loaded))
-
-    @contextlib.contextmanager
-    def _on(self, host):
-        with self._lock:
-            host.in_flight += 1
-        try:
-            yield host.client
-        finally:
-            with self._lock:
-                host.in_flight -= 1
-
-    def _route(self, path, body):
-        if path not in MODEL_PATHS:
-            return self.choose()
-        body = body or {}
-        return self.choose(body.get("source") or body.get("model"), new=path in ("/api/pull", "/api/create"))
-
-    def targets(self, host=None, model=None, new=False):
-        """The clients a model-management call acts on: the host it names, every up host for
-        "all", else the host `choose()` picks."""
-        if host == "all":
-            return [h.client for h in self.up()]
-        if host:
-            return [self.host(host).client]
-        return [self.choose(model, new).client]
-
-    def where(self, model, host=None):
-        """The clients of every up host that has `model` (or the host named), for delete and copy."""
-        if host:
-            return [self.host(host).client]
-        name = full_model_name(model)
-        having = [h.client for h in self.up() if name in h.installed]
-        return having or [self.choose(model).client]  # choose() raises, naming the hosts asked
 
     def offer(self, uri, principal, listed):
         """A ChangeFeed listener: a model was added or removed through this server, so the
         inventories are read again now rather than in a few seconds."""
-        if listed:
-            for host in self.hosts:
+        if listed and self.several:
+            for host in self.members:
                 host.refresh()
 
-    # --- the OllamaClient interface -------------------------------------------------------------
+    def _up(self):
+        """The hosts to use: those that answer (one host is always tried: its call says why not)."""
+        if not self.several:
+            return self.members
+        self._watch()
+        up = [h for h in self.members if h.up]
+        if not up:
+            raise OllamaError(
+                f"none of the Ollama hosts answers ({'; '.join(f'{h.url}: {h.client.error}' for h in self.members)}). "
+                "Start them with `ollama serve`, or fix OLLAMA_HOSTS."
+            )
+        return up
 
-    def json(self, method, path, body=None, **kwargs):
-        with self._on(self._route(path, body)) as client:
-            return client.json(method, path, body, **kwargs)
+    def _named(self, host):
+        """The configured host with this URL (a call may name one), else ToolError listing them."""
+        for h in self.members:
+            if h.url == host.rstrip("/"):
+                return h
+        if not self.several:
+            raise ToolError(f"host {host!r} is not this server's Ollama ({self.url}); leave host out")
+        raise ToolError(f"host {host!r} is not one of this server's Ollama hosts: {self.url} (OLLAMA_HOSTS)")
 
-    def request(self, method, path, body=None, **kwargs):
-        with self._on(self._route(path, body)) as client:
-            return client.request(method, path, body, **kwargs)
+    @staticmethod
+    def _least_busy(hosts):
+        return min(hosts, key=lambda h: h.client.in_flight)
 
-    def stream(self, path, body, call=None):
-        with self._on(self._route(path, body)) as client:
-            yield from client.stream(path, body, call)
+    # --- where a call goes ----------------------------------------------------------------------------
+
+    def for_model(self, name):
+        """The client of the host to run `name` on; OllamaError naming the hosts when none has it."""
+        if not self.several:
+            return self.members[0].client
+        up = self._up()
+        wanted = full_model_name(name)
+        having = [h for h in up if wanted in h.installed]
+        if not having:  # pulled elsewhere since the last look? read the inventories once more
+            for host in up:
+                host.refresh()
+            having = [h for h in up if h.up and wanted in h.installed]
+        if not having:
+            raise OllamaError(
+                f"Ollama: model '{name}' not found on any host ({', '.join(h.url for h in up)}); call "
+                "ollama_list_models to see installed models, or ollama_pull_model to fetch it (with host to choose "
+                "where)",
+                404,
+            )
+        # Loaded counts as one call less busy: it wins ties and light load (no load time), while
+        # the parallel prompts of a batch spill over to the other hosts that have the model.
+        best = min(having, key=lambda h: (h.client.in_flight + (wanted not in h.loaded), wanted not in h.loaded))
+        return best.client
+
+    def for_new(self, host=None):
+        """The clients a new model (pull, create) goes to: the named host, every host for "all",
+        else the least busy one."""
+        if host == "all":
+            return [h.client for h in self._up()]
+        if host:
+            return [self._named(host).client]
+        return [self._least_busy(self._up()).client]
+
+    def hosts(self, model=None, host=None):
+        """The clients a call on an installed model acts on (delete, copy): the named host, or
+        every host that has `model` (OllamaError naming the hosts when none has it)."""
+        if host:
+            return [h.client for h in self._up()] if host == "all" else [self._named(host).client]
+        if not self.several:
+            return [self.members[0].client]
+        wanted = full_model_name(model)
+        return [h.client for h in self._up() if wanted in h.installed] or [self.for_model(model)]
+
+    def any(self):
+        """The client for a call that concerns no model (the version, a blob): the least busy host."""
+        return self._least_busy(self._up()).client
+
+    # --- every host -----------------------------------------------------------------------------------
 
     def installed(self):
-        """The models of every up host, each named once, with the hosts that have it."""
+        """The installed models of every host, each named once, with the hosts that have it."""
         merged = {}
-        for host in self.up():
+        for host in self._up():
             try:
                 models = host.client.installed()
             except OllamaError:
+                if not self.several:
+                    raise
                 continue
             for m in models:
                 entry = merged.setdefault(m.get("name") or m.get("model"), {**m, "hosts": []})
@@ -1823,27 +1810,24 @@ class HostPool:
         return list(merged.values())
 
     def loaded(self):
-        """The loaded models of every up host, each with its host."""
+        """The loaded models of every host, each with its host."""
         out = []
-        for host in self.up():
+        for host in self._up():
             try:
                 out += [{**m, "host": host.url} for m in host.client.loaded()]
             except OllamaError:
-                continue
+                if not self.several:
+                    raise
         return out
 
-    def show(self, name, verbose=False):
-        with self._on(self.choose(name)) as client:
-            return client.show(name, verbose)
-
     def version(self, timeout=None):
-        with self._on(self.choose()) as client:
-            return client.version(timeout=timeout)
+        """The version of the least busy host."""
+        return self.any().version(timeout=timeout)
 
     def report(self, timeout=(2.0, 5.0)):
         """Every host: url, up, version or error (health, version and --check report per host)."""
         out = []
-        for host in self.hosts:
+        for host in self.members:
             try:
                 out.append({"url": host.url, "up": True, "version": host.client.version(timeout=timeout)})
             except OllamaError as e:
@@ -1852,7 +1836,7 @@ class HostPool:
 
     def close(self):
         self._stop.set()
-        for host in self.hosts:
+        for host in self.members:
             host.client.close()
 
 
@@ -2163,7 +2147,7 @@ class Call:
         *,
         request_id,
         tool_name,
-        client,
+        ollama,
         config,
         principal="",
         scope="local",
@@ -2179,7 +2163,7 @@ class Call:
         self.tool = tool_name  # None for a subscription
         self.principal = principal
         self.scope = scope
-        self.client = client
+        self.ollama = ollama  # the Ollama hosts (Ollama): for_model(), for_new(), hosts()
         self.config = config
         self.store = store  # saved chat contexts (ContextStore)
         self.calls = calls
@@ -2208,7 +2192,7 @@ class Call:
         part = Call(
             request_id=self.request_id,
             tool_name=self.tool,
-            client=self.client,
+            ollama=self.ollama,
             config=self.config,
             principal=self.principal,
             scope=self.scope,
@@ -2472,17 +2456,17 @@ IGNORED = {
     idempotent=True,
 )
 def ollama_check_health(call, args):
-    client = call.client
+    ollama = call.ollama
     start = time.perf_counter()
     try:
-        version = client.version()
+        version = ollama.version()
         latency = (time.perf_counter() - start) * 1000
-        installed = client.installed()
-        loaded = client.loaded()
+        installed = ollama.installed()
+        loaded = ollama.loaded()
     except OllamaError as e:
         return {
             "healthy": False,
-            "url": client.base_url,
+            "url": ollama.url,
             "version": None,
             "latency_ms": round((time.perf_counter() - start) * 1000, 3),
             "models_installed": None,
@@ -2492,14 +2476,14 @@ def ollama_check_health(call, args):
         }
     result = {
         "healthy": True,
-        "url": client.base_url,
+        "url": ollama.url,
         "version": version,
         "latency_ms": round(latency, 3),
         "models_installed": len(installed),
         "models_loaded": [m.get("name") for m in loaded],
     }
-    if isinstance(client, HostPool):  # several hosts: each one, a down one with its error
-        result["hosts"] = client.report()
+    if ollama.several:  # each host, a down one with its error
+        result["hosts"] = ollama.report()
     return result
 
 
@@ -2552,7 +2536,7 @@ def _model_summary(entry):
     idempotent=True,
 )
 def ollama_list_models(call, args):
-    models = [_model_summary(m) for m in call.client.installed()]
+    models = [_model_summary(m) for m in call.ollama.installed()]
     return {"models": models, "count": len(models)}
 
 
@@ -2629,7 +2613,8 @@ INCLUDE_LICENSE = checked(
 )
 def ollama_show_model(call, args):
     call.model = args["model"]
-    return model_details(call.client, args["model"], args.get("verbose", False), args.get("include_license", False))
+    client = call.ollama.for_model(args["model"])
+    return model_details(client, args["model"], args.get("verbose", False), args.get("include_license", False))
 
 
 LICENSE_SHOWN = 200  # characters of a license shown when it is left out
@@ -2729,11 +2714,11 @@ def _check_registry(config, name, insecure=False):
 def ollama_pull_model(call, args):
     call.model = args["model"]
     _check_registry(call.config, args["model"], args.get("insecure", False))
-    targets = call.client.targets(args.get("host"), args["model"], new=True)
+    targets = call.ollama.for_new(args.get("host"))
     for client in targets:
         result = yield from _pull(call, client, args)
     call.models_changed(args["model"])
-    return {**result, "hosts": [c.base_url for c in targets]} if len(call.config.ollama_hosts) > 1 else result
+    return {**result, "hosts": [c.base_url for c in targets]} if call.ollama.several else result
 
 
 def _pull(call, client, args):
@@ -2836,7 +2821,7 @@ def _run_generation(call, path, body, deltas):
     count = 0
     last_sent = time.monotonic()
     call.partial = text  # what a cancelled call's answer shows of its text
-    for chunk in call.client.stream(path, body, call):
+    for chunk in call.ollama.for_model(body["model"]).stream(path, body, call):
         message = chunk.get("message") or {}
         piece = chunk.get("response", message.get("content")) or ""
         thought = chunk.get("thinking", message.get("thinking")) or ""
@@ -3087,12 +3072,12 @@ def ollama_chat_stream(call, args):
 )
 def ollama_delete_model(call, args):
     call.model = args["model"]
-    hosts = call.client.where(args["model"], args.get("host"))
+    hosts = call.ollama.hosts(args["model"], args.get("host"))
     for client in hosts:
         client.json("DELETE", "/api/delete", {"model": args["model"]})
     call.models_changed(args["model"])
     result = {"model": args["model"], "deleted": True, "message": f"deleted {args['model']}"}
-    if len(call.config.ollama_hosts) > 1:
+    if call.ollama.several:
         result.update(
             message=f"deleted {args['model']} from {', '.join(c.base_url for c in hosts)}",
             hosts=[c.base_url for c in hosts],
@@ -3113,7 +3098,7 @@ def ollama_delete_model(call, args):
 )
 def ollama_copy_model(call, args):
     call.model = args["source"]
-    for client in call.client.where(args["source"], args.get("host")):
+    for client in call.ollama.hosts(args["source"], args.get("host")):
         client.json("POST", "/api/copy", _pick(args, "source", "destination"))
     call.models_changed(args["destination"])
     return {
@@ -3134,7 +3119,7 @@ def ollama_copy_model(call, args):
 )
 def ollama_get_modelfile(call, args):
     call.model = args["model"]
-    shown = call.client.show(args["model"])
+    shown = call.ollama.for_model(args["model"]).show(args["model"])
     return {
         "model": args["model"],
         "modelfile": _modelfile_text(shown.get("modelfile") or "", args.get("include_license", False)),
@@ -3163,7 +3148,7 @@ def _blob_exists(client, digest):
     idempotent=True,
 )
 def ollama_check_blobs(call, args):
-    return {"digest": args["digest"], "exists": _blob_exists(call.client, args["digest"])}
+    return {"digest": args["digest"], "exists": _blob_exists(call.ollama.any(), args["digest"])}
 
 
 class ModelfileError(ToolError):
@@ -3310,17 +3295,17 @@ def _allowed_path(config, raw, line_no):
     return path
 
 
-def _upload_blob(call, path):
-    """Hash `path`, upload it unless Ollama has it; return its digest."""
+def _upload_blob(call, client, path):
+    """Hash `path`, upload it to `client`'s host unless it has it; return its digest."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
             call.check()
     digest = f"sha256:{h.hexdigest()}"
-    if not _blob_exists(call.client, digest):
+    if not _blob_exists(client, digest):
         with open(path, "rb") as f:
-            call.client.request(
+            client.request(
                 "POST",
                 f"/api/blobs/{digest}",
                 data=f,
@@ -3333,32 +3318,32 @@ def _upload_blob(call, path):
 _MODEL_FILE_SUFFIXES = (".gguf", ".safetensors", ".json", ".model", ".txt", ".bin")
 
 
-def _upload_files(call, path):
+def _upload_files(call, client, path):
     """`files` for a create request: one GGUF file, or the model files of a safetensors folder
     (a symlink in the folder that leads outside it is refused, like a path outside the folders)."""
     if path.is_file():
-        return {path.name: _upload_blob(call, path)}
+        return {path.name: _upload_blob(call, client, path)}
     files = {}
     for item in sorted(path.rglob("*")):
         if not (item.is_file() and item.suffix.lower() in _MODEL_FILE_SUFFIXES):
             continue
         if not item.resolve().is_relative_to(path):
             raise ModelfileError(f"{item} refused: it links outside {path}")
-        files[str(item.relative_to(path))] = _upload_blob(call, item)
+        files[str(item.relative_to(path))] = _upload_blob(call, client, item)
     if not files:
         raise ModelfileError(f"{path} holds no model files (.gguf, .safetensors, config .json)")
     return files
 
 
-def _create_request(call, model, parsed, quantize=None):
-    """The JSON body of POST /api/create for a parsed Modelfile; uploads local files first."""
+def _create_request(call, client, model, parsed, quantize=None):
+    """The JSON body of POST /api/create for a parsed Modelfile; uploads local files to `client`'s host first."""
     body = {"model": model}
     source = parsed.get("from")
     if source is None:
         raise ModelfileError("Modelfile: FROM is required (a model name, or a .gguf file / safetensors folder)")
     value, line_no = source
     if _is_local_path(value):
-        body["files"] = _upload_files(call, _allowed_path(call.config, value, line_no))
+        body["files"] = _upload_files(call, client, _allowed_path(call.config, value, line_no))
     else:
         if not MODEL_NAME.match(value):
             raise ModelfileError(f"Modelfile line {line_no}: FROM {value!r} is not a model name")
@@ -3369,7 +3354,7 @@ def _create_request(call, model, parsed, quantize=None):
         path = _allowed_path(call.config, value, line_no)
         if path not in hashed:  # the same file on several lines is hashed (and sent) once
             hashed.add(path)
-            adapters.update(_upload_files(call, path))
+            adapters.update(_upload_files(call, client, path))
     if adapters:
         body["adapters"] = adapters
     for key in ("template", "system"):
@@ -3383,10 +3368,10 @@ def _create_request(call, model, parsed, quantize=None):
     return body
 
 
-def _run_create(call, body, send_progress):
+def _run_create(call, client, body, send_progress):
     """POST /api/create streaming; yield Ollama's status lines as progress; return the statuses."""
     statuses = []
-    for chunk in call.client.stream("/api/create", body, call):
+    for chunk in client.stream("/api/create", body, call):
         status = chunk.get("status") or ""
         statuses.append(status)
         if send_progress:
@@ -3455,11 +3440,9 @@ _CREATE_OUTPUT = open_object(
 def ollama_create_model(call, args):
     call.model = args["model"]
     parsed = parse_modelfile(args["modelfile"])
-    targets = call.client.targets(args.get("host"), args["model"], new=True)
-    for client in targets:  # blobs and the create itself go to the same host
-        call.client = client
-        body = _create_request(call, args["model"], parsed, args.get("quantize"))
-        statuses = yield from _run_create(call, body, args.get("stream", True))
+    for client in call.ollama.for_new(args.get("host")):  # blobs and the create itself go to the same host
+        body = _create_request(call, client, args["model"], parsed, args.get("quantize"))
+        statuses = yield from _run_create(call, client, body, args.get("stream", True))
     return {
         "model": args["model"],
         "status": statuses[-1],
@@ -3505,8 +3488,8 @@ def _definition(shown):
 )
 def ollama_update_model(call, args):
     model = call.model = args["model"]
-    (call.client,) = call.client.targets(model=model)  # the show, blobs and create on one host
-    before = _definition(call.client.show(model))
+    client = call.ollama.for_model(model)  # the show, blobs and create on one host
+    before = _definition(client.show(model))
     parsed = parse_modelfile(args["modelfile"])
     parsed.setdefault("from", (model, 0))
     overwrite = args.get("overwrite", False)
@@ -3514,7 +3497,7 @@ def ollama_update_model(call, args):
         # Everything not given is reset, so nothing of the old definition survives by accident.
         for key in ("template", "system"):
             parsed.setdefault(key, "")
-        body = _create_request(call, model, parsed)
+        body = _create_request(call, client, model, parsed)
         body.setdefault("parameters", {})
     else:
         merged = dict(parsed)
@@ -3524,9 +3507,9 @@ def ollama_update_model(call, args):
                 merged[key] = before[key]
         merged["license"] = parsed["license"] or before["license"]
         merged["messages"] = parsed["messages"] or before["messages"]
-        body = _create_request(call, model, merged)
-    statuses = yield from _run_create(call, body, True)
-    after = _definition(call.client.show(model))
+        body = _create_request(call, client, model, merged)
+    statuses = yield from _run_create(call, client, body, True)
+    after = _definition(client.show(model))
     changed = {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after[k]}
     return {"model": model, "status": statuses[-1], "changed": changed, "overwrite": overwrite}
 
@@ -3550,15 +3533,16 @@ def _embed(call, args, inputs):
     is missing; yield progress; return (vectors, stats, ignored options)."""
     call.model = args["model"]
     common, ignored = _request(args, "model", "truncate", "dimensions", "keep_alive", "options")
+    client = call.ollama.for_model(args["model"])
     vectors, stats = [], {"total_ms": 0.0, "load_ms": 0.0, "prompt_tokens": 0, "requests": 0}
     for start in range(0, len(inputs), EMBED_CHUNK):
         call.check()
         part = inputs[start : start + EMBED_CHUNK]
         try:
-            answer = call.client.json("POST", "/api/embed", {**common, "input": part}) or {}
+            answer = client.json("POST", "/api/embed", {**common, "input": part}) or {}
         except OllamaError as e:
             if e.status == 404 and "page not found" in str(e):
-                return _embed_legacy(call, common, inputs), ignored
+                return _embed_legacy(call, client, common, inputs), ignored
             raise
         got = answer.get("embeddings") or []
         if len(got) != len(part):
@@ -3572,16 +3556,14 @@ def _embed(call, args, inputs):
     return (vectors, stats), ignored
 
 
-def _embed_legacy(call, common, inputs):
+def _embed_legacy(call, client, common, inputs):
     """Old servers: /api/embeddings, one prompt per request."""
     vectors = []
     started = time.perf_counter()
     for text in inputs:
         call.check()
         answer = (
-            call.client.json(
-                "POST", "/api/embeddings", {**_pick(common, "model", "keep_alive", "options"), "prompt": text}
-            )
+            client.json("POST", "/api/embeddings", {**_pick(common, "model", "keep_alive", "options"), "prompt": text})
             or {}
         )
         vectors.append(answer.get("embedding") or [])
@@ -3735,11 +3717,11 @@ PROCESS = open_object(
 )
 def ollama_list_processes(call, args):
     now = time.time()
-    models = [_process(m, now) for m in call.client.loaded()]
+    models = [_process(m, now) for m in call.ollama.loaded()]
     result = {"models": models, "count": len(models)}
-    if isinstance(call.client, HostPool):  # several hosts: which were asked, a down one with its error
+    if call.ollama.several:  # which hosts were asked, a down one with its error
         result["hosts"] = [
-            {"url": h.url, "up": h.up, **({"error": h.error} if not h.up else {})} for h in call.client.hosts
+            {"url": h.url, "up": h.up, **({"error": h.client.error} if not h.up else {})} for h in call.ollama.members
         ]
     return result
 
@@ -3757,9 +3739,10 @@ def ollama_list_processes(call, args):
 )
 def ollama_unload_model(call, args):
     name = call.model = args["model"]
-    before = _find_model(call.client.loaded(), name)
+    before = _find_model(call.ollama.loaded(), name)
     # keep_alive 0 with no prompt is Ollama's unload, for every kind of model (done_reason "unload").
-    answer = call.client.json("POST", "/api/generate", {"model": name, "keep_alive": 0, "stream": False}) or {}
+    body = {"model": name, "keep_alive": 0, "stream": False}
+    answer = call.ollama.for_model(name).json("POST", "/api/generate", body) or {}
     unloaded = answer.get("done_reason") == "unload"
     freed = _human_bytes(before.get("size")) if before and unloaded else None
     message = (
@@ -3779,9 +3762,9 @@ def ollama_unload_model(call, args):
     idempotent=True,
 )
 def ollama_get_version(call, args):
-    result = {"version": call.client.version(), "url": call.client.base_url, "server_version": __version__}
-    if isinstance(call.client, HostPool):
-        result["hosts"] = call.client.report()
+    result = {"version": call.ollama.version(), "url": call.ollama.url, "server_version": __version__}
+    if call.ollama.several:
+        result["hosts"] = call.ollama.report()
     return result
 
 
@@ -3814,13 +3797,13 @@ def _find_model(models, name):
 )
 def ollama_get_model_size(call, args):
     name = call.model = args["model"]
-    entry = _find_model(call.client.installed(), name)
+    entry = _find_model(call.ollama.installed(), name)
     if entry is None:
         raise ToolError(
             f"model {name!r} is not installed: call ollama_list_models to see installed models, or ollama_pull_model "
             "to fetch it"
         )
-    running = _find_model(call.client.loaded(), name)
+    running = _find_model(call.ollama.loaded(), name)
     details = entry.get("details") or {}
     return {
         "model": entry.get("name") or name,
@@ -3843,7 +3826,7 @@ def _show_all(call, names):
 
     def one(name):
         call.check()
-        return call.client.show(name)
+        return call.ollama.for_model(name).show(name)
 
     results = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(INFO_POOL, len(names)))) as pool:
@@ -3884,7 +3867,7 @@ def _show_all(call, names):
     idempotent=True,
 )
 def ollama_get_models_info(call, args):
-    summaries = [_model_summary(m) for m in call.client.installed()]
+    summaries = [_model_summary(m) for m in call.ollama.installed()]
     shown = _show_all(call, [m["name"] for m in summaries])
     models, errors = [], 0
     for summary in summaries:
@@ -4211,19 +4194,19 @@ def ollama_validate_model(call, args):
     shown = {}
 
     def installed():
-        if _find_model(call.client.installed(), name) is None:
+        if _find_model(call.ollama.installed(), name) is None:
             raise ToolError(f"{name} is not installed: pull it with ollama_pull_model")
         return "installed"
 
     def manifest():
-        shown.update(call.client.show(name))
+        shown.update(call.ollama.for_model(name).show(name))
         return f"capabilities: {', '.join(shown.get('capabilities') or []) or 'none listed'}"
 
     def answers():
         if "embedding" in (shown.get("capabilities") or []):
-            vector = (call.client.json("POST", "/api/embed", {"model": name, "input": "test"}) or {}).get(
-                "embeddings"
-            ) or [[]]
+            vector = (
+                call.ollama.for_model(name).json("POST", "/api/embed", {"model": name, "input": "test"}) or {}
+            ).get("embeddings") or [[]]
             return f"embedding of {len(vector[0])} dimensions"
         run = _generate_once(call, {"model": name, "prompt": "Hi", "options": {"num_predict": 1}})
         return f"answered {run['stats']['completion_tokens']} token(s): {run['text']!r}"
@@ -4332,7 +4315,7 @@ def _search_score(query_words, model, capabilities):
 def ollama_search_models(call, args):
     words = [w for w in re.split(r"[\s,]+", args["query"].lower()) if w]
     limit = args.get("limit", 20)
-    summaries = [_model_summary(m) for m in call.client.installed()]
+    summaries = [_model_summary(m) for m in call.ollama.installed()]
     shown = _show_all(call, [m["name"] for m in summaries])
     hits = []
     for model in summaries:
@@ -4711,20 +4694,20 @@ def _installed_names(server, prefix=""):
     if "ollama_list_models" not in server.registry:
         return []
     try:
-        names = sorted(m.get("name", "") for m in server.client.installed())
+        names = sorted(m.get("name", "") for m in server.ollama.installed())
     except OllamaError:
         return []
     return [n for n in names if n.startswith(prefix)]
 
 
 def _read_models(server, principal):
-    models = [_model_summary(m) for m in server.client.installed()]
+    models = [_model_summary(m) for m in server.ollama.installed()]
     return {"models": models, "count": len(models)}
 
 
 def _read_running(server, principal):
     now = time.time()
-    models = [_process(m, now) for m in server.client.loaded()]
+    models = [_process(m, now) for m in server.ollama.loaded()]
     return {"models": models, "count": len(models)}
 
 
@@ -4732,7 +4715,7 @@ def _read_model(server, principal, name):
     if not MODEL_NAME.match(name):
         return None
     try:
-        return model_details(server.client, name)
+        return model_details(server.ollama.for_model(name), name)
     except OllamaError as e:
         if e.status == 404:
             return None
@@ -4809,10 +4792,14 @@ def _split_models(value):
     return [m.strip() for m in str(value or "").split(",") if m.strip()]
 
 
+def _capabilities(ollama, name):
+    return ollama.for_model(name).show(name).get("capabilities") or []
+
+
 def _render_compare(server, principal, args):
     models = (
         _split_models(args.get("models"))
-        or [n for n in _installed_names(server) if "embedding" not in server.client.show(n).get("capabilities", [])][:4]
+        or [n for n in _installed_names(server) if "embedding" not in _capabilities(server.ollama, n)][:4]
     )
     if not models:
         raise InvalidParams(
@@ -4850,7 +4837,7 @@ def _render_persona(server, principal, args):
     base, persona = args["base_model"], args["persona"]
     name = args.get("name") or re.sub(r"[^a-z0-9]+", "-", f"{base.split(':')[0]}-{persona.lower()}")[:60].strip("-")
     try:
-        shown = model_details(server.client, base) if MODEL_NAME.match(base) else {}
+        shown = model_details(server.ollama.for_model(base), base) if MODEL_NAME.match(base) else {}
     except OllamaError:
         shown = {}
     current = _quoted_system(shown.get("system") or "")
@@ -5435,10 +5422,10 @@ class McpServer:
     """Transport-independent MCP: one `handle()` for every incoming message, in either era;
     the handshake era's sessions; the running calls and subscriptions; metrics and logs of calls."""
 
-    def __init__(self, config, registry=None, client=None):
+    def __init__(self, config, registry=None, ollama=None):
         self.config = config
         self.registry = registry if registry is not None else build_registry(config)
-        self.client = client or (HostPool(config) if len(config.ollama_hosts) > 1 else OllamaClient(config))
+        self.ollama = ollama or Ollama(config)
         self.store = ContextStore(
             config.context_path,
             config.context_max_messages,
@@ -5451,8 +5438,7 @@ class McpServer:
         self.calls = CallTable()
         self.sessions = SessionTable(config, self.calls)
         self.feed = ChangeFeed()
-        if isinstance(self.client, HostPool):
-            self.feed.add(self.client)  # its inventories are read again when a model changes here
+        self.feed.add(self.ollama)  # the inventories of several hosts are read again when a model changes here
         self.metrics = Metrics()
         self.slots = Slots(
             config.max_concurrent,
@@ -5510,9 +5496,8 @@ class McpServer:
 
     def gauges(self):
         gauges = {"ollama_mcp_tool_calls_in_flight": self.slots.running, "ollama_mcp_sessions": len(self.sessions)}
-        if isinstance(self.client, HostPool):
-            gauges["ollama_mcp_ollama_host_up"] = {h.url: int(h.up) for h in self.client.hosts}
-            gauges["ollama_mcp_ollama_host_calls_in_flight"] = {h.url: h.in_flight for h in self.client.hosts}
+        gauges["ollama_mcp_ollama_host_up"] = {h.url: int(h.up) for h in self.ollama.members}
+        gauges["ollama_mcp_ollama_host_calls_in_flight"] = {h.url: h.client.in_flight for h in self.ollama.members}
         return gauges
 
     # --- messages -----------------------------------------------------------------------------
@@ -5740,7 +5725,7 @@ class McpServer:
         call = Call(
             request_id=request.id,
             tool_name=tool_name,
-            client=self.client,
+            ollama=self.ollama,
             config=self.config,
             principal=request.principal,
             scope=request.scope,
@@ -6379,8 +6364,8 @@ class HttpTransport:
         checked, answer = self._ready
         if answer is None or time.monotonic() - checked > READY_CACHE_SECONDS:
             try:
-                version = self.server.client.version(timeout=(2.0, 2.0))
-                answer = ("200 OK", "ready", f"Ollama {version} at {self.server.client.base_url}")
+                version = self.server.ollama.version(timeout=(2.0, 2.0))
+                answer = ("200 OK", "ready", f"Ollama {version} at {self.server.ollama.url}")
             except OllamaError as e:
                 answer = ("503 Service Unavailable", "not ready", str(e))
             self._ready = (time.monotonic(), answer)
@@ -6625,10 +6610,10 @@ class McpApp(AccessGuard):
         super().__init__(self.transport, server.config, server.metrics, limiter)
 
 
-def make_app(config, registry=None, client=None):
+def make_app(config, registry=None, ollama=None):
     """The WSGI application serving MCP at /mcp (and /healthz, /readyz, /metrics), access
     checks included. Its McpServer is `.server`."""
-    return McpApp(McpServer(config, registry, client))
+    return McpApp(McpServer(config, registry, ollama))
 
 
 class StdioTransport:
@@ -6796,15 +6781,15 @@ def _on_signals(handler):
             signal.signal(sig, handler)
 
 
-def _report_ollama(client):
-    """Log once, at start-up, whether Ollama answers (in the background: it must not delay start)."""
+def _report_ollama(ollama):
+    """Log once, at start-up, whether each Ollama host answers (in the background: it must not delay start)."""
 
     def check():
-        try:
-            version = client.version(timeout=(2.0, 5.0))
-            log.info("Ollama %s answers at %s", version, client.base_url)
-        except OllamaError as e:
-            log.warning("%s Tools will fail until it answers.", e)
+        for host in ollama.report():
+            if host["up"]:
+                log.info("Ollama %s answers at %s", host["version"], host["url"])
+            else:
+                log.warning("%s Tools will fail until it answers.", host["error"])
 
     threading.Thread(target=check, name="ollama-check", daemon=True).start()
 
@@ -6814,7 +6799,7 @@ def serve(config):
     cancel in-flight calls (closing their Ollama streams), let them finish their writes."""
     if config.transport == "stdio":
         transport = StdioTransport(McpServer(config))
-        _report_ollama(transport.server.client)
+        _report_ollama(transport.server.ollama)
 
         def stop_stdio(_signum, _frame):
             raise _Stop()
@@ -6826,7 +6811,7 @@ def serve(config):
             pass
         return
     srv = make_http_server(config)  # werkzeug explains a busy port or a bad address and exits
-    _report_ollama(srv.app.server.client)
+    _report_ollama(srv.app.server.ollama)
     warning = _exposure_warning(config)
     if warning:
         log.warning(warning)
@@ -6847,7 +6832,7 @@ def serve(config):
         mcp.cancel_all()
         if not mcp.wait_idle(SHUTDOWN_GRACE):
             log.warning("%d tool calls still running at exit", mcp.slots.running)
-        mcp.client.close()
+        mcp.ollama.close()
         log.info("ollama-mcp stopped")
 
 

@@ -34,9 +34,11 @@ def generations(fake):
     return len(fake.bodies("/api/generate"))
 
 
-def test_one_host_is_the_plain_client():
+def test_one_host_is_a_pool_of_one():
     config = ollama_mcp.load_config({}, environ={"OLLAMA_HOSTS": "127.0.0.1:1"}, env_file="")
-    assert isinstance(ollama_mcp.McpServer(config).client, ollama_mcp.OllamaClient)
+    ollama = ollama_mcp.McpServer(config).ollama
+    assert not ollama.several and [h.url for h in ollama.members] == ["http://127.0.0.1:1"]
+    assert ollama.for_model("any") is ollama.members[0].client, "no inventory is read for one host"
     config = ollama_mcp.load_config({}, environ={"OLLAMA_HOSTS": "a:1, http://b:2/ ,a:1"}, env_file="")
     assert config.ollama_hosts == ("http://a:1", "http://b:2") and config.ollama_url == "http://a:1"
 
@@ -72,7 +74,7 @@ def test_a_model_no_host_has_names_the_hosts_asked(two):
 def test_a_loaded_model_is_preferred(two):
     server, a, b = two
     b.loaded["gemma3:270m"] = "2026-11-24T21:18:24.2783478Z"
-    for host in server.mcp.client.hosts:
+    for host in server.mcp.ollama.members:
         host.refresh()
     c = client_of(server)
     for _ in range(3):
@@ -133,8 +135,8 @@ def test_a_host_going_down_is_skipped_and_used_again_when_it_returns(two):
     health = structured(c.call("ollama_check_health")[0])
     down = next(h for h in health["hosts"] if h["url"] == b_url)
     assert health["healthy"] and down["up"] is False and "not reachable" in down["error"]
-    pool = server.mcp.client
-    assert wait_for(lambda: not pool.hosts[1].up, timeout=10)
+    pool = server.mcp.ollama
+    assert wait_for(lambda: not pool.members[1].up, timeout=10)
     processes = structured(c.call("ollama_list_processes")[0])
     assert [(h["url"], h["up"]) for h in processes["hosts"]] == [(a.url, True), (b_url, False)]
     assert "not reachable" in processes["hosts"][1]["error"]
@@ -145,7 +147,7 @@ def test_a_host_going_down_is_skipped_and_used_again_when_it_returns(two):
     assert f'ollama_mcp_ollama_host_up{{host="{b_url}"}} 0' in requests.get(f"{base}/metrics", timeout=5).text
     b.start(port)
     back = time.monotonic()
-    assert wait_for(lambda: pool.hosts[1].up, timeout=10), "a returning host is probed back"
+    assert wait_for(lambda: pool.members[1].up, timeout=10), "a returning host is probed back"
     print(f"host back in use after {time.monotonic() - back:.2f} s")
     assert f'ollama_mcp_ollama_host_up{{host="{b.url}"}} 1' in requests.get(f"{base}/metrics", timeout=5).text
 

@@ -82,7 +82,7 @@ def test_many_streams_with_random_cancels_and_disconnects_leak_nothing(start_ser
     assert fake.streams_started == fake.streams_finished + fake.streams_aborted
     assert wait_for(lambda: server.mcp.slots.running == 0)
     assert wait_for(lambda: len(server.mcp.calls) == 0)
-    server.mcp.client.close()  # idle keep-alive connections to Ollama hold a thread in the fake
+    server.mcp.ollama.close()  # idle keep-alive connections to Ollama hold a thread in the fake
     assert wait_for(lambda: threading.active_count() <= baseline_threads + 2), (
         f"threads: {threading.active_count()} vs {baseline_threads}"
     )

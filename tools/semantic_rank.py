@@ -51,7 +51,12 @@ def _cosine(a, b):
 def ollama_rank_texts(call, args):
     call.model = args["model"]
     texts = args["texts"]
-    answer = call.client.json("POST", "/api/embed", {"model": args["model"], "input": [args["query"], *texts]}) or {}
+    answer = (
+        call.ollama.for_model(args["model"]).json(
+            "POST", "/api/embed", {"model": args["model"], "input": [args["query"], *texts]}
+        )
+        or {}
+    )
     vectors = answer.get("embeddings") or []
     if len(vectors) != len(texts) + 1:
         raise ToolError(f"Ollama returned {len(vectors)} embeddings for {len(texts) + 1} inputs")
