@@ -13,10 +13,11 @@ plain WSGI app; `@tool` adds tools; optional tool packs live in a `tools/` folde
 
 Sections, in dependency order (each uses only those above it):
     1. constants           2. Config              3. errors
-    4. JSON-RPC helpers    5. Ollama client       6. tool registry
-    7. built-in tools      8. context store       9. resources, prompts
-   10. plugin loader      11. limits, metrics    12. MCP dispatcher
-   13. transports         14. server             15. CLI
+    4. JSON-RPC helpers    5. library overrides   6. Ollama client
+    7. state               8. tool registry       9. built-in tools
+   10. resources and prompts                     11. plugin loader
+   12. metrics            13. MCP dispatcher     14. transports
+   15. server             16. CLI
 """
 
 __version__ = "0.1.0"
@@ -1841,7 +1842,508 @@ class Ollama:
 
 
 # =============================================================================
-# 7. Tool registry
+# 7. State
+# =============================================================================
+# What the server keeps between requests: saved chat contexts, the handshake-era sessions, the
+# running calls and subscriptions, the change feed behind subscriptions/listen, the rate
+# limits and the caps on what runs at once. Each kind of state has one interface; these are the
+# in-process implementations (SQLite for the contexts).
+
+
+class StorageError(ToolError):
+    """Saved contexts cannot be read or written (a full disk, a folder this server may not
+    write): the message names the folder and the fix."""
+
+
+def _storage_error(e, folder):
+    """A StorageError for an sqlite3 or OS error on the contexts file in `folder`."""
+    text = str(e).lower()
+    if "full" in text or getattr(e, "errno", None) == errno.ENOSPC:
+        return StorageError(
+            f"saved contexts cannot be written: the disk of {folder} is full; free space there, or set MCP_DATA_DIR "
+            "to a folder on another disk"
+        )
+    if "readonly" in text or "read-only" in text or "unable to open" in text or isinstance(e, PermissionError):
+        return StorageError(
+            f"saved contexts are unavailable: {folder} is not writable by this server; fix its permissions, or set "
+            "MCP_DATA_DIR to a folder it may write"
+        )
+    return StorageError(f"saved contexts are unavailable ({e}); check {folder} (MCP_DATA_DIR)")
+
+
+class ContextStore:
+    """Saved chat contexts in SQLite: WAL mode, every change in one IMMEDIATE transaction, so
+    concurrent calls serialize and a killed process loses nothing committed. At most POOL
+    connections, shared by all threads (a connection per thread would keep a file descriptor
+    for every thread that ever saved). The folder (0700) and the file (0600, and its -wal and
+    -shm) are created on first use, readable by this user only.
+
+    Every context belongs to an owner, the principal that saved it (a token's name; "" for the
+    unauthenticated clients and stdio): the same id under two owners is two contexts. An owner
+    keeps at most `max_count` of them and `max_total_bytes` in all; the store `max_store_bytes`.
+    A disk or permission failure is a StorageError naming the folder.
+    """
+
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS contexts (owner TEXT NOT NULL DEFAULT '', id TEXT NOT NULL, model TEXT, "
+        "messages TEXT NOT NULL, count INTEGER NOT NULL, bytes INTEGER NOT NULL, created REAL NOT NULL, "
+        "updated REAL NOT NULL, PRIMARY KEY (owner, id))"
+    )
+    POOL = 4
+
+    def __init__(
+        self,
+        path,
+        max_messages,
+        max_bytes,
+        max_count=1000,
+        max_total_bytes=64 << 20,
+        max_store_bytes=1 << 30,
+        private_folder=False,
+    ):
+        self.path = path
+        self.folder = os.path.dirname(os.path.abspath(path))
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self.max_count = max_count
+        self.max_total_bytes = max_total_bytes
+        self.max_store_bytes = max_store_bytes
+        self._private_folder = private_folder  # the default folder is ours alone: tighten it if it is not
+        self._idle = []
+        self._opened = 0
+        self._pool = threading.Condition()
+        self._ready = False
+
+    def _setup(self):
+        if not os.path.isdir(self.folder):
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+        elif self._private_folder:
+            os.chmod(self.folder, 0o700)
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # SQLite gives -wal and -shm its mode
+        for name in (self.path, self.path + "-wal", self.path + "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(name, 0o600)  # files of an older version were 0644
+        setup = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            setup.execute("PRAGMA journal_mode=WAL")
+            setup.execute("BEGIN IMMEDIATE")
+            columns = [row[1] for row in setup.execute("PRAGMA table_info(contexts)")]
+            if columns and "owner" not in columns:  # a file from before owners: its contexts become ""'s
+                setup.execute("ALTER TABLE contexts RENAME TO contexts_unowned")
+                setup.execute(self.SCHEMA)
+                setup.execute(
+                    "INSERT INTO contexts (owner, id, model, messages, count, bytes, created, updated) "
+                    "SELECT '', id, model, messages, count, bytes, created, updated FROM contexts_unowned"
+                )
+                setup.execute("DROP TABLE contexts_unowned")
+            setup.execute(self.SCHEMA)
+            setup.execute("COMMIT")
+        finally:
+            setup.close()
+
+    def _connect(self):
+        if not self._ready:
+            self._setup()
+            self._ready = True
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable when the process is killed
+        return conn
+
+    @contextlib.contextmanager
+    def _db(self):
+        """A connection of the pool for one operation (waiting while all POOL are in use); an
+        sqlite3 or OS error inside becomes a StorageError, logged once without its traceback."""
+        with self._pool:
+            while not self._idle and self._opened >= self.POOL:
+                self._pool.wait()
+            conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                self._opened += 1
+        try:
+            if conn is None:
+                with self._pool:  # one thread sets the file up; the others wait for it here
+                    conn = self._connect()
+            yield conn
+        except (sqlite3.Error, OSError) as e:
+            if conn is not None:  # its state after a failed write is unknown: a new one next time
+                conn.close()
+                conn = None
+            error = _storage_error(e, self.folder)
+            log.warning("%s", error)
+            raise error from None
+        finally:
+            with self._pool:
+                if conn is None:
+                    self._opened -= 1
+                else:
+                    self._idle.append(conn)
+                self._pool.notify()
+
+    def close(self):
+        """Close the idle connections (a later use opens new ones)."""
+        with self._pool:
+            idle, self._idle = self._idle, []
+            self._opened -= len(idle)
+        for conn in idle:
+            conn.close()
+
+    def _transaction(self, work):
+        with self._db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+    def save(self, owner, session_id, messages, model=None, append=False):
+        """Store `messages` (after the saved ones when `append`); ToolError past a limit."""
+
+        def work(conn):
+            row = conn.execute(
+                "SELECT model, messages FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)
+            ).fetchone()
+            if row is None:
+                (held,) = conn.execute("SELECT COUNT(*) FROM contexts WHERE owner = ?", (owner,)).fetchone()
+                if held >= self.max_count:
+                    raise ToolError(
+                        f"{held} contexts are saved, the limit (MCP_CONTEXT_MAX_COUNT={self.max_count}): clear one "
+                        "with ollama_clear_context first"
+                    )
+            combined = (json.loads(row[1]) if row and append else []) + list(messages)
+            data = dumps(combined)
+            size = len(data.encode())
+            if len(combined) > self.max_messages:
+                raise ToolError(
+                    f"context {session_id!r} would hold {len(combined)} messages, over the limit of "
+                    f"{self.max_messages} (MCP_CONTEXT_MAX_MESSAGES): clear it or save a shorter history"
+                )
+            if size > self.max_bytes:
+                raise ToolError(
+                    f"context {session_id!r} would be {size} bytes, over the limit of {self.max_bytes} "
+                    "(MCP_CONTEXT_MAX_BYTES): clear it or save a shorter history"
+                )
+            others = "FROM contexts WHERE NOT (owner = ? AND id = ?)"
+            query = f"SELECT COALESCE(SUM(bytes), 0) {others} AND owner = ?"
+            (mine,) = conn.execute(query, (owner, session_id, owner)).fetchone()
+            if mine + size > self.max_total_bytes:
+                raise ToolError(
+                    f"your saved contexts would hold {mine + size} bytes, over the limit of {self.max_total_bytes} "
+                    "(MCP_CONTEXT_MAX_TOTAL_BYTES): clear some with ollama_clear_context"
+                )
+            (everyone,) = conn.execute(f"SELECT COALESCE(SUM(bytes), 0) {others}", (owner, session_id)).fetchone()
+            if everyone + size > self.max_store_bytes:
+                raise ToolError(
+                    f"the context store would hold {everyone + size} bytes, over its limit of {self.max_store_bytes} "
+                    "(MCP_CONTEXT_STORE_MAX_BYTES): clear contexts, or ask the operator to raise it"
+                )
+            now = time.time()
+            kept_model = model or (row[0] if row else None)
+            conn.execute(
+                "INSERT INTO contexts (owner, id, model, messages, count, bytes, created, updated) VALUES (?, ?, ?, "
+                "?, ?, ?, ?, ?) "
+                "ON CONFLICT(owner, id) DO UPDATE SET model = excluded.model, messages = excluded.messages, "
+                "count = excluded.count, bytes = excluded.bytes, updated = excluded.updated",
+                (owner, session_id, kept_model, data, len(combined), size, now, now),
+            )
+            return {"session_id": session_id, "model": kept_model, "count": len(combined), "bytes": size}
+
+        return self._transaction(work)
+
+    def load(self, owner, session_id):
+        """The saved context as a dict, or None."""
+        with self._db() as conn:
+            row = conn.execute(
+                "SELECT model, messages, count, updated FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)
+            ).fetchone()
+        if row is None:
+            return None
+        updated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row[3]))
+        return {
+            "session_id": session_id,
+            "model": row[0],
+            "messages": json.loads(row[1]),
+            "count": row[2],
+            "updated_at": updated,
+        }
+
+    def ids(self, owner, prefix="", limit=100):
+        """The ids of `owner`'s saved contexts that start with `prefix`, most recent first."""
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT id FROM contexts WHERE owner = ? AND substr(id, 1, ?) = ? ORDER BY updated DESC LIMIT ?",
+                (owner, len(prefix), prefix, limit),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def clear(self, owner, session_id):
+        """Delete a context; True when there was one."""
+        return self._transaction(
+            lambda conn: (
+                conn.execute("DELETE FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)).rowcount > 0
+            )
+        )
+
+
+def short_hash(secret):
+    """A short, stable name for a secret (a session id) that logs can carry instead of it."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+class Session:
+    """A handshake-era session: who owns it, the negotiated version and its log level.
+
+    `principal` (a token's name, or "" without tokens) owns it: nobody else may use it.
+    `client` is who counts against the caps (the principal, or the address without tokens).
+    """
+
+    def __init__(self, principal="", client="local"):
+        self.id = secrets.token_hex(16)
+        self.label = short_hash(self.id)
+        self.principal = principal
+        self.client = client
+        self.protocol_version = DEFAULT_PROTOCOL_VERSION
+        self.log_level = "info"
+        self.last_seen = time.monotonic()
+        self.event_ids = itertools.count(1)  # SSE event ids: the handshake era numbers its events
+
+
+class SessionTable:
+    """The handshake era's sessions: capped in total and per client, expiring when idle; a
+    session with calls running is never dropped to make room."""
+
+    def __init__(self, config, calls):
+        self.config = config
+        self._calls = calls
+        self._sessions = {}
+        self._lock = threading.Lock()
+
+    def __len__(self):
+        return len(self._sessions)
+
+    def open(self, principal, client):
+        """A new session, made room for at the caps; raises SessionsFull when none can be dropped."""
+        session = Session(principal, client)
+        with self._lock:
+            self._expire(time.monotonic())
+            mine = [s for s in self._sessions.values() if s.client == client]
+            self._make_room(mine, self.config.max_sessions_per_client, "MCP_MAX_SESSIONS_PER_CLIENT", "of this client ")
+            self._make_room(list(self._sessions.values()), self.config.max_sessions, "MCP_MAX_SESSIONS", "")
+            self._sessions[session.id] = session
+        return session
+
+    def _busy(self, session):
+        return bool(self._calls.in_scope(session.id))
+
+    def _make_room(self, sessions, cap, setting, whose):
+        if len(sessions) < cap:
+            return
+        idle = [s for s in sessions if not self._busy(s)]
+        if not idle:
+            raise SessionsFull(
+                f"Server busy: {len(sessions)} sessions {whose}are running calls ({setting}={cap}); end one (DELETE) "
+                "or retry when a call finishes"
+            )
+        self._end(min(idle, key=lambda s: s.last_seen))
+
+    def get(self, session_id, principal=""):
+        """The live session with this id owned by `principal`, or None (unknown, someone
+        else's, ended or expired: the caller cannot tell which)."""
+        now = time.monotonic()
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None or not hmac.compare_digest(session.principal, principal):
+                return None
+            if now - session.last_seen > self.config.session_ttl and not self._busy(session):
+                self._end(session)
+                return None
+            session.last_seen = now
+            return session
+
+    def end(self, session_id, principal=""):
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None or session.principal != principal:
+                return False
+            self._end(session)
+            return True
+
+    def _end(self, session):
+        self._sessions.pop(session.id, None)
+        for call in self._calls.in_scope(session.id):
+            call.cancel()
+
+    def _expire(self, now):
+        ttl = self.config.session_ttl
+        for session in [s for s in self._sessions.values() if now - s.last_seen > ttl and not self._busy(s)]:
+            self._end(session)
+
+
+class CallTable:
+    """Every running call and subscription, by (scope, request id): a notifications/cancelled
+    finds its call within its scope, ollama_cancel_request the calls of one principal."""
+
+    def __init__(self):
+        self._calls = {}
+        self._lock = threading.Lock()
+
+    def add(self, call):
+        """Register `call`; InvalidRequest when its id is already running in its scope."""
+        key = (call.scope, call.request_id)
+        with self._lock:
+            if key in self._calls:
+                raise InvalidRequest(f"Invalid Request: id {call.request_id!r} is already used by a running request")
+            self._calls[key] = call
+
+    def remove(self, call):
+        with self._lock:
+            if self._calls.get((call.scope, call.request_id)) is call:
+                del self._calls[(call.scope, call.request_id)]
+
+    def find(self, scope, request_id):
+        return self._calls.get((scope, request_id))
+
+    def in_scope(self, scope):
+        with self._lock:
+            return [c for (s, _), c in self._calls.items() if s == scope]
+
+    def of(self, principal):
+        with self._lock:
+            return [c for c in self._calls.values() if c.principal == principal]
+
+    def all(self):
+        with self._lock:
+            return list(self._calls.values())
+
+    def __len__(self):
+        return len(self._calls)
+
+
+class Subscription:
+    """One subscriptions/listen stream: what it asked for, and the changes waiting to be sent."""
+
+    def __init__(self, principal, list_changed, uris):
+        self.principal = principal
+        self.list_changed = list_changed
+        self.uris = frozenset(uris)
+        self.pending = queue.SimpleQueue()
+
+    def offer(self, uri, principal, listed):
+        if principal is not None and principal != self.principal:
+            return  # a change to someone else's context
+        if listed and self.list_changed:
+            self.pending.put(("notifications/resources/list_changed", {}))
+        if uri in self.uris:
+            self.pending.put(("notifications/resources/updated", {"uri": uri}))
+
+
+class ChangeFeed:
+    """Tells every open subscription what changed through this server."""
+
+    def __init__(self):
+        self._subscriptions = set()
+        self._lock = threading.Lock()
+
+    def add(self, subscription):
+        with self._lock:
+            self._subscriptions.add(subscription)
+
+    def remove(self, subscription):
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    def publish(self, uri, principal=None, listed=False):
+        with self._lock:
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            subscription.offer(uri, principal, listed)
+
+
+class RateLimiter:
+    """A token bucket per client: `per_minute` requests on average, bursts up to `burst`."""
+
+    MAX_CLIENTS = 10_000  # buckets kept before full (idle) ones are dropped
+
+    def __init__(self, per_minute, burst):
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._buckets = {}
+        self._lock = threading.Lock()
+
+    def wait_time(self, client, count=1):
+        """0 when `client` may send `count` requests now (and they are counted), else seconds to wait."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= count:
+                self._buckets[client] = (tokens - count, now)
+                wait = 0.0
+            else:
+                self._buckets[client] = (tokens, now)
+                wait = (count - tokens) / self.rate
+            if len(self._buckets) > self.MAX_CLIENTS:
+                self._drop_full(now)
+            return wait
+
+    def _drop_full(self, now):
+        for key, (tokens, last) in list(self._buckets.items()):
+            if tokens + (now - last) * self.rate >= self.burst:
+                del self._buckets[key]
+
+
+class Slots:
+    """Caps on things running at once (tool calls, subscriptions): in total, and per key. A tool
+    call counts under its client; a subscription under its address and, with tokens, its
+    principal too. Over a cap, `error` (a ServerBusy) names the setting."""
+
+    def __init__(self, total, per_key, what, settings, error=ServerBusy):
+        self.total = total
+        self.per_key = per_key
+        self.running = 0
+        self._what = what  # "tool calls"
+        self._settings = settings  # (the total's variable, the per-key one)
+        self._error = error
+        self._by_key = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, *keys):
+        """Take a slot under every key, or raise the error."""
+        with self._lock:
+            for key in keys:
+                mine = self._by_key.get(key, 0)
+                if mine >= self.per_key:
+                    raise self._error(
+                        f"Server busy: {mine} {self._what} of this client are running ({self._settings[1]}="
+                        f"{self.per_key}); retry when one finishes"
+                    )
+            if self.running >= self.total:
+                raise self._error(
+                    f"Server busy: {self.running} {self._what} are running ({self._settings[0]}={self.total}); "
+                    "retry shortly"
+                )
+            for key in keys:
+                self._by_key[key] = self._by_key.get(key, 0) + 1
+            self.running += 1
+
+    def release(self, *keys):
+        with self._lock:
+            self.running -= 1
+            for key in keys:
+                left = self._by_key.get(key, 1) - 1
+                if left > 0:
+                    self._by_key[key] = left
+                else:
+                    self._by_key.pop(key, None)
+
+
+# =============================================================================
+# 8. Tool registry
 # =============================================================================
 
 TOOL_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")  # used with fullmatch
@@ -2133,134 +2635,8 @@ def collect_tools(namespace):
     return [v.tool for v in namespace.values() if callable(v) and isinstance(getattr(v, "tool", None), Tool)]
 
 
-class Call:
-    """One in-flight request that runs for a while (a tool call, a subscription): what a handler
-    may use, and how it is cancelled.
-
-    `principal` owns it (and what it saves); `scope` is where its request id is unique (a
-    session, the stdio stream, one HTTP exchange); `calls` is the server's table of running
-    calls, `feed` tells subscribers what changed.
-    """
-
-    def __init__(
-        self,
-        *,
-        request_id,
-        tool_name,
-        ollama,
-        config,
-        principal="",
-        scope="local",
-        progress_token=None,
-        peer_gone=None,
-        store=None,
-        calls=None,
-        feed=None,
-        slots=None,
-        slot_owner=None,
-    ):
-        self.request_id = request_id
-        self.tool = tool_name  # None for a subscription
-        self.principal = principal
-        self.scope = scope
-        self.ollama = ollama  # the Ollama hosts (Ollama): for_model(), for_new(), hosts()
-        self.config = config
-        self.store = store  # saved chat contexts (ContextStore)
-        self.calls = calls
-        self.feed = feed
-        self.progress_token = progress_token
-        self.model = None  # set by handlers that work on one model, for listings
-        self.started = time.monotonic()
-        self.started_at = time.time()
-        self.cancel_event = threading.Event()
-        self.cancelled_by = None
-        self.partial = None  # the text generated so far, as a list of pieces (generation tools)
-        self._peer_gone = peer_gone
-        self._next_probe = 0.0
-        self._slots = slots  # the server's CallSlots: parallel work inside a call takes slots too
-        self._slot_owner = slot_owner
-
-    def cancel(self, by=None):
-        """Stop the call. Cancelled by its own client it gets no answer; cancelled `by` a tool
-        (another call), it is answered with an error saying so."""
-        if by and not self.cancel_event.is_set():
-            self.cancelled_by = by
-        self.cancel_event.set()
-
-    def part(self):
-        """A call for one part of this one (a batch item): cancelled with it, with its own model."""
-        part = Call(
-            request_id=self.request_id,
-            tool_name=self.tool,
-            ollama=self.ollama,
-            config=self.config,
-            principal=self.principal,
-            scope=self.scope,
-            store=self.store,
-        )
-        part.cancel_event = self.cancel_event
-        return part
-
-    def running(self):
-        """The other tool calls of this principal that are still running."""
-        if self.calls is None:
-            return []
-        return [
-            c
-            for c in self.calls.of(self.principal)
-            if c is not self and c.tool is not None and not c.cancel_event.is_set()
-        ]
-
-    def changed(self, uri, principal=None, listed=False):
-        """Tell subscribers that the resource `uri` changed (`principal`: only that one may see
-        it; `listed`: the set of resources changed too)."""
-        if self.feed is not None:
-            self.feed.publish(uri, principal, listed)
-
-    def models_changed(self, *names):
-        """Models were added, changed or removed through this server."""
-        for name in names:
-            self.changed(f"{MODELS_URI}/{name}")
-        self.changed(MODELS_URI, listed=True)
-
-    @contextlib.contextmanager
-    def extra_slots(self, wanted):
-        """Up to `wanted` more concurrency slots for parallel work inside this call, as many as
-        the caps allow now (0 when none are free); yields how many were taken."""
-        taken = 0
-        try:
-            while self._slots is not None and taken < wanted:
-                try:
-                    self._slots.acquire(self._slot_owner)
-                except ServerBusy:
-                    break
-                taken += 1
-            yield taken
-        finally:
-            for _ in range(taken):
-                self._slots.release(self._slot_owner)
-
-    def cancelled(self):
-        """True once cancelled, or once the client that asked has gone away."""
-        if self.cancel_event.is_set():
-            return True
-        if self._peer_gone is not None:
-            now = time.monotonic()
-            if now >= self._next_probe:
-                self._next_probe = now + DISCONNECT_PROBE_INTERVAL
-                if self._peer_gone():
-                    self.cancel_event.set()
-                    return True
-        return False
-
-    def check(self):
-        """Raise Cancelled if the call was cancelled."""
-        if self.cancelled():
-            raise Cancelled()
-
-
 # =============================================================================
-# 8. Built-in tools
+# 9. Built-in tools
 # =============================================================================
 # Schema fragments first, then the tools by category. Handlers read only validated arguments.
 
@@ -4025,7 +4401,7 @@ def ollama_batch_generate(call, args):
         )
     call.model = args["model"]
     wanted = min(args.get("concurrency", config.batch_concurrency), config.batch_max_concurrency, len(prompts))
-    with call.extra_slots(wanted - 1) as extra:  # each parallel prompt counts against the caps
+    with call.parallel(wanted - 1) as extra:  # each parallel prompt counts against the caps
         return (yield from _batch(call, args, 1 + extra))
 
 
@@ -4068,7 +4444,7 @@ def _batch(call, args, workers):
                 )
     finally:
         if any(r is None for r in results):  # cancelled or the client left: stop the prompts still running
-            call.cancel_event.set()
+            call.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
     failed = sum(1 for r in results if "error" in r)
     result = {
@@ -4417,249 +4793,6 @@ BUILTIN_TOOLS = collect_tools(globals())
 
 
 # =============================================================================
-# 9. Context store
-# =============================================================================
-
-
-class StorageError(ToolError):
-    """Saved contexts cannot be read or written (a full disk, a folder this server may not
-    write): the message names the folder and the fix."""
-
-
-def _storage_error(e, folder):
-    """A StorageError for an sqlite3 or OS error on the contexts file in `folder`."""
-    text = str(e).lower()
-    if "full" in text or getattr(e, "errno", None) == errno.ENOSPC:
-        return StorageError(
-            f"saved contexts cannot be written: the disk of {folder} is full; free space there, or set MCP_DATA_DIR "
-            "to a folder on another disk"
-        )
-    if "readonly" in text or "read-only" in text or "unable to open" in text or isinstance(e, PermissionError):
-        return StorageError(
-            f"saved contexts are unavailable: {folder} is not writable by this server; fix its permissions, or set "
-            "MCP_DATA_DIR to a folder it may write"
-        )
-    return StorageError(f"saved contexts are unavailable ({e}); check {folder} (MCP_DATA_DIR)")
-
-
-class ContextStore:
-    """Saved chat contexts in SQLite: WAL mode, every change in one IMMEDIATE transaction, so
-    concurrent calls serialize and a killed process loses nothing committed. At most POOL
-    connections, shared by all threads (a connection per thread would keep a file descriptor
-    for every thread that ever saved). The folder (0700) and the file (0600, and its -wal and
-    -shm) are created on first use, readable by this user only.
-
-    Every context belongs to an owner, the principal that saved it (a token's name; "" for the
-    unauthenticated clients and stdio): the same id under two owners is two contexts. An owner
-    keeps at most `max_count` of them and `max_total_bytes` in all; the store `max_store_bytes`.
-    A disk or permission failure is a StorageError naming the folder.
-    """
-
-    SCHEMA = (
-        "CREATE TABLE IF NOT EXISTS contexts (owner TEXT NOT NULL DEFAULT '', id TEXT NOT NULL, model TEXT, "
-        "messages TEXT NOT NULL, count INTEGER NOT NULL, bytes INTEGER NOT NULL, created REAL NOT NULL, "
-        "updated REAL NOT NULL, PRIMARY KEY (owner, id))"
-    )
-    POOL = 4
-
-    def __init__(
-        self,
-        path,
-        max_messages,
-        max_bytes,
-        max_count=1000,
-        max_total_bytes=64 << 20,
-        max_store_bytes=1 << 30,
-        private_folder=False,
-    ):
-        self.path = path
-        self.folder = os.path.dirname(os.path.abspath(path))
-        self.max_messages = max_messages
-        self.max_bytes = max_bytes
-        self.max_count = max_count
-        self.max_total_bytes = max_total_bytes
-        self.max_store_bytes = max_store_bytes
-        self._private_folder = private_folder  # the default folder is ours alone: tighten it if it is not
-        self._idle = []
-        self._opened = 0
-        self._pool = threading.Condition()
-        self._ready = False
-
-    def _setup(self):
-        if not os.path.isdir(self.folder):
-            os.makedirs(self.folder, mode=0o700, exist_ok=True)
-        elif self._private_folder:
-            os.chmod(self.folder, 0o700)
-        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # SQLite gives -wal and -shm its mode
-        for name in (self.path, self.path + "-wal", self.path + "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.chmod(name, 0o600)  # files of an older version were 0644
-        setup = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            setup.execute("PRAGMA journal_mode=WAL")
-            setup.execute("BEGIN IMMEDIATE")
-            columns = [row[1] for row in setup.execute("PRAGMA table_info(contexts)")]
-            if columns and "owner" not in columns:  # a file from before owners: its contexts become ""'s
-                setup.execute("ALTER TABLE contexts RENAME TO contexts_unowned")
-                setup.execute(self.SCHEMA)
-                setup.execute(
-                    "INSERT INTO contexts (owner, id, model, messages, count, bytes, created, updated) "
-                    "SELECT '', id, model, messages, count, bytes, created, updated FROM contexts_unowned"
-                )
-                setup.execute("DROP TABLE contexts_unowned")
-            setup.execute(self.SCHEMA)
-            setup.execute("COMMIT")
-        finally:
-            setup.close()
-
-    def _connect(self):
-        if not self._ready:
-            self._setup()
-            self._ready = True
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable when the process is killed
-        return conn
-
-    @contextlib.contextmanager
-    def _db(self):
-        """A connection of the pool for one operation (waiting while all POOL are in use); an
-        sqlite3 or OS error inside becomes a StorageError, logged once without its traceback."""
-        with self._pool:
-            while not self._idle and self._opened >= self.POOL:
-                self._pool.wait()
-            conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                self._opened += 1
-        try:
-            if conn is None:
-                with self._pool:  # one thread sets the file up; the others wait for it here
-                    conn = self._connect()
-            yield conn
-        except (sqlite3.Error, OSError) as e:
-            if conn is not None:  # its state after a failed write is unknown: a new one next time
-                conn.close()
-                conn = None
-            error = _storage_error(e, self.folder)
-            log.warning("%s", error)
-            raise error from None
-        finally:
-            with self._pool:
-                if conn is None:
-                    self._opened -= 1
-                else:
-                    self._idle.append(conn)
-                self._pool.notify()
-
-    def close(self):
-        """Close the idle connections (a later use opens new ones)."""
-        with self._pool:
-            idle, self._idle = self._idle, []
-            self._opened -= len(idle)
-        for conn in idle:
-            conn.close()
-
-    def _transaction(self, work):
-        with self._db() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-    def save(self, owner, session_id, messages, model=None, append=False):
-        """Store `messages` (after the saved ones when `append`); ToolError past a limit."""
-
-        def work(conn):
-            row = conn.execute(
-                "SELECT model, messages FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)
-            ).fetchone()
-            if row is None:
-                (held,) = conn.execute("SELECT COUNT(*) FROM contexts WHERE owner = ?", (owner,)).fetchone()
-                if held >= self.max_count:
-                    raise ToolError(
-                        f"{held} contexts are saved, the limit (MCP_CONTEXT_MAX_COUNT={self.max_count}): clear one "
-                        "with ollama_clear_context first"
-                    )
-            combined = (json.loads(row[1]) if row and append else []) + list(messages)
-            data = dumps(combined)
-            size = len(data.encode())
-            if len(combined) > self.max_messages:
-                raise ToolError(
-                    f"context {session_id!r} would hold {len(combined)} messages, over the limit of "
-                    f"{self.max_messages} (MCP_CONTEXT_MAX_MESSAGES): clear it or save a shorter history"
-                )
-            if size > self.max_bytes:
-                raise ToolError(
-                    f"context {session_id!r} would be {size} bytes, over the limit of {self.max_bytes} "
-                    "(MCP_CONTEXT_MAX_BYTES): clear it or save a shorter history"
-                )
-            others = "FROM contexts WHERE NOT (owner = ? AND id = ?)"
-            query = f"SELECT COALESCE(SUM(bytes), 0) {others} AND owner = ?"
-            (mine,) = conn.execute(query, (owner, session_id, owner)).fetchone()
-            if mine + size > self.max_total_bytes:
-                raise ToolError(
-                    f"your saved contexts would hold {mine + size} bytes, over the limit of {self.max_total_bytes} "
-                    "(MCP_CONTEXT_MAX_TOTAL_BYTES): clear some with ollama_clear_context"
-                )
-            (everyone,) = conn.execute(f"SELECT COALESCE(SUM(bytes), 0) {others}", (owner, session_id)).fetchone()
-            if everyone + size > self.max_store_bytes:
-                raise ToolError(
-                    f"the context store would hold {everyone + size} bytes, over its limit of {self.max_store_bytes} "
-                    "(MCP_CONTEXT_STORE_MAX_BYTES): clear contexts, or ask the operator to raise it"
-                )
-            now = time.time()
-            kept_model = model or (row[0] if row else None)
-            conn.execute(
-                "INSERT INTO contexts (owner, id, model, messages, count, bytes, created, updated) VALUES (?, ?, ?, "
-                "?, ?, ?, ?, ?) "
-                "ON CONFLICT(owner, id) DO UPDATE SET model = excluded.model, messages = excluded.messages, "
-                "count = excluded.count, bytes = excluded.bytes, updated = excluded.updated",
-                (owner, session_id, kept_model, data, len(combined), size, now, now),
-            )
-            return {"session_id": session_id, "model": kept_model, "count": len(combined), "bytes": size}
-
-        return self._transaction(work)
-
-    def load(self, owner, session_id):
-        """The saved context as a dict, or None."""
-        with self._db() as conn:
-            row = conn.execute(
-                "SELECT model, messages, count, updated FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)
-            ).fetchone()
-        if row is None:
-            return None
-        updated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row[3]))
-        return {
-            "session_id": session_id,
-            "model": row[0],
-            "messages": json.loads(row[1]),
-            "count": row[2],
-            "updated_at": updated,
-        }
-
-    def ids(self, owner, prefix="", limit=100):
-        """The ids of `owner`'s saved contexts that start with `prefix`, most recent first."""
-        with self._db() as conn:
-            rows = conn.execute(
-                "SELECT id FROM contexts WHERE owner = ? AND substr(id, 1, ?) = ? ORDER BY updated DESC LIMIT ?",
-                (owner, len(prefix), prefix, limit),
-            ).fetchall()
-        return [row[0] for row in rows]
-
-    def clear(self, owner, session_id):
-        """Delete a context; True when there was one."""
-        return self._transaction(
-            lambda conn: (
-                conn.execute("DELETE FROM contexts WHERE owner = ? AND id = ?", (owner, session_id)).rowcount > 0
-            )
-        )
-
-
-# =============================================================================
 # 10. Resources and prompts
 # =============================================================================
 # What a client can read without calling a tool, and the prompts a person picks from a menu.
@@ -4988,88 +5121,8 @@ def build_registry(config):
 
 
 # =============================================================================
-# 12. Limits and metrics
+# 12. Metrics
 # =============================================================================
-
-
-class RateLimiter:
-    """A token bucket per client: `per_minute` requests on average, bursts up to `burst`."""
-
-    MAX_CLIENTS = 10_000  # buckets kept before full (idle) ones are dropped
-
-    def __init__(self, per_minute, burst):
-        self.rate = per_minute / 60.0
-        self.burst = float(burst)
-        self._buckets = {}
-        self._lock = threading.Lock()
-
-    def wait_time(self, client, count=1):
-        """0 when `client` may send `count` requests now (and they are counted), else seconds to wait."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(client, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= count:
-                self._buckets[client] = (tokens - count, now)
-                wait = 0.0
-            else:
-                self._buckets[client] = (tokens, now)
-                wait = (count - tokens) / self.rate
-            if len(self._buckets) > self.MAX_CLIENTS:
-                self._drop_full(now)
-            return wait
-
-    def _drop_full(self, now):
-        for key, (tokens, last) in list(self._buckets.items()):
-            if tokens + (now - last) * self.rate >= self.burst:
-                del self._buckets[key]
-
-
-class Slots:
-    """Caps on things running at once (tool calls, subscriptions): in total, and per key. A tool
-    call counts under its client; a subscription under its address and, with tokens, its
-    principal too. Over a cap, `error` (a ServerBusy) names the setting."""
-
-    def __init__(self, total, per_key, what, settings, error=ServerBusy):
-        self.total = total
-        self.per_key = per_key
-        self.running = 0
-        self._what = what  # "tool calls"
-        self._settings = settings  # (the total's variable, the per-key one)
-        self._error = error
-        self._by_key = {}
-        self._lock = threading.Lock()
-
-    def acquire(self, *keys):
-        """Take a slot under every key, or raise the error."""
-        with self._lock:
-            for key in keys:
-                mine = self._by_key.get(key, 0)
-                if mine >= self.per_key:
-                    raise self._error(
-                        f"Server busy: {mine} {self._what} of this client are running ({self._settings[1]}="
-                        f"{self.per_key}); retry when one finishes"
-                    )
-            if self.running >= self.total:
-                raise self._error(
-                    f"Server busy: {self.running} {self._what} are running ({self._settings[0]}={self.total}); "
-                    "retry shortly"
-                )
-            for key in keys:
-                self._by_key[key] = self._by_key.get(key, 0) + 1
-            self.running += 1
-
-    def release(self, *keys):
-        with self._lock:
-            self.running -= 1
-            for key in keys:
-                left = self._by_key.get(key, 1) - 1
-                if left > 0:
-                    self._by_key[key] = left
-                else:
-                    self._by_key.pop(key, None)
 
 
 class Metrics:
@@ -5169,29 +5222,6 @@ class _Monotonic:
         return self.last
 
 
-def short_hash(secret):
-    """A short, stable name for a secret (a session id) that logs can carry instead of it."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:12]
-
-
-class Session:
-    """A handshake-era session: who owns it, the negotiated version and its log level.
-
-    `principal` (a token's name, or "" without tokens) owns it: nobody else may use it.
-    `client` is who counts against the caps (the principal, or the address without tokens).
-    """
-
-    def __init__(self, principal="", client="local"):
-        self.id = secrets.token_hex(16)
-        self.label = short_hash(self.id)
-        self.principal = principal
-        self.client = client
-        self.protocol_version = DEFAULT_PROTOCOL_VERSION
-        self.log_level = "info"
-        self.last_seen = time.monotonic()
-        self.event_ids = itertools.count(1)  # SSE event ids: the handshake era numbers its events
-
-
 @dataclasses.dataclass(eq=False)
 class RequestContext:
     """What a transport knows of one incoming message besides the message itself.
@@ -5214,157 +5244,6 @@ class RequestContext:
     capabilities: dict = dataclasses.field(default_factory=dict)
     log_level: str = None  # notifications/message at or above it; None sends none
     http_status: int = None  # an error's own HTTP status (503 when sessions are full)
-
-
-class SessionTable:
-    """The handshake era's sessions: capped in total and per client, expiring when idle; a
-    session with calls running is never dropped to make room."""
-
-    def __init__(self, config, calls):
-        self.config = config
-        self._calls = calls
-        self._sessions = {}
-        self._lock = threading.Lock()
-
-    def __len__(self):
-        return len(self._sessions)
-
-    def open(self, principal, client):
-        """A new session, made room for at the caps; raises SessionsFull when none can be dropped."""
-        session = Session(principal, client)
-        with self._lock:
-            self._expire(time.monotonic())
-            mine = [s for s in self._sessions.values() if s.client == client]
-            self._make_room(mine, self.config.max_sessions_per_client, "MCP_MAX_SESSIONS_PER_CLIENT", "of this client ")
-            self._make_room(list(self._sessions.values()), self.config.max_sessions, "MCP_MAX_SESSIONS", "")
-            self._sessions[session.id] = session
-        return session
-
-    def _busy(self, session):
-        return bool(self._calls.in_scope(session.id))
-
-    def _make_room(self, sessions, cap, setting, whose):
-        if len(sessions) < cap:
-            return
-        idle = [s for s in sessions if not self._busy(s)]
-        if not idle:
-            raise SessionsFull(
-                f"Server busy: {len(sessions)} sessions {whose}are running calls ({setting}={cap}); end one (DELETE) "
-                "or retry when a call finishes"
-            )
-        self._end(min(idle, key=lambda s: s.last_seen))
-
-    def get(self, session_id, principal=""):
-        """The live session with this id owned by `principal`, or None (unknown, someone
-        else's, ended or expired: the caller cannot tell which)."""
-        now = time.monotonic()
-        with self._lock:
-            session = self._sessions.get(session_id)
-            if session is None or not hmac.compare_digest(session.principal, principal):
-                return None
-            if now - session.last_seen > self.config.session_ttl and not self._busy(session):
-                self._end(session)
-                return None
-            session.last_seen = now
-            return session
-
-    def end(self, session_id, principal=""):
-        with self._lock:
-            session = self._sessions.get(session_id)
-            if session is None or session.principal != principal:
-                return False
-            self._end(session)
-            return True
-
-    def _end(self, session):
-        self._sessions.pop(session.id, None)
-        for call in self._calls.in_scope(session.id):
-            call.cancel()
-
-    def _expire(self, now):
-        ttl = self.config.session_ttl
-        for session in [s for s in self._sessions.values() if now - s.last_seen > ttl and not self._busy(s)]:
-            self._end(session)
-
-
-class CallTable:
-    """Every running call and subscription, by (scope, request id): a notifications/cancelled
-    finds its call within its scope, ollama_cancel_request the calls of one principal."""
-
-    def __init__(self):
-        self._calls = {}
-        self._lock = threading.Lock()
-
-    def add(self, call):
-        """Register `call`; InvalidRequest when its id is already running in its scope."""
-        key = (call.scope, call.request_id)
-        with self._lock:
-            if key in self._calls:
-                raise InvalidRequest(f"Invalid Request: id {call.request_id!r} is already used by a running request")
-            self._calls[key] = call
-
-    def remove(self, call):
-        with self._lock:
-            if self._calls.get((call.scope, call.request_id)) is call:
-                del self._calls[(call.scope, call.request_id)]
-
-    def find(self, scope, request_id):
-        return self._calls.get((scope, request_id))
-
-    def in_scope(self, scope):
-        with self._lock:
-            return [c for (s, _), c in self._calls.items() if s == scope]
-
-    def of(self, principal):
-        with self._lock:
-            return [c for c in self._calls.values() if c.principal == principal]
-
-    def all(self):
-        with self._lock:
-            return list(self._calls.values())
-
-    def __len__(self):
-        return len(self._calls)
-
-
-class Subscription:
-    """One subscriptions/listen stream: what it asked for, and the changes waiting to be sent."""
-
-    def __init__(self, principal, list_changed, uris):
-        self.principal = principal
-        self.list_changed = list_changed
-        self.uris = frozenset(uris)
-        self.pending = queue.SimpleQueue()
-
-    def offer(self, uri, principal, listed):
-        if principal is not None and principal != self.principal:
-            return  # a change to someone else's context
-        if listed and self.list_changed:
-            self.pending.put(("notifications/resources/list_changed", {}))
-        if uri in self.uris:
-            self.pending.put(("notifications/resources/updated", {"uri": uri}))
-
-
-class ChangeFeed:
-    """Tells every open subscription what changed through this server."""
-
-    def __init__(self):
-        self._subscriptions = set()
-        self._lock = threading.Lock()
-
-    def add(self, subscription):
-        with self._lock:
-            self._subscriptions.add(subscription)
-
-    def remove(self, subscription):
-        with self._lock:
-            self._subscriptions.discard(subscription)
-
-    def publish(self, uri, principal=None, listed=False):
-        with self._lock:
-            subscriptions = list(self._subscriptions)
-        for subscription in subscriptions:
-            subscription.offer(uri, principal, listed)
 
 
 def _completion_tokens(result):
@@ -5416,6 +5295,182 @@ def _check_param_headers(t, arguments, headers):
             raise HeaderMismatch(
                 f"Header mismatch: Mcp-Param-{header} {sent!r} does not match the argument {'.'.join(path)}"
             )
+
+
+_CURSOR = re.compile(r"[0-9]{1,9}")
+
+LIST_TTL_MS = 300_000  # the tools, prompts and templates never change while the server runs
+
+MODELS_TTL_MS = 5_000  # installed models change when someone pulls or deletes one
+
+DISCOVER_TTL_MS = 3_600_000
+
+RPC_HANDLERS = {
+    "initialize": "rpc_initialize",
+    "server/discover": "rpc_server_discover",
+    "ping": "rpc_ping",
+    "logging/setLevel": "rpc_logging_set_level",
+    "tools/list": "rpc_tools_list",
+    "tools/call": "rpc_tools_call",
+    "resources/list": "rpc_resources_list",
+    "resources/templates/list": "rpc_resources_templates_list",
+    "resources/read": "rpc_resources_read",
+    "prompts/list": "rpc_prompts_list",
+    "prompts/get": "rpc_prompts_get",
+    "completion/complete": "rpc_completion_complete",
+    "subscriptions/listen": "rpc_subscriptions_listen",
+}
+
+LEGACY_ONLY = frozenset(("initialize", "ping", "logging/setLevel"))  # removed in 2026-07-28
+
+MODERN_ONLY = frozenset(("server/discover", "subscriptions/listen"))
+
+NOTIFICATION_HANDLERS = {"notifications/cancelled": "on_cancelled"}
+
+
+class RunningCall:
+    """The dispatcher's record of one request that runs for a while (a tool call, a subscription):
+    whose it is, where its id is unique, what it works on, and how it is cancelled. Handlers
+    never see it: they get a Call.
+
+    `principal` owns it; `scope` is where its request id is unique (a session, the stdio stream,
+    one HTTP exchange); `client` is whom its slot counts against."""
+
+    def __init__(
+        self, request_id, tool, principal="", scope="local", client="local", progress_token=None, peer_gone=None
+    ):
+        self.request_id = request_id
+        self.tool = tool  # None for a subscription
+        self.principal = principal
+        self.scope = scope
+        self.client = client
+        self.progress_token = progress_token
+        self.model = None  # what the handler works on, for listings
+        self.partial = None  # the text generated so far, as a list of pieces (generation tools)
+        self.started = time.monotonic()
+        self.started_at = time.time()
+        self.cancel_event = threading.Event()
+        self.cancelled_by = None
+        self._peer_gone = peer_gone
+        self._next_probe = 0.0
+
+    def cancel(self, by=None):
+        """Stop the call. Cancelled by its own client it gets no answer; cancelled `by` a tool
+        (another call), it is answered with an error saying so."""
+        if by and not self.cancel_event.is_set():
+            self.cancelled_by = by
+        self.cancel_event.set()
+
+    def cancelled(self):
+        """True once cancelled, or once the client that asked has gone away."""
+        if self.cancel_event.is_set():
+            return True
+        if self._peer_gone is not None:
+            now = time.monotonic()
+            if now >= self._next_probe:
+                self._next_probe = now + DISCONNECT_PROBE_INTERVAL
+                if self._peer_gone():
+                    self.cancel_event.set()
+                    return True
+        return False
+
+    def check(self):
+        """Raise Cancelled if the call was cancelled."""
+        if self.cancelled():
+            raise Cancelled()
+
+
+class Call:
+    """What a tool handler gets, built-in or from a pack: the Ollama hosts (`ollama`), the
+    configuration, the saved contexts (`store`), who is calling (`principal`), and its own call:
+    `check()`/`cancelled()`, `changed()` for subscribers, `model` and `partial` for the listing and
+    the answer of a cancelled call, and for batch-like work `parallel()` and `part()`. The
+    bookkeeping stays in the dispatcher's RunningCall."""
+
+    def __init__(self, server, running):
+        self.ollama = server.ollama  # Ollama: for_model(), for_new(), hosts()
+        self.config = server.config
+        self.store = server.store  # saved chat contexts
+        self.principal = running.principal
+        self._server = server
+        self._running = running
+
+    @property
+    def model(self):
+        return self._running.model
+
+    @model.setter
+    def model(self, name):
+        """The model the call works on (listings of running calls show it)."""
+        self._running.model = name
+
+    @property
+    def partial(self):
+        return self._running.partial
+
+    @partial.setter
+    def partial(self, pieces):
+        """The list of text pieces generated so far: a cancelled call's answer carries them."""
+        self._running.partial = pieces
+
+    def cancelled(self):
+        return self._running.cancelled()
+
+    def check(self):
+        """Raise Cancelled once the call is cancelled or its client has left."""
+        self._running.check()
+
+    def cancel(self):
+        """Cancel this call and its parts (a batch stopping the prompts still running)."""
+        self._running.cancel()
+
+    def changed(self, uri, principal=None, listed=False):
+        """Tell subscribers that the resource `uri` changed (`principal`: only that one may see
+        it; `listed`: the set of resources changed too)."""
+        self._server.feed.publish(uri, principal, listed)
+
+    def models_changed(self, *names):
+        """Models were added, changed or removed through this server."""
+        for name in names:
+            self.changed(f"{MODELS_URI}/{name}")
+        self.changed(MODELS_URI, listed=True)
+
+    def running(self):
+        """The other tool calls of this principal that are still running (RunningCall records:
+        request_id, tool, model, started_at; `cancel(by=...)` stops one)."""
+        mine = self._server.calls.of(self.principal)
+        return [c for c in mine if c is not self._running and c.tool is not None and not c.cancel_event.is_set()]
+
+    @property
+    def scope(self):
+        """Where this call's request id is unique (its session, stream or HTTP exchange)."""
+        return self._running.scope
+
+    @contextlib.contextmanager
+    def parallel(self, wanted):
+        """Up to `wanted` more concurrency slots for parallel work inside this call, as many as
+        the caps allow now (0 when none are free); yields how many were taken."""
+        slots, owner, taken = self._server.slots, self._running.client, 0
+        try:
+            while taken < wanted:
+                try:
+                    slots.acquire(owner)
+                except ServerBusy:
+                    break
+                taken += 1
+            yield taken
+        finally:
+            for _ in range(taken):
+                slots.release(owner)
+
+    def part(self):
+        """A Call for one part of this one (a batch item): cancelled with it, its own model and
+        text, and what it changes reaches subscribers as this call's would."""
+        running = self._running
+        piece = RunningCall(running.request_id, running.tool, running.principal, running.scope, running.client)
+        piece.cancel_event = running.cancel_event
+        piece._peer_gone = running._peer_gone
+        return Call(self._server, piece)
 
 
 class McpServer:
@@ -5519,7 +5574,7 @@ class McpServer:
         if kind == "notification":
             handler = NOTIFICATION_HANDLERS.get(method)
             if handler is not None:
-                handler(self, params, request)
+                getattr(self, handler)(params, request)
             return None
         request.id = msg["id"]
         started = time.monotonic()
@@ -5540,7 +5595,7 @@ class McpServer:
             handler = RPC_HANDLERS.get(method)
             if handler is None or method in (LEGACY_ONLY if request.modern else MODERN_ONLY):
                 raise MethodNotFound(f"Method not found: {method}")
-            result = handler(self, params, request)
+            result = getattr(self, handler)(params, request)
         except Cancelled:
             return None
         except ProtocolError as e:
@@ -5668,12 +5723,12 @@ class McpServer:
     # --- tool calls ---------------------------------------------------------------------------
 
     def _run_tool(self, t, call, arguments, request):
-        """Run one tool to its result, sending its events as notifications; (result, outcome).
-        Raises Cancelled when its own client cancelled it or left."""
+        """Run one tool (its RunningCall `call`) to its result, sending its events as
+        notifications; (result, outcome). Raises Cancelled when its own client cancelled it or left."""
         monotonic = _Monotonic()
         try:
             arguments = t.check_arguments(arguments)
-            out = t.handler(call, arguments)
+            out = t.handler(Call(self, call), arguments)
             if isinstance(out, types.GeneratorType):
                 try:
                     while True:
@@ -5721,24 +5776,288 @@ class McpServer:
         self._log("tool call %s %s", call.tool, outcome, request, call.started, tool=call.tool)
 
     def new_call(self, request, tool_name, progress_token=None):
-        """A Call for `request`, registered in the call table (InvalidRequest for a reused id)."""
-        call = Call(
-            request_id=request.id,
-            tool_name=tool_name,
-            ollama=self.ollama,
-            config=self.config,
-            principal=request.principal,
-            scope=request.scope,
-            progress_token=progress_token,
-            peer_gone=request.peer_gone,
-            store=self.store,
-            calls=self.calls,
-            feed=self.feed,
-            slots=self.slots,
-            slot_owner=request.client,
+        """The RunningCall of `request`, registered in the call table (InvalidRequest for a reused id)."""
+        call = RunningCall(
+            request.id, tool_name, request.principal, request.scope, request.client, progress_token, request.peer_gone
         )
         self.calls.add(call)
         return call
+
+    # --- JSON-RPC methods: (params, request) -> result ------------------------------------------
+
+    def _cached(self, result, ttl_ms, private=False):
+        """A list or read result with the stateless era's caching hints."""
+        return {**result, "ttlMs": ttl_ms, "cacheScope": "private" if private else self.cache_scope}
+
+    def _page(self, items, params, key):
+        """One page of `items` for a list request, with nextCursor when more follow."""
+        cursor = params.get("cursor")
+        start = 0
+        if cursor is not None:  # our cursors are offsets we handed out: a few ASCII digits
+            if not isinstance(cursor, str) or not _CURSOR.fullmatch(cursor) or int(cursor) > len(items):
+                raise InvalidParams("Invalid params: unknown cursor")
+            start = int(cursor)
+        end = start + self.config.page_size
+        result = {key: items[start:end]}
+        if end < len(items):
+            result["nextCursor"] = str(end)
+        return result
+
+    def _listing(self, request, items, params, key, ttl_ms):
+        """One page of a list result; the stateless era adds its caching hints."""
+        page = self._page(items, params, key)
+        return self._cached(page, ttl_ms) if request.modern else page
+
+    def rpc_initialize(self, params, request):
+        requested = params.get("protocolVersion")
+        if not isinstance(requested, str):
+            raise InvalidParams("Invalid params: protocolVersion must be a string")
+        if request.session is None:  # HTTP: the session starts here; stdio passes the stream's own
+            request.session = self.sessions.open(request.principal, request.client)
+        request.session.protocol_version = requested if requested in PROTOCOL_VERSIONS else LATEST_PROTOCOL_VERSION
+        return {
+            "protocolVersion": request.session.protocol_version,
+            "capabilities": self.capabilities(modern=False),
+            "serverInfo": self.server_info,
+            "instructions": INSTRUCTIONS,
+        }
+
+    def rpc_server_discover(self, params, request):
+        return self._cached(
+            {
+                "supportedVersions": list(MODERN_PROTOCOL_VERSIONS),
+                "capabilities": self.capabilities(modern=True),
+                "instructions": INSTRUCTIONS,
+            },
+            DISCOVER_TTL_MS,
+        )
+
+    def rpc_ping(self, params, request):
+        return {}
+
+    def rpc_logging_set_level(self, params, request):
+        level = params.get("level")
+        if level not in MCP_LOG_LEVELS:
+            raise InvalidParams(f"Invalid params: level must be one of {', '.join(MCP_LOG_LEVELS)}")
+        if request.session is not None:
+            request.session.log_level = level
+        return {}
+
+    def rpc_tools_list(self, params, request):
+        return self._listing(request, self.tool_specs(), params, "tools", LIST_TTL_MS)
+
+    def rpc_tools_call(self, params, request):
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise InvalidParams("Invalid params: `name` must be a string")
+        arguments = params.get("arguments", {})
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise InvalidParams("Invalid params: `arguments` must be an object")
+        t = self.registry.get(name)
+        if t is None:
+            raise InvalidParams(f"Unknown tool: {name}. Call tools/list to see the available tools.")
+        if request.headers is not None:
+            _check_param_headers(t, arguments, request.headers)
+        call = self.new_call(request, name, progress_token(params.get("_meta")))
+        outcome, result = "cancelled", None
+        try:
+            try:
+                self.slots.acquire(request.client)
+            except ServerBusy:
+                outcome = "busy"
+                raise
+            try:
+                result, outcome = self._run_tool(t, call, arguments, request)
+            finally:
+                self.slots.release(request.client)
+        finally:
+            self.finish_call(call, outcome, result, request)
+        return result
+
+    @staticmethod
+    def _resource_entry(resource):
+        return {
+            "uri": resource.uri,
+            "name": resource.name,
+            "title": resource.title,
+            "description": resource.description,
+            "mimeType": JSON_MIME,
+        }
+
+    def rpc_resources_list(self, params, request):
+        entries = [self._resource_entry(r) for r in self.resources]
+        if any(t.tool == "ollama_show_model" for t in self.templates):  # each installed model, for resource pickers
+            entries += [
+                {
+                    "uri": f"{MODELS_URI}/{name}",
+                    "name": name,
+                    "title": name,
+                    "description": f"the model {name}",
+                    "mimeType": JSON_MIME,
+                }
+                for name in _installed_names(self)
+            ]
+        return self._listing(request, entries, params, "resources", MODELS_TTL_MS)
+
+    def rpc_resources_templates_list(self, params, request):
+        entries = [
+            {
+                "uriTemplate": t.uri_template,
+                "name": t.name,
+                "title": t.title,
+                "description": t.description,
+                "mimeType": JSON_MIME,
+            }
+            for t in self.templates
+        ]
+        return self._listing(request, entries, params, "resourceTemplates", LIST_TTL_MS)
+
+    def _find_resource(self, uri):
+        """(reader, value, private) for a URI this server serves, else None. A template's value may
+        come percent-encoded: RFC 6570 expansion encodes the ':' and '/' of model names."""
+        for resource in self.resources:
+            if uri == resource.uri:
+                return resource.read, None, False
+        for template in self.templates:
+            if uri.startswith(template.prefix) and len(uri) > len(template.prefix):
+                return (
+                    template.read,
+                    urllib.parse.unquote(uri[len(template.prefix) :]),
+                    template.tool == "ollama_load_context",
+                )
+        return None
+
+    def rpc_resources_read(self, params, request):
+        uri = params.get("uri")
+        if not isinstance(uri, str):
+            raise InvalidParams("Invalid params: uri must be a string")
+        found = self._find_resource(uri)
+        try:
+            content = None
+            if found is not None:
+                read, value, private = found
+                content = read(self, request.principal) if value is None else read(self, request.principal, value)
+        except ToolError as e:  # Ollama, or the context store, failed
+            raise ProtocolError(f"Could not read {uri}: {e}", {"uri": uri}) from None
+        if content is None:
+            raise ResourceNotFound(
+                f"Resource not found: {uri}. resources/list and resources/templates/list show what can be read.",
+                {"uri": uri},
+            )
+        result = {"contents": [{"uri": uri, "mimeType": JSON_MIME, "text": dumps(content)}]}
+        return self._cached(result, 0 if private else MODELS_TTL_MS, private) if request.modern else result
+
+    def rpc_prompts_list(self, params, request):
+        entries = [
+            {
+                "name": p.name,
+                "title": p.title,
+                "description": p.description,
+                "arguments": [{"name": n, "description": d, "required": r} for n, d, r in p.arguments],
+            }
+            for p in self.prompts.values()
+        ]
+        return self._listing(request, entries, params, "prompts", LIST_TTL_MS)
+
+    def rpc_prompts_get(self, params, request):
+        prompt = self.prompts.get(params.get("name"))
+        if prompt is None:
+            raise InvalidParams(
+                f"Invalid params: unknown prompt {params.get('name')!r}; prompts/list shows the prompts"
+            )
+        arguments = params.get("arguments") or {}
+        if not isinstance(arguments, dict) or not all(isinstance(v, str) for v in arguments.values()):
+            raise InvalidParams("Invalid params: arguments must be an object of strings")
+        known = {n for n, _, _ in prompt.arguments}
+        unknown = sorted(set(arguments) - known)
+        if unknown:
+            takes = ", ".join(sorted(known))
+            raise InvalidParams(f"Invalid params: {prompt.name} has no argument {', '.join(unknown)}; it takes {takes}")
+        missing = [n for n, _, required in prompt.arguments if required and not arguments.get(n)]
+        if missing:
+            raise InvalidParams(f"Invalid params: {prompt.name} needs {', '.join(missing)}")
+        try:
+            description, messages = prompt.render(self, request.principal, arguments)
+        except OllamaError as e:
+            raise ProtocolError(f"Could not prepare {prompt.name}: {e}") from None
+        return {"description": description, "messages": messages}
+
+    def rpc_completion_complete(self, params, request):
+        argument = params.get("argument")
+        if not isinstance(argument, dict) or not isinstance(argument.get("name"), str):
+            raise InvalidParams("Invalid params: argument must be an object with a name")
+        ref = params.get("ref") if isinstance(params.get("ref"), dict) else {}
+        name, prefix = argument["name"], str(argument.get("value") or "")
+        values = []
+        if ref.get("type") == "ref/resource":
+            template = next(
+                (t for t in self.templates if t.uri_template == ref.get("uri") and t.variable == name), None
+            )
+            values = template.complete(self, request.principal, prefix) if template else []
+        elif ref.get("type") == "ref/prompt":
+            prompt = self.prompts.get(ref.get("name"))
+            values = complete_prompt_argument(self, prompt, name, prefix) if prompt else []
+        elif name in MODEL_ARGUMENTS:  # tool arguments, for clients that ask
+            values = _installed_names(self, prefix)
+        return {"completion": {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}}
+
+    def rpc_subscriptions_listen(self, params, request):
+        """Acknowledge, then send the changes asked for until the client leaves (no answer), the
+        stream stays silent for MCP_SUBSCRIPTION_IDLE or the server shuts down (a result closes the
+        stream; the client listens again). Capped per address, per token and in all (503 beyond)."""
+        wanted = params.get("notifications")
+        if not isinstance(wanted, dict):
+            raise InvalidParams("Invalid params: notifications must be an object (the notification filter)")
+        uris = wanted.get("resourceSubscriptions") or []
+        if not isinstance(uris, list) or len(uris) > 1000 or not all(isinstance(u, str) for u in uris):
+            raise InvalidParams("Invalid params: resourceSubscriptions must be a list of at most 1000 URIs")
+        honoured = {}
+        if wanted.get("resourcesListChanged") is True and (self.resources or self.templates):
+            honoured["resourcesListChanged"] = True
+        known = [u for u in uris if self._find_resource(u) is not None]
+        if known:
+            honoured["resourceSubscriptions"] = known
+        meta = {META_SUBSCRIPTION: request.id}
+        keys = (f"address:{request.address}",) + (
+            (f"principal:{request.principal}",) if self.config.auth_tokens else ()
+        )
+        self.listeners.acquire(*keys)
+        try:
+            subscription = Subscription(request.principal, bool(honoured.get("resourcesListChanged")), known)
+            listener = self.new_call(request, None)
+            self.feed.add(subscription)
+            try:
+                request.notify(
+                    rpc_notification(
+                        "notifications/subscriptions/acknowledged", {"_meta": meta, "notifications": honoured}
+                    )
+                )
+                said = time.monotonic()
+                while not self.closing.is_set():
+                    listener.check()
+                    try:
+                        method, payload = subscription.pending.get(timeout=PROGRESS_INTERVAL)
+                    except queue.Empty:
+                        if time.monotonic() - said >= self.config.subscription_idle:
+                            break
+                        continue
+                    request.notify(rpc_notification(method, {**payload, "_meta": meta}))
+                    said = time.monotonic()
+            except ClientGone:
+                raise Cancelled() from None
+            finally:
+                self.feed.remove(subscription)
+                self.calls.remove(listener)
+        finally:
+            self.listeners.release(*keys)
+        return {"_meta": meta}
+
+    def on_cancelled(self, params, request):
+        call = self.calls.find(request.scope, params.get("requestId"))
+        if call is not None:
+            call.cancel()
 
 
 def _event_message(call, request, event, monotonic):
@@ -5761,321 +6080,7 @@ def _event_message(call, request, event, monotonic):
     raise TypeError(f"a tool handler yielded {event!r}; yield Progress or Log")
 
 
-def _cached(server, result, ttl_ms, private=False):
-    """A list or read result with the stateless era's caching hints."""
-    return {**result, "ttlMs": ttl_ms, "cacheScope": "private" if private else server.cache_scope}
-
-
-_CURSOR = re.compile(r"[0-9]{1,9}")
-
-
-def _page(server, items, params, key):
-    """One page of `items` for a list request, with nextCursor when more follow."""
-    cursor = params.get("cursor")
-    start = 0
-    if cursor is not None:  # our cursors are offsets we handed out: a few ASCII digits
-        if not isinstance(cursor, str) or not _CURSOR.fullmatch(cursor) or int(cursor) > len(items):
-            raise InvalidParams("Invalid params: unknown cursor")
-        start = int(cursor)
-    end = start + server.config.page_size
-    result = {key: items[start:end]}
-    if end < len(items):
-        result["nextCursor"] = str(end)
-    return result
-
-
-def _listing(server, request, items, params, key, ttl_ms):
-    """One page of a list result; the stateless era adds its caching hints."""
-    page = _page(server, items, params, key)
-    return _cached(server, page, ttl_ms) if request.modern else page
-
-
-LIST_TTL_MS = 300_000  # the tools, prompts and templates never change while the server runs
-MODELS_TTL_MS = 5_000  # installed models change when someone pulls or deletes one
-DISCOVER_TTL_MS = 3_600_000
-
-
 # --- JSON-RPC method handlers: (server, params, request) -> result ---------------------------
-
-
-def _rpc_initialize(server, params, request):
-    requested = params.get("protocolVersion")
-    if not isinstance(requested, str):
-        raise InvalidParams("Invalid params: protocolVersion must be a string")
-    if request.session is None:  # HTTP: the session starts here; stdio passes the stream's own
-        request.session = server.sessions.open(request.principal, request.client)
-    request.session.protocol_version = requested if requested in PROTOCOL_VERSIONS else LATEST_PROTOCOL_VERSION
-    return {
-        "protocolVersion": request.session.protocol_version,
-        "capabilities": server.capabilities(modern=False),
-        "serverInfo": server.server_info,
-        "instructions": INSTRUCTIONS,
-    }
-
-
-def _rpc_server_discover(server, params, request):
-    return _cached(
-        server,
-        {
-            "supportedVersions": list(MODERN_PROTOCOL_VERSIONS),
-            "capabilities": server.capabilities(modern=True),
-            "instructions": INSTRUCTIONS,
-        },
-        DISCOVER_TTL_MS,
-    )
-
-
-def _rpc_ping(server, params, request):
-    return {}
-
-
-def _rpc_logging_set_level(server, params, request):
-    level = params.get("level")
-    if level not in MCP_LOG_LEVELS:
-        raise InvalidParams(f"Invalid params: level must be one of {', '.join(MCP_LOG_LEVELS)}")
-    if request.session is not None:
-        request.session.log_level = level
-    return {}
-
-
-def _rpc_tools_list(server, params, request):
-    return _listing(server, request, server.tool_specs(), params, "tools", LIST_TTL_MS)
-
-
-def _rpc_tools_call(server, params, request):
-    name = params.get("name")
-    if not isinstance(name, str):
-        raise InvalidParams("Invalid params: `name` must be a string")
-    arguments = params.get("arguments", {})
-    if arguments is None:
-        arguments = {}
-    if not isinstance(arguments, dict):
-        raise InvalidParams("Invalid params: `arguments` must be an object")
-    t = server.registry.get(name)
-    if t is None:
-        raise InvalidParams(f"Unknown tool: {name}. Call tools/list to see the available tools.")
-    if request.headers is not None:
-        _check_param_headers(t, arguments, request.headers)
-    call = server.new_call(request, name, progress_token(params.get("_meta")))
-    outcome, result = "cancelled", None
-    try:
-        try:
-            server.slots.acquire(request.client)
-        except ServerBusy:
-            outcome = "busy"
-            raise
-        try:
-            result, outcome = server._run_tool(t, call, arguments, request)
-        finally:
-            server.slots.release(request.client)
-    finally:
-        server.finish_call(call, outcome, result, request)
-    return result
-
-
-def _resource_entry(resource):
-    return {
-        "uri": resource.uri,
-        "name": resource.name,
-        "title": resource.title,
-        "description": resource.description,
-        "mimeType": JSON_MIME,
-    }
-
-
-def _rpc_resources_list(server, params, request):
-    entries = [_resource_entry(r) for r in server.resources]
-    if any(t.tool == "ollama_show_model" for t in server.templates):  # each installed model, for resource pickers
-        entries += [
-            {
-                "uri": f"{MODELS_URI}/{name}",
-                "name": name,
-                "title": name,
-                "description": f"the model {name}",
-                "mimeType": JSON_MIME,
-            }
-            for name in _installed_names(server)
-        ]
-    return _listing(server, request, entries, params, "resources", MODELS_TTL_MS)
-
-
-def _rpc_resources_templates_list(server, params, request):
-    entries = [
-        {
-            "uriTemplate": t.uri_template,
-            "name": t.name,
-            "title": t.title,
-            "description": t.description,
-            "mimeType": JSON_MIME,
-        }
-        for t in server.templates
-    ]
-    return _listing(server, request, entries, params, "resourceTemplates", LIST_TTL_MS)
-
-
-def _find_resource(server, uri):
-    """(reader, value, private) for a URI this server serves, else None. A template's value may
-    come percent-encoded: RFC 6570 expansion encodes the ':' and '/' of model names."""
-    for resource in server.resources:
-        if uri == resource.uri:
-            return resource.read, None, False
-    for template in server.templates:
-        if uri.startswith(template.prefix) and len(uri) > len(template.prefix):
-            return (
-                template.read,
-                urllib.parse.unquote(uri[len(template.prefix) :]),
-                template.tool == "ollama_load_context",
-            )
-    return None
-
-
-def _rpc_resources_read(server, params, request):
-    uri = params.get("uri")
-    if not isinstance(uri, str):
-        raise InvalidParams("Invalid params: uri must be a string")
-    found = _find_resource(server, uri)
-    try:
-        content = None
-        if found is not None:
-            read, value, private = found
-            content = read(server, request.principal) if value is None else read(server, request.principal, value)
-    except ToolError as e:  # Ollama, or the context store, failed
-        raise ProtocolError(f"Could not read {uri}: {e}", {"uri": uri}) from None
-    if content is None:
-        raise ResourceNotFound(
-            f"Resource not found: {uri}. resources/list and resources/templates/list show what can be read.",
-            {"uri": uri},
-        )
-    result = {"contents": [{"uri": uri, "mimeType": JSON_MIME, "text": dumps(content)}]}
-    return _cached(server, result, 0 if private else MODELS_TTL_MS, private) if request.modern else result
-
-
-def _rpc_prompts_list(server, params, request):
-    entries = [
-        {
-            "name": p.name,
-            "title": p.title,
-            "description": p.description,
-            "arguments": [{"name": n, "description": d, "required": r} for n, d, r in p.arguments],
-        }
-        for p in server.prompts.values()
-    ]
-    return _listing(server, request, entries, params, "prompts", LIST_TTL_MS)
-
-
-def _rpc_prompts_get(server, params, request):
-    prompt = server.prompts.get(params.get("name"))
-    if prompt is None:
-        raise InvalidParams(f"Invalid params: unknown prompt {params.get('name')!r}; prompts/list shows the prompts")
-    arguments = params.get("arguments") or {}
-    if not isinstance(arguments, dict) or not all(isinstance(v, str) for v in arguments.values()):
-        raise InvalidParams("Invalid params: arguments must be an object of strings")
-    known = {n for n, _, _ in prompt.arguments}
-    unknown = sorted(set(arguments) - known)
-    if unknown:
-        raise InvalidParams(
-            f"Invalid params: {prompt.name} has no argument {', '.join(unknown)}; it takes {', '.join(sorted(known))}"
-        )
-    missing = [n for n, _, required in prompt.arguments if required and not arguments.get(n)]
-    if missing:
-        raise InvalidParams(f"Invalid params: {prompt.name} needs {', '.join(missing)}")
-    try:
-        description, messages = prompt.render(server, request.principal, arguments)
-    except OllamaError as e:
-        raise ProtocolError(f"Could not prepare {prompt.name}: {e}") from None
-    return {"description": description, "messages": messages}
-
-
-def _rpc_completion_complete(server, params, request):
-    argument = params.get("argument")
-    if not isinstance(argument, dict) or not isinstance(argument.get("name"), str):
-        raise InvalidParams("Invalid params: argument must be an object with a name")
-    ref = params.get("ref") if isinstance(params.get("ref"), dict) else {}
-    name, prefix = argument["name"], str(argument.get("value") or "")
-    values = []
-    if ref.get("type") == "ref/resource":
-        template = next((t for t in server.templates if t.uri_template == ref.get("uri") and t.variable == name), None)
-        values = template.complete(server, request.principal, prefix) if template else []
-    elif ref.get("type") == "ref/prompt":
-        prompt = server.prompts.get(ref.get("name"))
-        values = complete_prompt_argument(server, prompt, name, prefix) if prompt else []
-    elif name in MODEL_ARGUMENTS:  # tool arguments, for clients that ask
-        values = _installed_names(server, prefix)
-    return {"completion": {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}}
-
-
-def _rpc_subscriptions_listen(server, params, request):
-    """Acknowledge, then send the changes asked for until the client leaves (no answer), the
-    stream stays silent for MCP_SUBSCRIPTION_IDLE or the server shuts down (a result closes the
-    stream; the client listens again). Capped per address, per token and in all (503 beyond)."""
-    wanted = params.get("notifications")
-    if not isinstance(wanted, dict):
-        raise InvalidParams("Invalid params: notifications must be an object (the notification filter)")
-    uris = wanted.get("resourceSubscriptions") or []
-    if not isinstance(uris, list) or len(uris) > 1000 or not all(isinstance(u, str) for u in uris):
-        raise InvalidParams("Invalid params: resourceSubscriptions must be a list of at most 1000 URIs")
-    honoured = {}
-    if wanted.get("resourcesListChanged") is True and (server.resources or server.templates):
-        honoured["resourcesListChanged"] = True
-    known = [u for u in uris if _find_resource(server, u) is not None]
-    if known:
-        honoured["resourceSubscriptions"] = known
-    meta = {META_SUBSCRIPTION: request.id}
-    keys = (f"address:{request.address}",) + ((f"principal:{request.principal}",) if server.config.auth_tokens else ())
-    server.listeners.acquire(*keys)
-    try:
-        subscription = Subscription(request.principal, bool(honoured.get("resourcesListChanged")), known)
-        listener = server.new_call(request, None)
-        server.feed.add(subscription)
-        try:
-            request.notify(
-                rpc_notification("notifications/subscriptions/acknowledged", {"_meta": meta, "notifications": honoured})
-            )
-            said = time.monotonic()
-            while not server.closing.is_set():
-                listener.check()
-                try:
-                    method, payload = subscription.pending.get(timeout=PROGRESS_INTERVAL)
-                except queue.Empty:
-                    if time.monotonic() - said >= server.config.subscription_idle:
-                        break
-                    continue
-                request.notify(rpc_notification(method, {**payload, "_meta": meta}))
-                said = time.monotonic()
-        except ClientGone:
-            raise Cancelled() from None
-        finally:
-            server.feed.remove(subscription)
-            server.calls.remove(listener)
-    finally:
-        server.listeners.release(*keys)
-    return {"_meta": meta}
-
-
-def _note_cancelled(server, params, request):
-    call = server.calls.find(request.scope, params.get("requestId"))
-    if call is not None:
-        call.cancel()
-
-
-RPC_HANDLERS = {
-    "initialize": _rpc_initialize,
-    "server/discover": _rpc_server_discover,
-    "ping": _rpc_ping,
-    "logging/setLevel": _rpc_logging_set_level,
-    "tools/list": _rpc_tools_list,
-    "tools/call": _rpc_tools_call,
-    "resources/list": _rpc_resources_list,
-    "resources/templates/list": _rpc_resources_templates_list,
-    "resources/read": _rpc_resources_read,
-    "prompts/list": _rpc_prompts_list,
-    "prompts/get": _rpc_prompts_get,
-    "completion/complete": _rpc_completion_complete,
-    "subscriptions/listen": _rpc_subscriptions_listen,
-}
-LEGACY_ONLY = frozenset(("initialize", "ping", "logging/setLevel"))  # removed in 2026-07-28
-MODERN_ONLY = frozenset(("server/discover", "subscriptions/listen"))
-NOTIFICATION_HANDLERS = {"notifications/cancelled": _note_cancelled}
 
 
 def is_modern(payload, version_header=None):
