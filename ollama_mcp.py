@@ -29,7 +29,8 @@ __all__ = [  # the Python API of a copied-in file: docs/api_reference.md
     "checked", "described", "nullable", "published", "ecma_regex",
     "MODEL", "OPTIONS", "KEEP_ALIVE", "IMAGES", "FORMAT", "THINK", "SESSION_ID", "BUILTIN_TOOLS",
     "ContextStore", "load_tool_packs", "build_registry",
-    "McpServer", "RequestContext", "Session", "make_app", "HttpTransport", "StdioTransport",
+    "McpServer", "RequestContext", "Session", "Who", "Stream", "Exchange",
+    "make_app", "HttpTransport", "StdioTransport", "InProcessClient",
     "make_http_server", "from_environment", "serve", "main",
 ]  # fmt: skip
 
@@ -723,6 +724,31 @@ class UnsupportedVersion(ProtocolError):
     """A stateless-era request names a protocol version this server does not speak."""
 
     code = -32022
+
+
+class SessionRequired(InvalidRequest):
+    """A handshake-era request over HTTP without Mcp-Session-Id (other than initialize)."""
+
+    http_status = 400
+
+
+class SessionNotFound(ProtocolError):
+    """An Mcp-Session-Id that names no live session of this principal (unknown, ended, expired)."""
+
+    code = -32001
+    http_status = 404
+
+
+class VersionHeaderRefused(InvalidRequest):
+    """An MCP-Protocol-Version header naming no version this server speaks (handshake era)."""
+
+    http_status = 400
+
+
+class BatchRefused(InvalidRequest):
+    """A JSON-RPC batch where the protocol has none (2026-07-28, or any version but 2025-03-26)."""
+
+    http_status = 400
 
 
 class ServerBusy(ProtocolError):
@@ -5473,6 +5499,74 @@ class Call:
         return Call(self._server, piece)
 
 
+# The stateless era gives JSON-RPC errors their own HTTP status; the handshake era answers 200.
+MODERN_ERROR_STATUS = {
+    ParseError.code: 400,
+    InvalidRequest.code: 400,
+    InvalidParams.code: 400,
+    HeaderMismatch.code: 400,
+    -32021: 400,  # MissingRequiredClientCapability
+    UnsupportedVersion.code: 400,
+    MethodNotFound.code: 404,
+}
+
+
+Who = namedtuple("Who", "principal client address")
+Who.__doc__ = (
+    "Who sent an HTTP request: the principal that owns what it makes, the key its caps count under, its address."
+)
+
+
+class Stream:
+    """A transport's lasting channel (stdio, in-process): its request ids are unique across it,
+    and a handshake-era client's session is the stream's own (it needs no Mcp-Session-Id)."""
+
+    def __init__(self, scope, who):
+        self.scope = scope
+        self.session = Session(who.principal, who.client)
+
+
+class Exchange:
+    """One incoming message (or batch) as the dispatcher opened it, and what the transport must
+    do with it: `run()` handles it; `inline` says it must be handled before the next message is
+    read (notifications, responses, initialize); after `run()`, `session_id` is a session this
+    exchange began, which an HTTP answer announces in Mcp-Session-Id; `status(answer)` is the
+    answer's HTTP status; `event_ids` numbers SSE events (the handshake era's sessions only)."""
+
+    def __init__(self, server, payload, request, new_session):
+        self._server = server
+        self.payload = payload
+        self.request = request
+        self._new_session = new_session
+        self.is_batch = isinstance(payload, list)
+        self.is_request = isinstance(payload, dict) and "method" in payload and "id" in payload
+        self.inline = not self.is_batch and (not self.is_request or payload.get("method") == "initialize")
+        self.event_ids = request.session.event_ids if request.session is not None else None
+        self.session_id = None
+
+    def run(self, notify=None, peer_gone=None):
+        """The response (a list for a batch), or None; notifications the request causes go out
+        through `notify(message)` before it returns (it raises ClientGone once the client has
+        left); `peer_gone()` says whether the client is still there. A batch where batches are
+        not allowed raises BatchRefused."""
+        self.request.notify, self.request.peer_gone = notify, peer_gone
+        if self.is_batch:
+            return self._server.handle_batch(self.payload, self.request)
+        answer = self._server.handle(self.payload, self.request)
+        if self._new_session and answer is not None and "result" in answer and self.request.session is not None:
+            self.session_id = self.request.session.id
+        return answer
+
+    def status(self, answer):
+        """The HTTP status of `answer`: an error's own (503 when full), the stateless era's table
+        for its errors, else 200."""
+        if self.request.http_status:
+            return self.request.http_status
+        if self.request.modern and isinstance(answer, dict) and "error" in answer:
+            return MODERN_ERROR_STATUS.get(answer["error"]["code"], 200)
+        return 200
+
+
 class McpServer:
     """Transport-independent MCP: one `handle()` for every incoming message, in either era;
     the handshake era's sessions; the running calls and subscriptions; metrics and logs of calls."""
@@ -5511,6 +5605,7 @@ class McpServer:
             SubscriptionsFull,
         )
         self.closing = threading.Event()  # set at shutdown: subscriptions end with a result
+        self._exchanges = itertools.count(1)  # scopes of exchanges without a session or stream: each its own
         self._tool_specs = [t.spec() for t in self.registry]
         self.resources = [r for r in RESOURCES if r.tool in self.registry]
         self.templates = [t for t in RESOURCE_TEMPLATES if t.tool in self.registry]
@@ -5554,6 +5649,63 @@ class McpServer:
         gauges["ollama_mcp_ollama_host_up"] = {h.url: int(h.up) for h in self.ollama.members}
         gauges["ollama_mcp_ollama_host_calls_in_flight"] = {h.url: h.client.in_flight for h in self.ollama.members}
         return gauges
+
+    # --- opening a message: what every transport asks first ----------------------------------------
+
+    def open(self, payload, who, *, headers=None, session_id=None, stream=None):
+        """Open one parsed message (or batch) from `who` (a Who): decide its era, its session and
+        the scope its request id lives in, and return the Exchange a transport runs and answers.
+        `headers` are the HTTP headers that mirror the body (MCP-Protocol-Version, Mcp-Method,
+        Mcp-Name, Mcp-Param-*, lower-case names); `session_id` is the Mcp-Session-Id an HTTP
+        client sent; `stream` is the Stream of a lasting channel (stdio, in-process), None over
+        HTTP. Raises a ProtocolError with its HTTP status for what no answer can follow: a batch
+        in the stateless era, a missing or unknown session, an unsupported version header."""
+        request = RequestContext(principal=who.principal, client=who.client, address=who.address)
+        version_header = headers.get("mcp-protocol-version") if headers is not None else None
+        new_session = False
+        if is_modern(payload, version_header):
+            if isinstance(payload, list):
+                raise BatchRefused("Invalid Request: protocol 2026-07-28 has no JSON-RPC batches")
+            request.modern, request.headers = True, headers
+            request.scope = stream.scope if stream else f"exchange-{next(self._exchanges)}"
+            return Exchange(self, payload, request, new_session)
+        if stream is not None:
+            request.session, request.scope = stream.session, stream.scope
+            return Exchange(self, payload, request, new_session)
+        is_request = isinstance(payload, dict) and "id" in payload
+        if is_request and payload.get("method") == "initialize":
+            new_session = True  # rpc_initialize opens it
+        else:
+            # A request for a method this server does not have needs no session: an era probe
+            # must get an ordinary JSON-RPC error, so that its client falls back.
+            needed = not (is_request and payload.get("method") not in RPC_HANDLERS)
+            request.session = self.session(session_id, who.principal, needed)
+        request.scope = request.session.id if request.session else f"exchange-{next(self._exchanges)}"
+        if version_header is not None and version_header not in PROTOCOL_VERSIONS:
+            raise VersionHeaderRefused(
+                f"Bad Request: unsupported MCP-Protocol-Version {version_header!r}; supported: "
+                f"{', '.join(MODERN_PROTOCOL_VERSIONS + PROTOCOL_VERSIONS)}"
+            )
+        return Exchange(self, payload, request, new_session)
+
+    def session(self, session_id, principal, required=True):
+        """The live session `session_id` names for `principal` (None when none is named and none
+        is required); SessionRequired or SessionNotFound otherwise."""
+        if session_id is None:
+            if required:
+                raise SessionRequired(
+                    "Bad Request: Mcp-Session-Id header is required (call initialize first, or send protocol "
+                    "2026-07-28 requests)"
+                )
+            return None
+        session = self.sessions.get(session_id, principal)
+        if session is None:
+            raise SessionNotFound("Session not found: it ended or expired; initialize a new one")
+        return session
+
+    def end_session(self, session_id, principal):
+        """End a handshake-era session (an HTTP DELETE); SessionRequired or SessionNotFound."""
+        self.sessions.end(self.session(session_id, principal).id, principal)
 
     # --- messages -----------------------------------------------------------------------------
 
@@ -5655,12 +5807,12 @@ class McpServer:
         client has gone the rest is not started. Raises InvalidRequest when batches are not allowed."""
         version = request.session.protocol_version if request.session else DEFAULT_PROTOCOL_VERSION
         if request.modern or version != BATCH_PROTOCOL_VERSION:
-            raise InvalidRequest(
+            raise BatchRefused(
                 "Invalid Request: JSON-RPC batches are not supported in protocol "
                 f"{'2026-07-28' if request.modern else version}"
             )
         if not messages:
-            raise InvalidRequest("Invalid Request: empty batch")
+            raise BatchRefused("Invalid Request: empty batch")
         responses = []
         for msg in messages:
             if request.peer_gone is not None and request.peer_gone():
@@ -6099,7 +6251,8 @@ def is_modern(payload, version_header=None):
 # 14. Transports
 # =============================================================================
 # Streamable HTTP (a WSGI app) and stdio. They parse and frame bytes, say who is asking, and
-# hand each message to McpServer.handle() with a RequestContext; the protocol is the dispatcher's.
+# ask McpServer.open() what each message is; they run the Exchange it returns with their own
+# notify() and peer_gone(), and write its answer. The protocol is the dispatcher's.
 
 
 class HttpError(Exception):
@@ -6122,16 +6275,6 @@ SSE_HEADERS = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cach
 SSE_KEEPALIVE = b": keep-alive\n\n"
 READY_CACHE_SECONDS = 2.0  # /readyz asks Ollama at most this often
 TICKER_LINGER = 60.0  # seconds the keep-alive ticker waits for the next request before it ends
-# The stateless era gives JSON-RPC errors their own HTTP status; the handshake era answers 200.
-MODERN_ERROR_STATUS = {
-    ParseError.code: 400,
-    InvalidRequest.code: 400,
-    InvalidParams.code: 400,
-    HeaderMismatch.code: 400,
-    -32021: 400,  # MissingRequiredClientCapability
-    UnsupportedVersion.code: 400,
-    MethodNotFound.code: 404,
-}
 
 
 def _status_line(code):
@@ -6170,12 +6313,6 @@ def _sse_frame(msg, event_ids=None):
     if event_ids is None:
         return b"event: message\ndata: " + dumps(msg).encode() + b"\n\n"
     return f"event: message\nid: {next(event_ids)}\ndata: {dumps(msg)}\n\n".encode()
-
-
-Who = namedtuple("Who", "principal client address")
-Who.__doc__ = (
-    "Who sent an HTTP request: the principal that owns what it makes, the key its caps count under, its address."
-)
 
 
 class _Response:
@@ -6336,7 +6473,6 @@ class HttpTransport:
         self._responses_lock = threading.Lock()
         self._ticker = None
         self._ready = (0.0, None)  # (checked at, (status, verdict, detail))
-        self._exchanges = itertools.count(1)  # scopes of stateless requests: each POST its own
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -6395,27 +6531,19 @@ class HttpTransport:
             reason="method",
         )
 
-    def _session(self, environ, who, required):
-        session_id = environ.get("HTTP_MCP_SESSION_ID")
-        if session_id is None:
-            if required:
-                raise HttpError(
-                    400,
-                    "Bad Request: Mcp-Session-Id header is required (call initialize first, or send protocol "
-                    "2026-07-28 requests)",
-                    reason="session",
-                )
-            return None
-        session = self.server.sessions.get(session_id, who.principal)
-        if session is None:
-            raise HttpError(
-                404, "Session not found: it ended or expired; initialize a new one", code=-32001, reason="session"
-            )
-        return session
+    def _refused(self, e):
+        """A ProtocolError the dispatcher raised opening a request, as the HTTP answer it forces."""
+        reason = "session" if isinstance(e, (SessionRequired, SessionNotFound)) else "invalid"
+        reason = (
+            "version" if isinstance(e, VersionHeaderRefused) else "batch" if isinstance(e, BatchRefused) else reason
+        )
+        return HttpError(e.http_status or 400, str(e), code=e.code, reason=reason)
 
     def _delete(self, environ, start_response, who):
-        session = self._session(environ, who, required=True)
-        self.server.sessions.end(session.id, who.principal)
+        try:
+            self.server.end_session(environ.get("HTTP_MCP_SESSION_ID"), who.principal)
+        except ProtocolError as e:
+            raise self._refused(e) from None
         start_response("200 OK", [("Content-Length", "0")])
         return [b""]
 
@@ -6454,66 +6582,37 @@ class HttpTransport:
             payload = read_message(body)
         except ProtocolError as e:
             raise HttpError(400, str(e), code=e.code, reason="parse") from None
+        # The headers that mirror the body: MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Param-*.
+        headers = {
+            k[5:].lower().replace("_", "-"): v for k, v in environ.items() if k.startswith(("HTTP_MCP_", "HTTP_MCP-"))
+        }
+        try:
+            exchange = self.server.open(payload, who, headers=headers, session_id=environ.get("HTTP_MCP_SESSION_ID"))
+        except ProtocolError as e:
+            raise self._refused(e) from None
         # The client's socket, to notice it leaving during a silent call: werkzeug's or gunicorn's.
         sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
-        request = RequestContext(principal=who.principal, client=who.client, address=who.address)
-        if is_modern(payload, environ.get("HTTP_MCP_PROTOCOL_VERSION")):
-            if isinstance(payload, list):
-                raise HttpError(400, "Invalid Request: protocol 2026-07-28 has no JSON-RPC batches", reason="batch")
-            request.modern = True
-            request.scope = f"http-{next(self._exchanges)}"  # nothing of one exchange is seen by another
-            # The headers that mirror the body: MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Param-*.
-            request.headers = {
-                key[5:].lower().replace("_", "-"): value
-                for key, value in environ.items()
-                if key.startswith(("HTTP_MCP_", "HTTP_MCP-"))
-            }
-        else:
-            is_initialize = isinstance(payload, dict) and payload.get("method") == "initialize" and "id" in payload
-            # A request for a method we do not have needs no session: an era probe must get an
-            # ordinary JSON-RPC error so clients fall back.
-            unknown = isinstance(payload, dict) and "id" in payload and payload.get("method") not in RPC_HANDLERS
-            request.session = None if is_initialize else self._session(environ, who, required=not unknown)
-            request.scope = request.session.id if request.session else f"http-{next(self._exchanges)}"
-            version = environ.get("HTTP_MCP_PROTOCOL_VERSION")
-            if version is not None and version not in PROTOCOL_VERSIONS:
-                raise HttpError(
-                    400,
-                    f"Bad Request: unsupported MCP-Protocol-Version {version!r}; supported: "
-                    f"{', '.join(MODERN_PROTOCOL_VERSIONS + PROTOCOL_VERSIONS)}",
-                    reason="version",
-                )
-        if isinstance(payload, list):
-            return self._post_batch(start_response, payload, request, lambda: _socket_gone(sock) if sock else False)
-        return self._answer(start_response, payload, request, sock)
+        if exchange.is_batch:
+            return self._post_batch(start_response, exchange, who, lambda: _socket_gone(sock) if sock else False)
+        return self._answer(start_response, exchange, sock)
 
-    def _answer(self, start_response, payload, request, sock):
+    def _answer(self, start_response, exchange, sock):
         """Serve one message: 202 for a notification, else one JSON body when nothing is said
         before the answer, or an SSE stream. A client that leaves (a failed write, or a closed
         socket) cancels what its request started."""
         extra = []
-        response = _Response(start_response, extra, request.session.event_ids if request.session else None)
-        request.notify = response.send
-        request.peer_gone = lambda: response.gone or (sock is not None and _socket_gone(sock))
+        response = _Response(start_response, extra, exchange.event_ids)
         self._watch(response)
         try:
-            final = self.server.handle(payload, request)
-            if (
-                request.session is not None
-                and isinstance(payload, dict)
-                and payload.get("method") == "initialize"
-                and final
-                and "result" in final
-            ):
-                extra.append(("Mcp-Session-Id", request.session.id))
+            final = exchange.run(response.send, lambda: response.gone or (sock is not None and _socket_gone(sock)))
+            if exchange.session_id:
+                extra.append(("Mcp-Session-Id", exchange.session_id))
             with response.lock:
                 if not response.streaming:
                     response.finished = True
                     if final is not None:
-                        return self._json(start_response, final, extra, self._status(request, final))
-                    if not (
-                        isinstance(payload, dict) and "method" in payload and "id" in payload
-                    ):  # notification, response
+                        return self._json(start_response, final, extra, exchange.status(final))
+                    if not exchange.is_request:  # a notification, a response
                         start_response("202 Accepted", [("Content-Length", "0")])
                         return [b""]
                     start_response("200 OK", SSE_HEADERS + extra)  # cancelled before anything was said
@@ -6528,14 +6627,6 @@ class HttpTransport:
             with self._responses_lock:
                 self._responses.discard(response)
         return []
-
-    @staticmethod
-    def _status(request, final):
-        if request.http_status:
-            return request.http_status
-        if request.modern and "error" in final:
-            return MODERN_ERROR_STATUS.get(final["error"]["code"], 200)
-        return 200
 
     def _watch(self, response):
         """Let the keep-alive ticker see `response`; start the ticker on first use."""
@@ -6567,11 +6658,8 @@ class HttpTransport:
             for response in responses:
                 response.keepalive(now, interval)
 
-    def _post_batch(self, start_response, payload, request, peer_gone):
-        if request.session is None:
-            raise HttpError(
-                400, "Bad Request: Mcp-Session-Id header is required (call initialize first)", reason="session"
-            )
+    def _post_batch(self, start_response, exchange, who, peer_gone):
+        payload = exchange.payload
         if self.config.rate_limit and len(payload) > self.config.rate_burst:
             raise HttpError(
                 400,
@@ -6579,15 +6667,12 @@ class HttpTransport:
                 f"({self.config.rate_burst}) allows at once; send fewer",
                 reason="batch",
             )
-        if len(payload) > 1:
-            check_rate(
-                self.limiter, self.metrics, request.client, len(payload) - 1
-            )  # every message counts, not the envelope
-        request.peer_gone = peer_gone
+        if len(payload) > 1:  # every message counts, not the envelope
+            check_rate(self.limiter, self.metrics, who.client, len(payload) - 1)
         try:
-            responses = self.server.handle_batch(payload, request)
-        except InvalidRequest as e:
-            raise HttpError(400, str(e), reason="batch") from None
+            responses = exchange.run(None, peer_gone)
+        except BatchRefused as e:
+            raise self._refused(e) from None
         if not responses:
             start_response("202 Accepted", [("Content-Length", "0")])
             return [b""]
@@ -6630,12 +6715,13 @@ class StdioTransport:
     """
 
     SCOPE = "stdio"
+    WHO = Who("", "stdio", "stdio")  # the process that started the server is its one principal
 
     def __init__(self, server, stdin=None, stdout=None):
         self.server = server
         self.stdin = stdin or sys.stdin.buffer
         self.stdout = stdout or sys.stdout.buffer
-        self.session = Session("", "stdio")
+        self.stream = Stream(self.SCOPE, self.WHO)
         self._write_lock = threading.Lock()
         self._workers = set()
 
@@ -6686,26 +6772,14 @@ class StdioTransport:
             if not line:
                 continue
             try:
-                payload = read_message(line)
+                exchange = self.server.open(read_message(line), self.WHO, stream=self.stream)
             except ProtocolError as e:
                 self._reply(rpc_error(None, e.code, str(e)))
                 continue
-            modern = is_modern(payload)
-            request = RequestContext(
-                principal="",
-                client="stdio",
-                address="stdio",
-                scope=self.SCOPE,
-                modern=modern,
-                session=None if modern else self.session,
-                notify=self.send,
-            )
-            if isinstance(payload, list):
-                self._start(self._batch, payload, request)
-            elif isinstance(payload, dict) and "id" in payload and payload.get("method") != "initialize":
-                self._start(self._respond, payload, request)
+            if exchange.inline:
+                self._respond(exchange)
             else:
-                self._respond(payload, request)
+                self._start(exchange)
 
     def shutdown(self, timeout=5.0):
         for call in self.server.calls.in_scope(self.SCOPE):
@@ -6714,11 +6788,14 @@ class StdioTransport:
         for worker in list(self._workers):
             worker.join(max(0.0, deadline - time.monotonic()))
 
-    def _start(self, target, payload, request):
+    def _start(self, exchange):
         def run():
             if self.server.config.yield_cpu:
                 _yield_cpu()
-            target(payload, request)
+            try:
+                self._respond(exchange)
+            finally:
+                self._workers.discard(threading.current_thread())
 
         worker = threading.Thread(target=run, daemon=True)
         self._workers.add(worker)
@@ -6731,24 +6808,75 @@ class StdioTransport:
             for call in self.server.calls.in_scope(self.SCOPE):
                 call.cancel()
 
-    def _respond(self, payload, request):
+    def _respond(self, exchange):
         try:
-            out = self.server.handle(payload, request)
-            if out is not None:
-                self._reply(out)
-        finally:
-            self._workers.discard(threading.current_thread())
+            out = exchange.run(self.send)
+        except BatchRefused as e:
+            out = rpc_error(None, e.code, str(e))
+        if out:
+            self._reply(out)
 
-    def _batch(self, payload, request):
-        try:
-            try:
-                responses = self.server.handle_batch(payload, request)
-            except InvalidRequest as e:
-                responses = rpc_error(None, e.code, str(e))
-            if responses:
-                self._reply(responses)
-        finally:
-            self._workers.discard(threading.current_thread())
+
+class InProcessClient:
+    """MCP in the same process: a client and a transport in one, talking to an McpServer through
+    the dispatcher's one opening call, with Python objects instead of bytes. For tests, notebooks
+    and programs that embed the server; a WebSocket transport would be this page plus framing.
+
+        client = InProcessClient(server)            # handshake era; modern=True for 2026-07-28
+        client.initialize()
+        result = client.call_tool("ollama_list_models")
+        client.call_tool("ollama_generate_stream", {...}, progress=lambda params: print(params["message"]))
+    """
+
+    _channels = itertools.count(1)
+
+    def __init__(self, server, principal="", modern=False):
+        self.server = server
+        self.who = Who(principal, f"in-process:{principal}", "in-process")
+        self.stream = Stream(f"in-process-{next(self._channels)}", self.who)
+        self.modern = modern
+        self._ids = itertools.count(1)
+
+    def send(self, message, notify=None):
+        """Handle one message (a dict, or a list for a batch) as a transport would: the answer
+        (None for a notification), its notifications passed to `notify` as they are sent."""
+        return self.server.open(message, self.who, stream=self.stream).run(notify or (lambda note: None))
+
+    def request(self, method, params=None, notify=None):
+        """One request; its result, or ProtocolError with the JSON-RPC error's code and data."""
+        params = dict(params or {})
+        if self.modern:
+            params["_meta"] = {
+                META_VERSION: MODERN_PROTOCOL_VERSIONS[0],
+                META_CAPABILITIES: {},
+                **params.get("_meta", {}),
+            }
+        answer = self.send({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}, notify)
+        if answer is None:
+            raise Cancelled()
+        if "error" in answer:
+            error = ProtocolError(answer["error"]["message"], answer["error"].get("data"))
+            error.code = answer["error"]["code"]
+            raise error
+        return answer["result"]
+
+    def initialize(self, version=LATEST_PROTOCOL_VERSION):
+        """The handshake (not needed, nor allowed, with modern=True)."""
+        result = self.request("initialize", {"protocolVersion": version, "capabilities": {}, "clientInfo": {}})
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return result
+
+    def call_tool(self, name, arguments=None, progress=None):
+        """A tools/call; its result. `progress(params)` gets each notifications/progress."""
+        params = {"name": name, "arguments": arguments or {}}
+        if progress is not None:
+            params["_meta"] = {"progressToken": name}
+
+        def notify(note):
+            if progress is not None and note.get("method") == "notifications/progress":
+                progress(note["params"])
+
+        return self.request("tools/call", params, notify)
 
 
 # =============================================================================

@@ -59,3 +59,13 @@ def test_each_section_uses_only_the_sections_above_it():
                 if where > user:
                     later.append(f"{name.id} (section {where}) used in section {user}, line {name.lineno}")
     assert later == [], "\n".join(sorted(set(later)))
+
+
+def test_the_transports_leave_the_protocol_to_the_dispatcher():
+    # Eras, sessions, method tables and error statuses are decided in McpServer.open(); a transport
+    # frames bytes, says who is asking, and supplies notify() and peer_gone().
+    n, _, start, end = next(s for s in sections() if s[1] == "Transports")
+    text = "\n".join(SOURCE.splitlines()[start:end])
+    for name in ("RPC_HANDLERS", "is_modern", "PROTOCOL_VERSIONS", "MODERN_ERROR_STATUS", "RequestContext", "sessions",
+                 "handle", "handle_batch", "Session"):  # fmt: skip
+        assert not re.search(rf"(?<![A-Za-z_-]){name}\b", text), f"section {n} uses {name}"
