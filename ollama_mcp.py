@@ -11,22 +11,26 @@ Copy it: this one file is complete. Put it in any project, `pip install requests
 jsonschema python-dotenv tenacity`, and every built-in tool works. `make_app(config)` is a
 plain WSGI app; `@tool` adds tools; optional tool packs live in a `tools/` folder beside it.
 
-Sections, in dependency order (each uses only those above it):
+Sections, in dependency order (each uses only those above it): the core, then the built-in
+catalogue as an appendix written with the public API only (what a tool pack can use), then the CLI.
     1. constants           2. Config              3. errors
     4. JSON-RPC helpers    5. library overrides   6. Ollama client
-    7. state               8. tool registry       9. built-in tools
-   10. resources and prompts                     11. plugin loader
-   12. metrics            13. MCP dispatcher     14. transports
-   15. server             16. CLI
+    7. state               8. tool registry       9. plugin loader
+   10. metrics            11. MCP dispatcher     12. transports
+   13. server             14. built-in tools     15. built-in resources and prompts
+   16. CLI
 """
 
 __version__ = "0.1.0"
 __license__ = "MIT"
-__all__ = [  # the Python API of a copied-in file: docs/api_reference.md
-    "Config", "ConfigError", "load_config", "find_env_file", "parse_ollama_host",
-    "Ollama", "OllamaClient", "OllamaError", "ToolError", "Cancelled",
+__all__ = [  # the Python API of a copied-in file (docs/api_reference.md); the built-in catalogue uses no other
+    "__version__", "Config", "ConfigError", "load_config", "find_env_file", "parse_ollama_host",
+    "ProtocolError", "InvalidParams", "ToolError", "OllamaError", "StorageError", "Cancelled",
+    "MODELS_URI", "RUNNING_URI", "CONTEXTS_URI", "JSON_MIME", "DEFAULT_REGISTRIES", "PROGRESS_INTERVAL",
+    "Ollama", "OllamaClient", "read_body", "BodyTooLarge", "BodyTimeout", "human_bytes", "full_model_name",
     "tool", "Tool", "Call", "Progress", "Log", "Registry", "check_tool", "strict_object", "open_object", "whole",
     "checked", "described", "nullable", "published", "ecma_regex",
+    "Resource", "ResourceTemplate", "Prompt", "Catalogue", "BUILTIN",
     "MODEL", "OPTIONS", "KEEP_ALIVE", "IMAGES", "FORMAT", "THINK", "SESSION_ID", "BUILTIN_TOOLS",
     "ContextStore", "load_tool_packs", "build_registry",
     "McpServer", "RequestContext", "Session", "Who", "Stream", "Exchange",
@@ -113,15 +117,9 @@ MODELS_URI = "ollama://models"  # resources: the installed models; + "/<name>" f
 RUNNING_URI = "ollama://running"
 CONTEXTS_URI = "ollama://contexts"  # + "/<session_id>" for one saved conversation
 DEFAULT_OLLAMA_PORT = 11434
+JSON_MIME = "application/json"  # every resource of this server is JSON
 PROGRESS_INTERVAL = 0.25  # seconds between count-style progress notifications
 DISCONNECT_PROBE_INTERVAL = 0.25  # seconds between checks that a JSON-mode client is still there
-
-INSTRUCTIONS = (
-    "Tools for a local Ollama server. Start with ollama_list_models to see installed models; "
-    "ollama_pull_model fetches new ones. ollama_generate completes a prompt, ollama_chat holds a "
-    "conversation; the *_stream variants send tokens as progress notifications while they run. An optional "
-    "argument given as null counts as not given."
-)
 
 
 # =============================================================================
@@ -799,8 +797,8 @@ class BadFraming(ValueError):
     """A request body whose framing cannot be trusted (bad chunk sizes, a body cut short)."""
 
 
-class _Deadline(TimeoutError):
-    """A body (or a streamed line) that did not arrive whole in time."""
+class BodyTimeout(TimeoutError):
+    """read_body(): a body (or a streamed line) that did not arrive whole in time."""
 
 
 # =============================================================================
@@ -971,17 +969,17 @@ class _OneWrite:
 def _read1(response, deadline):
     """At most one read of a urllib3 response's body (what has arrived, up to 64 KB), waiting no
     longer than until `deadline`: a peer that sends a byte now and then cannot stretch it.
-    b"" at the end of the body; _Deadline when the time is up."""
+    b"" at the end of the body; BodyTimeout when the time is up."""
     left = deadline - time.monotonic()
     if left <= 0:
-        raise _Deadline()
+        raise BodyTimeout()
     sock = getattr(response.connection, "sock", None)
     if sock is not None:
         sock.settimeout(left)
     try:
         return response.read1(1 << 16, decode_content=False)
     except (urllib3.exceptions.ReadTimeoutError, TimeoutError):  # the socket waited until the deadline
-        raise _Deadline() from None
+        raise BodyTimeout() from None
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -1285,7 +1283,8 @@ class _HttpServer(ThreadedWSGIServer):
 # =============================================================================
 
 
-def _human_bytes(n):
+def human_bytes(n):
+    """A byte count as people read it: '253.1 MB' (decimal units, as Ollama shows sizes)."""
     if n is None:
         return None
     size = float(n)
@@ -1330,12 +1329,12 @@ MAX_UPSTREAM_ERROR = 64 * 1024  # of an error body, read; of it ERROR_TEXT_CHARS
 ERROR_TEXT_CHARS = 2000
 
 
-class _Overflow(Exception):
-    """A body longer than its limit."""
+class BodyTooLarge(Exception):
+    """read_body(): a body longer than its limit."""
 
 
 def read_body(response, deadline, limit, cut=False):
-    """The body of a urllib3 response, read by `deadline`: _Overflow past `limit` bytes (or, with
+    """The body of a urllib3 response, read by `deadline`: BodyTooLarge past `limit` bytes (or, with
     `cut`, its first `limit` bytes). A body read to its end gives its connection back."""
     pieces, size = [], 0
     try:
@@ -1343,7 +1342,7 @@ def read_body(response, deadline, limit, cut=False):
             size += len(data)
             if size > limit:
                 if not cut:
-                    raise _Overflow()
+                    raise BodyTooLarge()
                 pieces.append(data[: limit - size + len(data)])
                 _close(response)
                 return b"".join(pieces)
@@ -1459,12 +1458,12 @@ class OllamaClient:
             response = self._open(method, path, body, timeout, data, headers)
             seconds = self._timeout(timeout).read_timeout
             return read_body(response, time.monotonic() + seconds, MAX_UPSTREAM_BODY)
-        except _Overflow:
+        except BodyTooLarge:
             raise OllamaError(
-                f"Ollama at {self.base_url} sent more than {_human_bytes(MAX_UPSTREAM_BODY)} for {path}; refused "
+                f"Ollama at {self.base_url} sent more than {human_bytes(MAX_UPSTREAM_BODY)} for {path}; refused "
                 "(is OLLAMA_HOST an Ollama server?)"
             ) from None
-        except _Deadline:
+        except BodyTimeout:
             raise OllamaError(
                 f"Ollama at {self.base_url} did not send its whole answer to {path} within {seconds} s "
                 "(OLLAMA_TIMEOUT); try again, or raise OLLAMA_TIMEOUT"
@@ -1567,7 +1566,7 @@ class OllamaClient:
                 size += len(data) - start
                 if size > MAX_UPSTREAM_LINE:
                     raise OllamaError(
-                        f"Ollama at {self.base_url} sent more than {_human_bytes(MAX_UPSTREAM_LINE)} in one line on "
+                        f"Ollama at {self.base_url} sent more than {human_bytes(MAX_UPSTREAM_LINE)} in one line on "
                         f"{path}; refused (is OLLAMA_HOST an Ollama server?)"
                     )
         if pending:
@@ -1622,7 +1621,7 @@ class OllamaClient:
         status = response.status
         try:
             raw = read_body(response, time.monotonic() + self._timeout(timeout).read_timeout, MAX_UPSTREAM_ERROR, True)
-        except (_Deadline, urllib3.exceptions.HTTPError, OSError):
+        except (BodyTimeout, urllib3.exceptions.HTTPError, OSError):
             raw = b""
         finally:
             _close(response)
@@ -2445,6 +2444,14 @@ def nullable(schema):
     return {**schema, PUBLISHED: view}
 
 
+def whole(body):
+    """A schema `pattern` that must match the whole string. `$` is the end of the input (as in
+    ECMAScript; the validator reads patterns so, see `ecma_regex`), so `"abc\\n"` does not pass.
+    Keep `body` free of nested repetition: jsonschema runs patterns holding the GIL, so a
+    backtracking pattern stalls the whole server."""
+    return f"^(?:{body})$"
+
+
 def published(schema):
     """The view of an input schema that tools/list publishes: each `checked()` node in its shown
     form, and no combinator at the root (Anthropic's input_schema refuses one there; the server
@@ -2661,18 +2668,1944 @@ def collect_tools(namespace):
     return [v.tool for v in namespace.values() if callable(v) and isinstance(getattr(v, "tool", None), Tool)]
 
 
+# --- the catalogue: tools, resources, prompts ----------------------------------------------
+
+Resource = namedtuple("Resource", "uri name title description tool read")
+Resource.__doc__ = (
+    "A fixed resource; `tool` is the tool whose exposure it follows; `read(server, principal)` gives its JSON."
+)
+ResourceTemplate = namedtuple(
+    "ResourceTemplate", "uri_template prefix variable name title description tool read complete private listed"
+)
+ResourceTemplate.__doc__ = (
+    "Resources named by one variable after `prefix`; `read(server, principal, value)`, "
+    "`complete(server, principal, prefix)`; `private`: each principal reads its own (no shared caching); "
+    "`listed(server, principal)`: resources/list entries of the values worth listing (or None)."
+)
+Prompt = namedtuple("Prompt", "name title description arguments tool render complete")
+Prompt.__doc__ = (
+    "A prompt template; `arguments` are (name, description, required); `render(server, principal, "
+    "args)` gives its title and messages; `complete(server, principal, argument, prefix)` values for an argument."
+)
+
+
+class Catalogue:
+    """What a server can offer: its tools, resources, resource templates and prompts, how the
+    arguments of its tools complete (`complete(server, principal, argument, prefix)`), and the
+    instructions a client is given. A server exposes the part its configuration allows
+    (build_registry; a resource or prompt follows its tool). `BUILTIN` is filled by the
+    built-in tools, resources and prompts of sections 14 and 15, with the public API only."""
+
+    def __init__(self):
+        self.tools, self.resources, self.templates, self.prompts = [], [], [], []
+        self.complete = lambda server, principal, argument, prefix: []
+        self.instructions = ""
+
+    def fill(self, *, tools, resources=(), templates=(), prompts=(), complete=None, instructions=""):
+        """Register everything at once, in the order clients will list it."""
+        self.tools.extend(getattr(t, "tool", t) for t in tools)
+        self.resources.extend(resources)
+        self.templates.extend(templates)
+        self.prompts.extend(prompts)
+        self.complete = complete or self.complete
+        self.instructions = instructions
+        return self
+
+
+BUILTIN = Catalogue()  # filled at the end of section 15
+
+
 # =============================================================================
-# 9. Built-in tools
+# 9. Plugin loader
+# =============================================================================
+
+
+def default_tools_dir():
+    """`tools/` beside this file."""
+    return str(Path(__file__).resolve().parent / "tools")
+
+
+def load_tool_packs(directory):
+    """Import every `*.py` in `directory` (sorted) and return the Tool records they define.
+
+    A pack declares tools with `@tool`, or defines `register(add)` and passes each decorated
+    function (or Tool) to `add` itself. A pack that fails to import is logged and skipped.
+    """
+    # Packs import `ollama_mcp`; when this file runs as a script that must be this module.
+    sys.modules.setdefault("ollama_mcp", sys.modules[__name__])
+    found = []
+    folder = Path(directory)
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module_name = f"ollama_mcp_tools.{path.stem}"
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            register = getattr(module, "register", None)
+            if callable(register):  # the pack chooses its tools itself
+                pack = []
+                register(lambda item, pack=pack: pack.append(getattr(item, "tool", item)))
+            else:
+                pack = [t for t in collect_tools(vars(module)) if t.handler.__module__ == module_name]
+            for t in pack:
+                check_tool(t)
+        except Exception:
+            log.exception("tool pack %s failed to load; skipped", path)
+            continue
+        log.info("loaded tool pack %s (%d tools)", path.name, len(pack))
+        found.extend(pack)
+    return found
+
+
+def exposed(t, config):
+    """Whether `config` exposes tool `t`: MCP_READ_ONLY hides every tool that changes Ollama or saved
+    contexts (`Tool.read_only_mode`), MCP_TOOLS (globs) keeps only matching tools,
+    MCP_DISABLED_TOOLS (globs) hides matching ones."""
+    if config.read_only and not t.read_only_mode:
+        return False
+    if config.tools_enabled and not any(fnmatch.fnmatchcase(t.name, p) for p in config.tools_enabled):
+        return False
+    return not any(fnmatch.fnmatchcase(t.name, p) for p in config.tools_disabled)
+
+
+def build_registry(config, catalogue=BUILTIN):
+    """The exposed tools of `catalogue` (the built-in ones) plus the tool packs; a pack tool whose
+    name is taken is skipped."""
+    registry = Registry()
+    taken = set()  # built-ins come first, so a pack can never take a built-in's name, hidden or not
+    for t in catalogue.tools + load_tool_packs(config.tools_dir or default_tools_dir()):
+        if t.name in taken:
+            log.warning("tool pack tool %s skipped: the name is already taken", t.name)
+            continue
+        taken.add(t.name)
+        if exposed(t, config):
+            registry.add(t)
+    return registry
+
+
+# =============================================================================
+# 10. Metrics
+# =============================================================================
+
+
+class Metrics:
+    """Counters and histograms, rendered in the Prometheus text format."""
+
+    BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+    HELP = {
+        "ollama_mcp_http_requests_total": ("counter", "HTTP requests by method and status"),
+        "ollama_mcp_tool_calls_total": ("counter", "tool calls by tool and outcome (ok, error, cancelled, busy)"),
+        "ollama_mcp_tool_call_duration_seconds": ("histogram", "tool call duration by tool"),
+        "ollama_mcp_tokens_streamed_total": ("counter", "tokens generated by tool calls, by tool"),
+        "ollama_mcp_rate_limited_total": ("counter", "HTTP requests refused with 429"),
+        "ollama_mcp_rejected_requests_total": ("counter", "HTTP requests refused before reaching MCP, by reason"),
+        "ollama_mcp_tool_calls_in_flight": ("gauge", "tool calls running now"),
+        "ollama_mcp_sessions": ("gauge", "live MCP sessions"),
+        "ollama_mcp_ollama_host_up": ("gauge", "1 while an Ollama host answers, by host (OLLAMA_HOSTS)"),
+        "ollama_mcp_ollama_host_calls_in_flight": ("gauge", "calls this server has running on an Ollama host, by host"),
+    }
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counters = {}  # (name, labels) -> value
+        self._histograms = {}  # (name, labels) -> [bucket counts..., sum, count]
+
+    def inc(self, name, value=1, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        with self._lock:
+            self._counters[key] = self._counters.get(key, 0) + value
+
+    def observe(self, name, seconds, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        with self._lock:
+            h = self._histograms.get(key)
+            if h is None:
+                h = self._histograms[key] = [0] * (len(self.BUCKETS) + 2)
+            for i, bound in enumerate(self.BUCKETS):
+                if seconds <= bound:
+                    h[i] += 1
+            h[-2] += seconds
+            h[-1] += 1
+
+    def render(self, gauges):
+        """The exposition text; `gauges` maps a gauge name to its current value."""
+        with self._lock:
+            counters = dict(self._counters)
+            histograms = {k: list(v) for k, v in self._histograms.items()}
+        lines = []
+        for name, (kind, text) in self.HELP.items():
+            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+            if kind == "gauge":
+                value = gauges.get(name, 0)
+                if isinstance(value, dict):  # by host: the labels come from the configured list only
+                    lines += [f"{name}{_labels((('host', host),))} {v}" for host, v in value.items()]
+                else:
+                    lines.append(f"{name} {value}")
+            elif kind == "counter":
+                lines += [
+                    f"{name}{_labels(labels)} {value:g}" for (n, labels), value in sorted(counters.items()) if n == name
+                ]
+            else:
+                for (n, labels), h in sorted(histograms.items()):
+                    if n != name:
+                        continue
+                    for bound, count in zip(self.BUCKETS, h, strict=False):
+                        lines.append(f"{name}_bucket{_labels(labels + (('le', f'{bound:g}'),))} {count}")
+                    lines.append(f"{name}_bucket{_labels(labels + (('le', '+Inf'),))} {h[-1]}")
+                    lines.append(f"{name}_sum{_labels(labels)} {h[-2]:.6f}")
+                    lines.append(f"{name}_count{_labels(labels)} {h[-1]}")
+        return "\n".join(lines) + "\n"
+
+
+def _labels(pairs):
+    if not pairs:
+        return ""
+    inner = ",".join(
+        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in pairs
+    )
+    return "{" + inner + "}"
+
+
+# =============================================================================
+# 11. MCP dispatcher
+# =============================================================================
+# One entry point, McpServer.handle(message, request), for both transports and both eras.
+# The transport builds a RequestContext (who sent it, and how to reach back); the dispatcher
+# reads the era from it, checks the envelope, runs the method and returns the response.
+
+
+class _Monotonic:
+    """Keeps progress values strictly increasing, as MCP requires."""
+
+    def __init__(self):
+        self.last = 0
+
+    def __call__(self, value):
+        self.last = value if value > self.last else self.last + 1
+        return self.last
+
+
+@dataclasses.dataclass(eq=False)
+class RequestContext:
+    """What a transport knows of one incoming message besides the message itself.
+
+    The transport fills in who sent it and how to reach back; the dispatcher fills in the
+    envelope (version, capabilities, log level) and may set `http_status` and `session`.
+    """
+
+    principal: str = ""  # owns what the request makes: a token's name, "" otherwise
+    client: str = "local"  # counts against the caps: the principal, or the address without tokens
+    address: str = "local"  # where it came from: the client's IP address (HTTP), "stdio"
+    scope: str = "local"  # where request ids are unique: a session id, the stdio stream, one HTTP exchange
+    modern: bool = False  # the 2026-07-28 era: every request carries its envelope in _meta
+    session: object = None  # the handshake-era Session, when there is one
+    headers: dict = None  # HTTP: the headers that mirror the body (lower-case names); None elsewhere
+    notify: object = None  # notify(message) sends a request-scoped notification; raises ClientGone
+    peer_gone: object = None  # peer_gone() is True once the client has left
+    id: object = None
+    protocol_version: str = DEFAULT_PROTOCOL_VERSION
+    capabilities: dict = dataclasses.field(default_factory=dict)
+    log_level: str = None  # notifications/message at or above it; None sends none
+    http_status: int = None  # an error's own HTTP status (503 when sessions are full)
+
+
+def _completion_tokens(result):
+    """Tokens a tool result reports having generated (0 when it has none)."""
+    structured = (result or {}).get("structuredContent") or {}
+    stats = structured.get("stats")
+    return (stats.get("completion_tokens") or 0) if isinstance(stats, dict) else 0
+
+
+def _tool_result(structured):
+    if not isinstance(structured, dict):
+        raise TypeError(f"a tool handler returned {type(structured).__name__}, expected a dict")
+    return {"content": [{"type": "text", "text": dumps(structured)}], "structuredContent": structured, "isError": False}
+
+
+def _tool_error(text):
+    return {"content": [{"type": "text", "text": text}], "isError": True}
+
+
+def decode_header_value(raw):
+    """A mirrored header's value: surrounding white space dropped (RFC 9110), and the Base64
+    form `=?base64?...?=` decoded strictly. Raises HeaderMismatch for a malformed one."""
+    value = raw.strip(" \t")
+    if value.startswith("=?base64?") and value.endswith("?=") and len(value) >= 11:
+        try:
+            return base64.b64decode(value[9:-2], validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            raise HeaderMismatch(
+                "Header mismatch: a =?base64?...?= header value is not valid Base64 of UTF-8 text"
+            ) from None
+    return value
+
+
+NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}  # the param Mcp-Name mirrors
+
+
+def _check_param_headers(t, arguments, headers):
+    """HeaderMismatch unless every argument the tool mirrors (x-mcp-header) that has a value
+    came with its Mcp-Param-* header saying the same."""
+    for path, header in t.header_params:
+        value = arguments
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        sent = headers.get(f"mcp-param-{header.lower()}")
+        expected = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if sent is None or decode_header_value(sent) != expected:
+            raise HeaderMismatch(
+                f"Header mismatch: Mcp-Param-{header} {sent!r} does not match the argument {'.'.join(path)}"
+            )
+
+
+_CURSOR = re.compile(r"[0-9]{1,9}")
+
+LIST_TTL_MS = 300_000  # the tools, prompts and templates never change while the server runs
+
+MODELS_TTL_MS = 5_000  # installed models change when someone pulls or deletes one
+
+DISCOVER_TTL_MS = 3_600_000
+
+RPC_HANDLERS = {
+    "initialize": "rpc_initialize",
+    "server/discover": "rpc_server_discover",
+    "ping": "rpc_ping",
+    "logging/setLevel": "rpc_logging_set_level",
+    "tools/list": "rpc_tools_list",
+    "tools/call": "rpc_tools_call",
+    "resources/list": "rpc_resources_list",
+    "resources/templates/list": "rpc_resources_templates_list",
+    "resources/read": "rpc_resources_read",
+    "prompts/list": "rpc_prompts_list",
+    "prompts/get": "rpc_prompts_get",
+    "completion/complete": "rpc_completion_complete",
+    "subscriptions/listen": "rpc_subscriptions_listen",
+}
+
+LEGACY_ONLY = frozenset(("initialize", "ping", "logging/setLevel"))  # removed in 2026-07-28
+
+MODERN_ONLY = frozenset(("server/discover", "subscriptions/listen"))
+
+NOTIFICATION_HANDLERS = {"notifications/cancelled": "on_cancelled"}
+
+
+class RunningCall:
+    """The dispatcher's record of one request that runs for a while (a tool call, a subscription):
+    whose it is, where its id is unique, what it works on, and how it is cancelled. Handlers
+    never see it: they get a Call.
+
+    `principal` owns it; `scope` is where its request id is unique (a session, the stdio stream,
+    one HTTP exchange); `client` is whom its slot counts against."""
+
+    def __init__(
+        self, request_id, tool, principal="", scope="local", client="local", progress_token=None, peer_gone=None
+    ):
+        self.request_id = request_id
+        self.tool = tool  # None for a subscription
+        self.principal = principal
+        self.scope = scope
+        self.client = client
+        self.progress_token = progress_token
+        self.model = None  # what the handler works on, for listings
+        self.partial = None  # the text generated so far, as a list of pieces (generation tools)
+        self.started = time.monotonic()
+        self.started_at = time.time()
+        self.cancel_event = threading.Event()
+        self.cancelled_by = None
+        self._peer_gone = peer_gone
+        self._next_probe = 0.0
+
+    def cancel(self, by=None):
+        """Stop the call. Cancelled by its own client it gets no answer; cancelled `by` a tool
+        (another call), it is answered with an error saying so."""
+        if by and not self.cancel_event.is_set():
+            self.cancelled_by = by
+        self.cancel_event.set()
+
+    def cancelled(self):
+        """True once cancelled, or once the client that asked has gone away."""
+        if self.cancel_event.is_set():
+            return True
+        if self._peer_gone is not None:
+            now = time.monotonic()
+            if now >= self._next_probe:
+                self._next_probe = now + DISCONNECT_PROBE_INTERVAL
+                if self._peer_gone():
+                    self.cancel_event.set()
+                    return True
+        return False
+
+    def check(self):
+        """Raise Cancelled if the call was cancelled."""
+        if self.cancelled():
+            raise Cancelled()
+
+
+class Call:
+    """What a tool handler gets, built-in or from a pack: the Ollama hosts (`ollama`), the
+    configuration, the saved contexts (`store`), who is calling (`principal`), and its own call:
+    `check()`/`cancelled()`, `changed()` for subscribers, `model` and `partial` for the listing and
+    the answer of a cancelled call, and for batch-like work `parallel()` and `part()`. The
+    bookkeeping stays in the dispatcher's RunningCall."""
+
+    def __init__(self, server, running):
+        self.ollama = server.ollama  # Ollama: for_model(), for_new(), hosts()
+        self.config = server.config
+        self.store = server.store  # saved chat contexts
+        self.principal = running.principal
+        self._server = server
+        self._running = running
+
+    @property
+    def model(self):
+        return self._running.model
+
+    @model.setter
+    def model(self, name):
+        """The model the call works on (listings of running calls show it)."""
+        self._running.model = name
+
+    @property
+    def partial(self):
+        return self._running.partial
+
+    @partial.setter
+    def partial(self, pieces):
+        """The list of text pieces generated so far: a cancelled call's answer carries them."""
+        self._running.partial = pieces
+
+    def cancelled(self):
+        return self._running.cancelled()
+
+    def check(self):
+        """Raise Cancelled once the call is cancelled or its client has left."""
+        self._running.check()
+
+    def cancel(self):
+        """Cancel this call and its parts (a batch stopping the prompts still running)."""
+        self._running.cancel()
+
+    def changed(self, uri, principal=None, listed=False):
+        """Tell subscribers that the resource `uri` changed (`principal`: only that one may see
+        it; `listed`: the set of resources changed too)."""
+        self._server.feed.publish(uri, principal, listed)
+
+    def models_changed(self, *names):
+        """Models were added, changed or removed through this server."""
+        for name in names:
+            self.changed(f"{MODELS_URI}/{name}")
+        self.changed(MODELS_URI, listed=True)
+
+    def running(self):
+        """The other tool calls of this principal that are still running (RunningCall records:
+        request_id, tool, model, started_at; `cancel(by=...)` stops one)."""
+        mine = self._server.calls.of(self.principal)
+        return [c for c in mine if c is not self._running and c.tool is not None and not c.cancel_event.is_set()]
+
+    @property
+    def scope(self):
+        """Where this call's request id is unique (its session, stream or HTTP exchange)."""
+        return self._running.scope
+
+    @contextlib.contextmanager
+    def parallel(self, wanted):
+        """Up to `wanted` more concurrency slots for parallel work inside this call, as many as
+        the caps allow now (0 when none are free); yields how many were taken."""
+        slots, owner, taken = self._server.slots, self._running.client, 0
+        try:
+            while taken < wanted:
+                try:
+                    slots.acquire(owner)
+                except ServerBusy:
+                    break
+                taken += 1
+            yield taken
+        finally:
+            for _ in range(taken):
+                slots.release(owner)
+
+    def part(self):
+        """A Call for one part of this one (a batch item): cancelled with it, its own model and
+        text, and what it changes reaches subscribers as this call's would."""
+        running = self._running
+        piece = RunningCall(running.request_id, running.tool, running.principal, running.scope, running.client)
+        piece.cancel_event = running.cancel_event
+        piece._peer_gone = running._peer_gone
+        return Call(self._server, piece)
+
+
+# The stateless era gives JSON-RPC errors their own HTTP status; the handshake era answers 200.
+MODERN_ERROR_STATUS = {
+    ParseError.code: 400,
+    InvalidRequest.code: 400,
+    InvalidParams.code: 400,
+    HeaderMismatch.code: 400,
+    -32021: 400,  # MissingRequiredClientCapability
+    UnsupportedVersion.code: 400,
+    MethodNotFound.code: 404,
+}
+
+
+Who = namedtuple("Who", "principal client address")
+Who.__doc__ = (
+    "Who sent an HTTP request: the principal that owns what it makes, the key its caps count under, its address."
+)
+
+
+class Stream:
+    """A transport's lasting channel (stdio, in-process): its request ids are unique across it,
+    and a handshake-era client's session is the stream's own (it needs no Mcp-Session-Id)."""
+
+    def __init__(self, scope, who):
+        self.scope = scope
+        self.session = Session(who.principal, who.client)
+
+
+class Exchange:
+    """One incoming message (or batch) as the dispatcher opened it, and what the transport must
+    do with it: `run()` handles it; `inline` says it must be handled before the next message is
+    read (notifications, responses, initialize); after `run()`, `session_id` is a session this
+    exchange began, which an HTTP answer announces in Mcp-Session-Id; `status(answer)` is the
+    answer's HTTP status; `event_ids` numbers SSE events (the handshake era's sessions only)."""
+
+    def __init__(self, server, payload, request, new_session):
+        self._server = server
+        self.payload = payload
+        self.request = request
+        self._new_session = new_session
+        self.is_batch = isinstance(payload, list)
+        self.is_request = isinstance(payload, dict) and "method" in payload and "id" in payload
+        self.inline = not self.is_batch and (not self.is_request or payload.get("method") == "initialize")
+        self.event_ids = request.session.event_ids if request.session is not None else None
+        self.session_id = None
+
+    def run(self, notify=None, peer_gone=None):
+        """The response (a list for a batch), or None; notifications the request causes go out
+        through `notify(message)` before it returns (it raises ClientGone once the client has
+        left); `peer_gone()` says whether the client is still there. A batch where batches are
+        not allowed raises BatchRefused."""
+        self.request.notify, self.request.peer_gone = notify, peer_gone
+        if self.is_batch:
+            return self._server.handle_batch(self.payload, self.request)
+        answer = self._server.handle(self.payload, self.request)
+        if self._new_session and answer is not None and "result" in answer and self.request.session is not None:
+            self.session_id = self.request.session.id
+        return answer
+
+    def status(self, answer):
+        """The HTTP status of `answer`: an error's own (503 when full), the stateless era's table
+        for its errors, else 200."""
+        if self.request.http_status:
+            return self.request.http_status
+        if self.request.modern and isinstance(answer, dict) and "error" in answer:
+            return MODERN_ERROR_STATUS.get(answer["error"]["code"], 200)
+        return 200
+
+
+class McpServer:
+    """Transport-independent MCP: one `handle()` for every incoming message, in either era;
+    the handshake era's sessions; the running calls and subscriptions; metrics and logs of calls."""
+
+    def __init__(self, config, registry=None, ollama=None, catalogue=BUILTIN):
+        self.config = config
+        self.registry = registry if registry is not None else build_registry(config, catalogue)
+        self.ollama = ollama or Ollama(config)
+        self.store = ContextStore(
+            config.context_path,
+            config.context_max_messages,
+            config.context_max_bytes,
+            config.context_max_count,
+            config.context_max_total_bytes,
+            config.context_store_max_bytes,
+            private_folder=not config.data_dir,
+        )
+        self.calls = CallTable()
+        self.sessions = SessionTable(config, self.calls)
+        self.feed = ChangeFeed()
+        self.feed.add(self.ollama)  # the inventories of several hosts are read again when a model changes here
+        self.metrics = Metrics()
+        self.slots = Slots(
+            config.max_concurrent,
+            config.max_concurrent_per_client,
+            "tool calls",
+            ("MCP_MAX_CONCURRENT", "MCP_MAX_CONCURRENT_PER_CLIENT"),
+        )
+        # Each stream holds a connection and a thread for as long as it lasts: at most half of
+        # them, so that ordinary calls always find room.
+        self.listeners = Slots(
+            max(1, min(config.max_subscriptions, config.max_connections // 2)),
+            config.max_subscriptions_per_client,
+            "subscriptions",
+            ("MCP_MAX_SUBSCRIPTIONS", "MCP_MAX_SUBSCRIPTIONS_PER_CLIENT"),
+            SubscriptionsFull,
+        )
+        self.closing = threading.Event()  # set at shutdown: subscriptions end with a result
+        self._exchanges = itertools.count(1)  # scopes of exchanges without a session or stream: each its own
+        self._tool_specs = [t.spec() for t in self.registry]
+        self.catalogue = catalogue
+        self.resources = [r for r in catalogue.resources if r.tool in self.registry]
+        self.templates = [t for t in catalogue.templates if t.tool in self.registry]
+        self.prompts = {p.name: p for p in catalogue.prompts if p.tool in self.registry}
+        self.server_info = {"name": SERVER_NAME, "title": SERVER_TITLE, "version": __version__}
+        # Without tokens every client sees the same lists; with them, shared caches stay out.
+        self.cache_scope = "private" if config.auth_tokens else "public"
+
+    def tool_specs(self):
+        return self._tool_specs
+
+    def capabilities(self, modern):
+        """What this server offers; a change feed exists only in the stateless era (subscriptions/listen)."""
+        capabilities = {"tools": {"listChanged": False}, "completions": {}}
+        if self.resources or self.templates:
+            capabilities["resources"] = {"subscribe": modern, "listChanged": modern}
+        if self.prompts:
+            capabilities["prompts"] = {"listChanged": False}
+        if not modern:
+            capabilities["logging"] = {}
+        return capabilities
+
+    # --- shutdown -----------------------------------------------------------------------------
+
+    def cancel_all(self):
+        """Cancel every running call and end every subscription (shutdown)."""
+        self.closing.set()
+        for call in self.calls.all():
+            if call.tool is not None:
+                call.cancel()
+
+    def wait_idle(self, timeout):
+        """Wait until no call or subscription runs (their cleanup, store writes included, is done); True if so."""
+        deadline = time.monotonic() + timeout
+        while (self.slots.running or len(self.calls)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not self.slots.running and not len(self.calls)
+
+    def gauges(self):
+        gauges = {"ollama_mcp_tool_calls_in_flight": self.slots.running, "ollama_mcp_sessions": len(self.sessions)}
+        gauges["ollama_mcp_ollama_host_up"] = {h.url: int(h.up) for h in self.ollama.members}
+        gauges["ollama_mcp_ollama_host_calls_in_flight"] = {h.url: h.client.in_flight for h in self.ollama.members}
+        return gauges
+
+    # --- opening a message: what every transport asks first ----------------------------------------
+
+    def open(self, payload, who, *, headers=None, session_id=None, stream=None):
+        """Open one parsed message (or batch) from `who` (a Who): decide its era, its session and
+        the scope its request id lives in, and return the Exchange a transport runs and answers.
+        `headers` are the HTTP headers that mirror the body (MCP-Protocol-Version, Mcp-Method,
+        Mcp-Name, Mcp-Param-*, lower-case names); `session_id` is the Mcp-Session-Id an HTTP
+        client sent; `stream` is the Stream of a lasting channel (stdio, in-process), None over
+        HTTP. Raises a ProtocolError with its HTTP status for what no answer can follow: a batch
+        in the stateless era, a missing or unknown session, an unsupported version header."""
+        request = RequestContext(principal=who.principal, client=who.client, address=who.address)
+        version_header = headers.get("mcp-protocol-version") if headers is not None else None
+        new_session = False
+        if is_modern(payload, version_header):
+            if isinstance(payload, list):
+                raise BatchRefused("Invalid Request: protocol 2026-07-28 has no JSON-RPC batches")
+            request.modern, request.headers = True, headers
+            request.scope = stream.scope if stream else f"exchange-{next(self._exchanges)}"
+            return Exchange(self, payload, request, new_session)
+        if stream is not None:
+            request.session, request.scope = stream.session, stream.scope
+            return Exchange(self, payload, request, new_session)
+        is_request = isinstance(payload, dict) and "id" in payload
+        if is_request and payload.get("method") == "initialize":
+            new_session = True  # rpc_initialize opens it
+        else:
+            # A request for a method this server does not have needs no session: an era probe
+            # must get an ordinary JSON-RPC error, so that its client falls back.
+            needed = not (is_request and payload.get("method") not in RPC_HANDLERS)
+            request.session = self.session(session_id, who.principal, needed)
+        request.scope = request.session.id if request.session else f"exchange-{next(self._exchanges)}"
+        if version_header is not None and version_header not in PROTOCOL_VERSIONS:
+            raise VersionHeaderRefused(
+                f"Bad Request: unsupported MCP-Protocol-Version {version_header!r}; supported: "
+                f"{', '.join(MODERN_PROTOCOL_VERSIONS + PROTOCOL_VERSIONS)}"
+            )
+        return Exchange(self, payload, request, new_session)
+
+    def session(self, session_id, principal, required=True):
+        """The live session `session_id` names for `principal` (None when none is named and none
+        is required); SessionRequired or SessionNotFound otherwise."""
+        if session_id is None:
+            if required:
+                raise SessionRequired(
+                    "Bad Request: Mcp-Session-Id header is required (call initialize first, or send protocol "
+                    "2026-07-28 requests)"
+                )
+            return None
+        session = self.sessions.get(session_id, principal)
+        if session is None:
+            raise SessionNotFound("Session not found: it ended or expired; initialize a new one")
+        return session
+
+    def end_session(self, session_id, principal):
+        """End a handshake-era session (an HTTP DELETE); SessionRequired or SessionNotFound."""
+        self.sessions.end(self.session(session_id, principal).id, principal)
+
+    # --- messages -----------------------------------------------------------------------------
+
+    def handle(self, msg, request):
+        """Handle one parsed JSON-RPC message; return the response, or None (a notification, a
+        response, or a request its own client cancelled). Notifications the request causes go
+        out through `request.notify` before this returns."""
+        try:
+            kind = message_kind(msg)
+        except InvalidRequest as e:
+            return rpc_error(
+                msg.get("id") if isinstance(msg, dict) and _valid_id(msg.get("id")) else None, e.code, str(e)
+            )
+        if kind == "response":
+            return None  # we send no requests, so there is nothing to match a response to
+        method = msg["method"]
+        params = msg.get("params") or {}
+        if kind == "notification":
+            handler = NOTIFICATION_HANDLERS.get(method)
+            if handler is not None:
+                getattr(self, handler)(params, request)
+            return None
+        request.id = msg["id"]
+        started = time.monotonic()
+        response = self._answer(method, params, request)
+        if method != "tools/call":  # a tool call logs its own line, with the tool's outcome
+            outcome = "cancelled" if response is None else "ok" if "result" in response else "error"
+            self._log("mcp %s %s", method if method in RPC_HANDLERS else "(unknown method)", outcome, request, started)
+        return response
+
+    def _answer(self, method, params, request):
+        """The response to one request, or None when its own client cancelled it."""
+        try:
+            if request.modern:
+                self._read_envelope(method, params, request)
+            elif request.session is not None:
+                request.protocol_version = request.session.protocol_version
+                request.log_level = request.session.log_level
+            handler = RPC_HANDLERS.get(method)
+            if handler is None or method in (LEGACY_ONLY if request.modern else MODERN_ONLY):
+                raise MethodNotFound(f"Method not found: {method}")
+            result = getattr(self, handler)(params, request)
+        except Cancelled:
+            return None
+        except ProtocolError as e:
+            request.http_status = e.http_status
+            code = InvalidParams.code if isinstance(e, ResourceNotFound) and request.modern else e.code
+            return rpc_error(request.id, code, str(e), e.data)
+        except ClientGone:  # the transport's to handle
+            raise
+        except Exception:  # a bug: an internal error with a reference, the details in the log only
+            reference = secrets.token_hex(4)
+            log.exception("%s failed (reference %s)", method, reference)
+            text = f"Internal error (reference {reference}); the server log has the details"
+            return rpc_error(request.id, -32603, text)
+        if request.modern:
+            result = {
+                **result,
+                "resultType": "complete",
+                "_meta": {**result.get("_meta", {}), META_SERVER_INFO: self.server_info},
+            }
+        return rpc_result(request.id, result)
+
+    @staticmethod
+    def _log(text, what, outcome, request, started, **extra):
+        """The INFO line of one request: what was asked, its outcome and time, and which era and
+        protocol version the client spoke (an operator's first question about a client)."""
+        duration_ms = round((time.monotonic() - started) * 1000, 2)
+        if request.modern:
+            era, version = (
+                "stateless",
+                request.protocol_version if request.protocol_version in MODERN_PROTOCOL_VERSIONS else "?",
+            )
+        else:
+            era, version = (
+                "handshake",
+                request.session.protocol_version if request.session else request.protocol_version,
+            )
+        log.info(
+            text + " in %.1f ms (%s era, protocol %s)",
+            what,
+            outcome,
+            duration_ms,
+            era,
+            version,
+            extra={
+                "session": request.session.label if request.session is not None else None,
+                "request_id": request.id,
+                "outcome": outcome,
+                "duration_ms": duration_ms,
+                "era": era,
+                "protocol": version,
+                **extra,
+            },
+        )
+
+    def handle_batch(self, messages, request):
+        """Handle a JSON-RPC batch (protocol 2025-03-26 only): the responses, in order; once the
+        client has gone the rest is not started. Raises InvalidRequest when batches are not allowed."""
+        version = request.session.protocol_version if request.session else DEFAULT_PROTOCOL_VERSION
+        if request.modern or version != BATCH_PROTOCOL_VERSION:
+            raise BatchRefused(
+                "Invalid Request: JSON-RPC batches are not supported in protocol "
+                f"{'2026-07-28' if request.modern else version}"
+            )
+        if not messages:
+            raise BatchRefused("Invalid Request: empty batch")
+        responses = []
+        for msg in messages:
+            if request.peer_gone is not None and request.peer_gone():
+                break
+            if isinstance(msg, dict) and msg.get("method") == "initialize":
+                responses.append(
+                    rpc_error(msg.get("id"), InvalidRequest.code, "Invalid Request: initialize cannot be batched")
+                )
+                continue
+            item = dataclasses.replace(request, notify=None)  # notifications of a batch item are dropped
+            final = self.handle(msg, item)
+            if final is not None:
+                responses.append(final)
+        return responses
+
+    def _read_envelope(self, method, params, request):
+        """The stateless era's checks, in the spec's order: the `_meta` envelope is whole, the
+        HTTP headers mirror the body, the version is one this server speaks."""
+        meta = params.get("_meta")
+        missing = [k for k in (META_VERSION, META_CAPABILITIES) if not isinstance(meta, dict) or k not in meta]
+        if missing:
+            raise InvalidParams(
+                f"Invalid params: params._meta must carry {' and '.join(missing)} (protocol 2026-07-28 sends them on "
+                "every request)"
+            )
+        version, capabilities = meta[META_VERSION], meta[META_CAPABILITIES]
+        if not isinstance(capabilities, dict):
+            raise InvalidParams(f"Invalid params: {META_CAPABILITIES} must be an object")
+        if request.headers is not None:
+            self._check_headers(method, params, version, request.headers)
+        if not isinstance(version, str):
+            raise InvalidParams(f"Invalid params: {META_VERSION} must be a string")
+        if version not in MODERN_PROTOCOL_VERSIONS:
+            raise UnsupportedVersion(
+                "Unsupported protocol version", {"supported": list(MODERN_PROTOCOL_VERSIONS), "requested": version}
+            )
+        level = meta.get(META_LOG_LEVEL)
+        if level is not None and level not in MCP_LOG_LEVELS:
+            raise InvalidParams(f"Invalid params: {META_LOG_LEVEL} must be one of {', '.join(MCP_LOG_LEVELS)}")
+        request.protocol_version, request.capabilities, request.log_level = version, capabilities, level
+
+    @staticmethod
+    def _check_headers(method, params, version, headers):
+        """HeaderMismatch unless MCP-Protocol-Version, Mcp-Method and Mcp-Name say what the body says:
+        a balancer may route on the headers while the server acts on the body."""
+        sent = headers.get("mcp-protocol-version")
+        if sent is None or sent.strip(" \t") != version:
+            raise HeaderMismatch(
+                f"Header mismatch: MCP-Protocol-Version {sent!r} does not match the body's {META_VERSION} {version!r}"
+            )
+        sent = headers.get("mcp-method")
+        if sent is None or sent.strip(" \t") != method:
+            raise HeaderMismatch(f"Header mismatch: Mcp-Method {sent!r} does not match the body's method {method!r}")
+        field = NAMED_METHODS.get(method)
+        if field is not None and params.get(field) is not None:
+            sent = headers.get("mcp-name")
+            if sent is None or decode_header_value(sent) != params.get(field):
+                raise HeaderMismatch(f"Header mismatch: Mcp-Name {sent!r} does not match the body's params.{field}")
+
+    # --- tool calls ---------------------------------------------------------------------------
+
+    def _run_tool(self, t, call, arguments, request):
+        """Run one tool (its RunningCall `call`) to its result, sending its events as
+        notifications; (result, outcome). Raises Cancelled when its own client cancelled it or left."""
+        monotonic = _Monotonic()
+        try:
+            arguments = t.check_arguments(arguments)
+            out = t.handler(Call(self, call), arguments)
+            if isinstance(out, types.GeneratorType):
+                try:
+                    while True:
+                        call.check()
+                        try:
+                            event = next(out)
+                        except StopIteration as stop:
+                            out = stop.value
+                            break
+                        note = _event_message(call, request, event, monotonic)
+                        if note is not None and request.notify is not None:
+                            request.notify(note)
+                finally:
+                    if isinstance(out, types.GeneratorType):  # still running: cancelled or the client left
+                        out.close()
+            call.check()
+            return _tool_result(out), "ok"
+        except ToolError as e:
+            return _tool_error(str(e)), "error"
+        except ClientGone:
+            call.cancel()
+            raise Cancelled() from None
+        except Cancelled:
+            if call.cancelled_by is None:
+                raise
+            partial = "".join(call.partial or ())
+            text = f"cancelled by {call.cancelled_by} before it finished" + (
+                f"; the text generated so far:\n{partial}" if partial else ""
+            )
+            return _tool_error(text), "cancelled"
+        except Exception:  # a bug in a handler must not take the server down, nor its text (paths, secrets) leave it
+            reference = secrets.token_hex(4)
+            log.exception("tool %s failed (reference %s)", t.name, reference)
+            return _tool_error(f"{t.name} failed (reference {reference}); the server log has the details"), "error"
+
+    def finish_call(self, call, outcome, result, request):
+        """The one place a call ends: out of the table, metrics, the log line."""
+        self.calls.remove(call)
+        elapsed = time.monotonic() - call.started
+        self.metrics.inc("ollama_mcp_tool_calls_total", tool=call.tool, outcome=outcome)
+        self.metrics.observe("ollama_mcp_tool_call_duration_seconds", elapsed, tool=call.tool)
+        tokens = _completion_tokens(result)
+        if tokens:
+            self.metrics.inc("ollama_mcp_tokens_streamed_total", tokens, tool=call.tool)
+        self._log("tool call %s %s", call.tool, outcome, request, call.started, tool=call.tool)
+
+    def new_call(self, request, tool_name, progress_token=None):
+        """The RunningCall of `request`, registered in the call table (InvalidRequest for a reused id)."""
+        call = RunningCall(
+            request.id, tool_name, request.principal, request.scope, request.client, progress_token, request.peer_gone
+        )
+        self.calls.add(call)
+        return call
+
+    # --- JSON-RPC methods: (params, request) -> result ------------------------------------------
+
+    def _cached(self, result, ttl_ms, private=False):
+        """A list or read result with the stateless era's caching hints."""
+        return {**result, "ttlMs": ttl_ms, "cacheScope": "private" if private else self.cache_scope}
+
+    def _page(self, items, params, key):
+        """One page of `items` for a list request, with nextCursor when more follow."""
+        cursor = params.get("cursor")
+        start = 0
+        if cursor is not None:  # our cursors are offsets we handed out: a few ASCII digits
+            if not isinstance(cursor, str) or not _CURSOR.fullmatch(cursor) or int(cursor) > len(items):
+                raise InvalidParams("Invalid params: unknown cursor")
+            start = int(cursor)
+        end = start + self.config.page_size
+        result = {key: items[start:end]}
+        if end < len(items):
+            result["nextCursor"] = str(end)
+        return result
+
+    def _listing(self, request, items, params, key, ttl_ms):
+        """One page of a list result; the stateless era adds its caching hints."""
+        page = self._page(items, params, key)
+        return self._cached(page, ttl_ms) if request.modern else page
+
+    def rpc_initialize(self, params, request):
+        requested = params.get("protocolVersion")
+        if not isinstance(requested, str):
+            raise InvalidParams("Invalid params: protocolVersion must be a string")
+        if request.session is None:  # HTTP: the session starts here; stdio passes the stream's own
+            request.session = self.sessions.open(request.principal, request.client)
+        request.session.protocol_version = requested if requested in PROTOCOL_VERSIONS else LATEST_PROTOCOL_VERSION
+        return {
+            "protocolVersion": request.session.protocol_version,
+            "capabilities": self.capabilities(modern=False),
+            "serverInfo": self.server_info,
+            "instructions": self.catalogue.instructions,
+        }
+
+    def rpc_server_discover(self, params, request):
+        return self._cached(
+            {
+                "supportedVersions": list(MODERN_PROTOCOL_VERSIONS),
+                "capabilities": self.capabilities(modern=True),
+                "instructions": self.catalogue.instructions,
+            },
+            DISCOVER_TTL_MS,
+        )
+
+    def rpc_ping(self, params, request):
+        return {}
+
+    def rpc_logging_set_level(self, params, request):
+        level = params.get("level")
+        if level not in MCP_LOG_LEVELS:
+            raise InvalidParams(f"Invalid params: level must be one of {', '.join(MCP_LOG_LEVELS)}")
+        if request.session is not None:
+            request.session.log_level = level
+        return {}
+
+    def rpc_tools_list(self, params, request):
+        return self._listing(request, self.tool_specs(), params, "tools", LIST_TTL_MS)
+
+    def rpc_tools_call(self, params, request):
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise InvalidParams("Invalid params: `name` must be a string")
+        arguments = params.get("arguments", {})
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise InvalidParams("Invalid params: `arguments` must be an object")
+        t = self.registry.get(name)
+        if t is None:
+            raise InvalidParams(f"Unknown tool: {name}. Call tools/list to see the available tools.")
+        if request.headers is not None:
+            _check_param_headers(t, arguments, request.headers)
+        call = self.new_call(request, name, progress_token(params.get("_meta")))
+        outcome, result = "cancelled", None
+        try:
+            try:
+                self.slots.acquire(request.client)
+            except ServerBusy:
+                outcome = "busy"
+                raise
+            try:
+                result, outcome = self._run_tool(t, call, arguments, request)
+            finally:
+                self.slots.release(request.client)
+        finally:
+            self.finish_call(call, outcome, result, request)
+        return result
+
+    @staticmethod
+    def _resource_entry(resource):
+        return {
+            "uri": resource.uri,
+            "name": resource.name,
+            "title": resource.title,
+            "description": resource.description,
+            "mimeType": JSON_MIME,
+        }
+
+    def rpc_resources_list(self, params, request):
+        entries = [self._resource_entry(r) for r in self.resources]
+        for template in self.templates:  # e.g. each installed model, for resource pickers
+            entries += template.listed(self, request.principal) if template.listed else []
+        return self._listing(request, entries, params, "resources", MODELS_TTL_MS)
+
+    def rpc_resources_templates_list(self, params, request):
+        entries = [
+            {
+                "uriTemplate": t.uri_template,
+                "name": t.name,
+                "title": t.title,
+                "description": t.description,
+                "mimeType": JSON_MIME,
+            }
+            for t in self.templates
+        ]
+        return self._listing(request, entries, params, "resourceTemplates", LIST_TTL_MS)
+
+    def _find_resource(self, uri):
+        """(reader, value, private) for a URI this server serves, else None. A template's value may
+        come percent-encoded: RFC 6570 expansion encodes the ':' and '/' of model names."""
+        for resource in self.resources:
+            if uri == resource.uri:
+                return resource.read, None, False
+        for template in self.templates:
+            if uri.startswith(template.prefix) and len(uri) > len(template.prefix):
+                return (
+                    template.read,
+                    urllib.parse.unquote(uri[len(template.prefix) :]),
+                    template.private,
+                )
+        return None
+
+    def rpc_resources_read(self, params, request):
+        uri = params.get("uri")
+        if not isinstance(uri, str):
+            raise InvalidParams("Invalid params: uri must be a string")
+        found = self._find_resource(uri)
+        try:
+            content = None
+            if found is not None:
+                read, value, private = found
+                content = read(self, request.principal) if value is None else read(self, request.principal, value)
+        except ToolError as e:  # Ollama, or the context store, failed
+            raise ProtocolError(f"Could not read {uri}: {e}", {"uri": uri}) from None
+        if content is None:
+            raise ResourceNotFound(
+                f"Resource not found: {uri}. resources/list and resources/templates/list show what can be read.",
+                {"uri": uri},
+            )
+        result = {"contents": [{"uri": uri, "mimeType": JSON_MIME, "text": dumps(content)}]}
+        return self._cached(result, 0 if private else MODELS_TTL_MS, private) if request.modern else result
+
+    def rpc_prompts_list(self, params, request):
+        entries = [
+            {
+                "name": p.name,
+                "title": p.title,
+                "description": p.description,
+                "arguments": [{"name": n, "description": d, "required": r} for n, d, r in p.arguments],
+            }
+            for p in self.prompts.values()
+        ]
+        return self._listing(request, entries, params, "prompts", LIST_TTL_MS)
+
+    def rpc_prompts_get(self, params, request):
+        prompt = self.prompts.get(params.get("name"))
+        if prompt is None:
+            raise InvalidParams(
+                f"Invalid params: unknown prompt {params.get('name')!r}; prompts/list shows the prompts"
+            )
+        arguments = params.get("arguments") or {}
+        if not isinstance(arguments, dict) or not all(isinstance(v, str) for v in arguments.values()):
+            raise InvalidParams("Invalid params: arguments must be an object of strings")
+        known = {n for n, _, _ in prompt.arguments}
+        unknown = sorted(set(arguments) - known)
+        if unknown:
+            takes = ", ".join(sorted(known))
+            raise InvalidParams(f"Invalid params: {prompt.name} has no argument {', '.join(unknown)}; it takes {takes}")
+        missing = [n for n, _, required in prompt.arguments if required and not arguments.get(n)]
+        if missing:
+            raise InvalidParams(f"Invalid params: {prompt.name} needs {', '.join(missing)}")
+        try:
+            description, messages = prompt.render(self, request.principal, arguments)
+        except OllamaError as e:
+            raise ProtocolError(f"Could not prepare {prompt.name}: {e}") from None
+        return {"description": description, "messages": messages}
+
+    def rpc_completion_complete(self, params, request):
+        argument = params.get("argument")
+        if not isinstance(argument, dict) or not isinstance(argument.get("name"), str):
+            raise InvalidParams("Invalid params: argument must be an object with a name")
+        ref = params.get("ref") if isinstance(params.get("ref"), dict) else {}
+        name, prefix = argument["name"], str(argument.get("value") or "")
+        values = []
+        if ref.get("type") == "ref/resource":
+            template = next(
+                (t for t in self.templates if t.uri_template == ref.get("uri") and t.variable == name), None
+            )
+            values = template.complete(self, request.principal, prefix) if template else []
+        elif ref.get("type") == "ref/prompt":
+            prompt = self.prompts.get(ref.get("name"))
+            values = prompt.complete(self, request.principal, name, prefix) if prompt else []
+        else:  # tool arguments, for clients that ask
+            values = self.catalogue.complete(self, request.principal, name, prefix)
+        return {"completion": {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}}
+
+    def rpc_subscriptions_listen(self, params, request):
+        """Acknowledge, then send the changes asked for until the client leaves (no answer), the
+        stream stays silent for MCP_SUBSCRIPTION_IDLE or the server shuts down (a result closes the
+        stream; the client listens again). Capped per address, per token and in all (503 beyond)."""
+        wanted = params.get("notifications")
+        if not isinstance(wanted, dict):
+            raise InvalidParams("Invalid params: notifications must be an object (the notification filter)")
+        uris = wanted.get("resourceSubscriptions") or []
+        if not isinstance(uris, list) or len(uris) > 1000 or not all(isinstance(u, str) for u in uris):
+            raise InvalidParams("Invalid params: resourceSubscriptions must be a list of at most 1000 URIs")
+        honoured = {}
+        if wanted.get("resourcesListChanged") is True and (self.resources or self.templates):
+            honoured["resourcesListChanged"] = True
+        known = [u for u in uris if self._find_resource(u) is not None]
+        if known:
+            honoured["resourceSubscriptions"] = known
+        meta = {META_SUBSCRIPTION: request.id}
+        keys = (f"address:{request.address}",) + (
+            (f"principal:{request.principal}",) if self.config.auth_tokens else ()
+        )
+        self.listeners.acquire(*keys)
+        try:
+            subscription = Subscription(request.principal, bool(honoured.get("resourcesListChanged")), known)
+            listener = self.new_call(request, None)
+            self.feed.add(subscription)
+            try:
+                request.notify(
+                    rpc_notification(
+                        "notifications/subscriptions/acknowledged", {"_meta": meta, "notifications": honoured}
+                    )
+                )
+                said = time.monotonic()
+                while not self.closing.is_set():
+                    listener.check()
+                    try:
+                        method, payload = subscription.pending.get(timeout=PROGRESS_INTERVAL)
+                    except queue.Empty:
+                        if time.monotonic() - said >= self.config.subscription_idle:
+                            break
+                        continue
+                    request.notify(rpc_notification(method, {**payload, "_meta": meta}))
+                    said = time.monotonic()
+            except ClientGone:
+                raise Cancelled() from None
+            finally:
+                self.feed.remove(subscription)
+                self.calls.remove(listener)
+        finally:
+            self.listeners.release(*keys)
+        return {"_meta": meta}
+
+    def on_cancelled(self, params, request):
+        call = self.calls.find(request.scope, params.get("requestId"))
+        if call is not None:
+            call.cancel()
+
+
+def _event_message(call, request, event, monotonic):
+    """The notification for one event a tool handler yielded, or None when nobody asked for it."""
+    if isinstance(event, Progress):
+        if call.progress_token is None:
+            return None
+        params = {"progressToken": call.progress_token, "progress": monotonic(event.progress)}
+        if event.total is not None:
+            params["total"] = event.total
+        if event.message is not None:
+            params["message"] = event.message
+        return rpc_notification("notifications/progress", params)
+    if isinstance(event, Log):
+        if request.log_level is None or MCP_LOG_LEVELS.index(event.level) < MCP_LOG_LEVELS.index(request.log_level):
+            return None
+        return rpc_notification(
+            "notifications/message", {"level": event.level, "logger": SERVER_NAME, "data": event.data}
+        )
+    raise TypeError(f"a tool handler yielded {event!r}; yield Progress or Log")
+
+
+# --- JSON-RPC method handlers: (server, params, request) -> result ---------------------------
+
+
+def is_modern(payload, version_header=None):
+    """Whether a message belongs to the stateless era: its version header (HTTP) names no
+    handshake-era version, or its `_meta` carries a protocol version, or it is server/discover."""
+    if version_header is not None and version_header.strip(" \t") not in PROTOCOL_VERSIONS:
+        return True
+    if not isinstance(payload, dict):
+        return False
+    params = payload.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return payload.get("method") == "server/discover" or (isinstance(meta, dict) and META_VERSION in meta)
+
+
+# =============================================================================
+# 12. Transports
+# =============================================================================
+# Streamable HTTP (a WSGI app) and stdio. They parse and frame bytes, say who is asking, and
+# ask McpServer.open() what each message is; they run the Exchange it returns with their own
+# notify() and peer_gone(), and write its answer. The protocol is the dispatcher's.
+
+
+class HttpError(Exception):
+    """An HTTP-level rejection, answered with `status` and a JSON-RPC error body.
+
+    `reason` labels it in the metrics of rejected requests.
+    """
+
+    def __init__(self, status, message, code=-32600, headers=(), reason="invalid", msg_id=None):
+        super().__init__(message)
+        self.msg_id = msg_id
+        self.status = status
+        self.code = code
+        self.headers = list(headers)
+        self.reason = reason
+
+
+HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"))
+SSE_HEADERS = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
+SSE_KEEPALIVE = b": keep-alive\n\n"
+READY_CACHE_SECONDS = 2.0  # /readyz asks Ollama at most this often
+TICKER_LINGER = 60.0  # seconds the keep-alive ticker waits for the next request before it ends
+
+
+def _status_line(code):
+    return f"{code} {HTTPStatus(code).phrase}"
+
+
+@functools.lru_cache(maxsize=64)  # a client sends the same Accept header every time
+def _accepts(accept, wanted):
+    """Whether an Accept header allows `wanted` (wildcards count; `q=0` refuses)."""
+    return parse_accept_header(accept, MIMEAccept).quality(wanted) > 0
+
+
+def _host_name(host_header):
+    """The name part of a Host header (no port, IPv6 brackets kept), lower-cased. Not werkzeug's
+    host_is_trusted: it cuts every IPv6 literal to "[" (so "[::2]" would pass for "[::1]") and
+    compares names case-sensitively."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _socket_gone(sock):
+    """True when the peer has closed `sock` (readable with no data, or an error)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
+def _sse_frame(msg, event_ids=None):
+    """One SSE event; the handshake era numbers them (`id:`), the stateless era does not."""
+    if event_ids is None:
+        return b"event: message\ndata: " + dumps(msg).encode() + b"\n\n"
+    return f"event: message\nid: {next(event_ids)}\ndata: {dumps(msg)}\n\n".encode()
+
+
+class _Response:
+    """One POST's answer: plain JSON when nothing is said before it, else an SSE stream.
+
+    Writes go through the WSGI `write` callable under a lock, so the keep-alive ticker can add
+    comments to a silent stream (and start the stream if the request stays silent from the start).
+    """
+
+    def __init__(self, start_response, extra_headers, event_ids):
+        self.lock = threading.Lock()
+        self._start_response = start_response
+        self._extra = extra_headers
+        self._event_ids = event_ids
+        self._write = None
+        self.gone = False  # a write failed: the client has left
+        self.finished = False  # answered as JSON, or done: the ticker leaves it alone
+        self.last_write = time.monotonic()
+
+    @property
+    def streaming(self):
+        return self._write is not None
+
+    def _send(self, data):
+        if self._write is None:
+            self._write = self._start_response("200 OK", SSE_HEADERS + self._extra)
+        try:
+            self._write(data)
+        except OSError:
+            self.finished = self.gone = True
+            raise ClientGone() from None
+        self.last_write = time.monotonic()
+
+    def send(self, msg):
+        """Write one message as an SSE event (starting the stream if needed)."""
+        frame = _sse_frame(msg, self._event_ids)
+        with self.lock:
+            self._send(frame)
+
+    def keepalive(self, now, interval):
+        """Called by the ticker: a comment when the stream has been silent for `interval`."""
+        if now - self.last_write < interval or self.finished:
+            return
+        with self.lock:  # check again: the request may have written or finished meanwhile
+            if self.finished or time.monotonic() - self.last_write < interval:
+                return
+            with contextlib.suppress(ClientGone):
+                self._send(SSE_KEEPALIVE)
+
+
+WHO = "ollama_mcp.who"  # the environ key where AccessGuard says who is asking (None: no valid token)
+
+
+def _refusal(e, start_response, metrics):
+    """An HttpError as its HTTP status and a JSON-RPC error body."""
+    metrics.inc("ollama_mcp_rejected_requests_total", reason=e.reason)
+    body = dumps(rpc_error(e.msg_id, e.code, str(e))).encode()
+    start_response(
+        _status_line(e.status), [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + e.headers
+    )
+    return [body]
+
+
+class AccessGuard:
+    """WSGI middleware in front of the MCP app: counts every request; checks Host and Origin on
+    every path, the bearer token on /mcp and /metrics, the rate limit on /mcp; and passes on
+    who is asking in environ["ollama_mcp.who"] (a Who, or None without a valid token)."""
+
+    def __init__(self, app, config, metrics, limiter):
+        self.app = app
+        self.config = config
+        self.metrics = metrics
+        self.limiter = limiter
+        # (digest, name) per token: compared by digest, known by name.
+        self._tokens = [
+            (hashlib.sha256(token.encode()).digest(), name) for name, token in map(token_name, config.auth_tokens)
+        ]
+
+    def __call__(self, environ, start_response):
+        # Metric labels never come from the client: an invented method would add a series.
+        method = environ["REQUEST_METHOD"] if environ["REQUEST_METHOD"] in HTTP_METHODS else "other"
+
+        def counted(status, headers, exc_info=None):
+            self.metrics.inc("ollama_mcp_http_requests_total", method=method, status=status[:3])
+            return start_response(status, headers, exc_info)
+
+        path = environ.get("PATH_INFO", "")
+        try:
+            self._check_origin_and_host(environ)  # every path: a rebinding page may read none of them
+            who = environ[WHO] = self._who(environ)
+            if who is None and path in (MCP_PATH, "/metrics"):
+                raise HttpError(
+                    401,
+                    "Unauthorized: send Authorization: Bearer <token> (one of MCP_AUTH_TOKEN)",
+                    headers=[("WWW-Authenticate", 'Bearer realm="ollama-mcp"')],
+                    reason="auth",
+                )
+            if path == MCP_PATH:
+                check_rate(self.limiter, self.metrics, who.client)
+        except HttpError as e:
+            return _refusal(e, counted, self.metrics)
+        return self.app(environ, counted)
+
+    def _check_origin_and_host(self, environ):
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and origin not in self.config.allowed_origins and "*" not in self.config.allowed_origins:
+            parsed = urllib.parse.urlsplit(origin)
+            if not (parsed.scheme in ("http", "https") and _is_loopback(parsed.hostname or "")):
+                raise HttpError(
+                    403, f"Forbidden: Origin {origin!r} is not allowed (set MCP_ALLOWED_ORIGINS)", reason="origin"
+                )
+        allowed_hosts = self.config.allowed_hosts
+        if self.config.loopback_bind or allowed_hosts:
+            host = _host_name(environ.get("HTTP_HOST", ""))
+            if host not in allowed_hosts and not (self.config.loopback_bind and host.strip("[]") in LOOPBACK_NAMES):
+                raise HttpError(403, f"Forbidden: Host {host!r} is not allowed (set MCP_ALLOWED_HOSTS)", reason="host")
+
+    def _who(self, environ):
+        """The token's name when tokens are set (None without a valid one), or, without tokens,
+        the one unauthenticated principal "" counted by address."""
+        if not self._tokens:
+            address = environ.get("REMOTE_ADDR") or "unknown"
+            return Who("", address, address)
+        auth = Authorization.from_header(environ.get("HTTP_AUTHORIZATION"))
+        if auth is None or auth.type != "bearer" or not auth.token:
+            return None
+        digest = hashlib.sha256(auth.token.strip().encode()).digest()
+        # Compare with every token, in constant time, so timing says nothing about which matched.
+        matches = [name for known, name in self._tokens if hmac.compare_digest(digest, known)]
+        return Who(matches[0], "token:" + matches[0], environ.get("REMOTE_ADDR") or "unknown") if matches else None
+
+
+def check_rate(limiter, metrics, client, count=1):
+    """Count `count` requests of `client`; HttpError 429 with Retry-After over the limit."""
+    wait = limiter.wait_time(client, count)
+    if wait:
+        metrics.inc("ollama_mcp_rate_limited_total")
+        retry = max(1, math.ceil(wait))
+        raise HttpError(
+            429,
+            f"Too Many Requests: over MCP_RATE_LIMIT; retry in {retry} s",
+            code=-32000,
+            headers=[("Retry-After", str(retry))],
+            reason="rate",
+        )
+
+
+class HttpTransport:
+    """The Streamable HTTP transport as a WSGI application (both eras on /mcp), plus /healthz,
+    /readyz and /metrics for operators. Who is asking comes from AccessGuard, in front of it."""
+
+    def __init__(self, server, limiter):
+        self.server = server
+        self.config = server.config
+        self.metrics = server.metrics
+        self.limiter = limiter  # the guard's: a batch counts each of its messages
+        self._responses = set()
+        self._responses_lock = threading.Lock()
+        self._ticker = None
+        self._ready = (0.0, None)  # (checked at, (status, verdict, detail))
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        try:
+            if path == MCP_PATH:
+                return self._mcp(environ, start_response)
+            if path == "/healthz":
+                return self._plain(start_response, "200 OK", b"ok\n")
+            if path == "/readyz":
+                return self._readyz(environ, start_response)
+            if path == "/metrics":
+                body = self.metrics.render(self.server.gauges()).encode()
+                start_response(
+                    "200 OK",
+                    [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))],
+                )
+                return [body]
+            return self._plain(start_response, "404 Not Found", b"not found: the MCP endpoint is /mcp\n")
+        except HttpError as e:
+            return _refusal(e, start_response, self.metrics)
+
+    @staticmethod
+    def _plain(start_response, status, body):
+        start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _readyz(self, environ, start_response):
+        """Ready or not for anyone (load balancers); where Ollama is and its version only for a
+        token holder, or when no tokens are set."""
+        checked, answer = self._ready
+        if answer is None or time.monotonic() - checked > READY_CACHE_SECONDS:
+            try:
+                version = self.server.ollama.version(timeout=(2.0, 2.0))
+                answer = ("200 OK", "ready", f"Ollama {version} at {self.server.ollama.url}")
+            except OllamaError as e:
+                answer = ("503 Service Unavailable", "not ready", str(e))
+            self._ready = (time.monotonic(), answer)
+        status, verdict, detail = answer
+        if environ.get(WHO) is None:
+            detail = None
+        return self._plain(start_response, status, (f"{verdict}: {detail}\n" if detail else f"{verdict}\n").encode())
+
+    # --- /mcp ----------------------------------------------------------------------------------
+
+    def _mcp(self, environ, start_response):
+        who = environ[WHO]
+        method = environ["REQUEST_METHOD"]
+        if method == "POST":
+            return self._post(environ, start_response, who)
+        if method == "DELETE":
+            return self._delete(environ, start_response, who)
+        raise HttpError(
+            405,
+            "Method Not Allowed: use POST (or DELETE to end a handshake-era session)",
+            headers=[("Allow", "POST, DELETE")],
+            reason="method",
+        )
+
+    def _refused(self, e):
+        """A ProtocolError the dispatcher raised opening a request, as the HTTP answer it forces."""
+        reason = "session" if isinstance(e, (SessionRequired, SessionNotFound)) else "invalid"
+        reason = (
+            "version" if isinstance(e, VersionHeaderRefused) else "batch" if isinstance(e, BatchRefused) else reason
+        )
+        return HttpError(e.http_status or 400, str(e), code=e.code, reason=reason)
+
+    def _delete(self, environ, start_response, who):
+        try:
+            self.server.end_session(environ.get("HTTP_MCP_SESSION_ID"), who.principal)
+        except ProtocolError as e:
+            raise self._refused(e) from None
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
+
+    def _read_body(self, environ):
+        length = environ.get("CONTENT_LENGTH") or ""
+        limit = self.config.max_body_bytes
+        stream = environ["wsgi.input"]
+        too_large = HttpError(
+            413, f"Content Too Large: the body is over {limit} bytes (MCP_MAX_BODY_BYTES)", reason="size"
+        )
+        if length.isdigit():
+            if int(length) > limit:
+                raise too_large
+            return stream.read(int(length))
+        if environ.get("wsgi.input_terminated"):
+            try:
+                body = stream.read(limit + 1)
+            except BadFraming as e:
+                raise HttpError(400, f"Bad Request: {e}", reason="framing") from None
+            if len(body) > limit:
+                raise too_large
+            return body
+        raise HttpError(411, "Length Required", reason="length")
+
+    def _post(self, environ, start_response, who):
+        accept = environ.get("HTTP_ACCEPT", "")
+        if not (_accepts(accept, "application/json") and _accepts(accept, "text/event-stream")):
+            raise HttpError(
+                406, "Not Acceptable: Accept must allow application/json and text/event-stream", reason="accept"
+            )
+        content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise HttpError(415, "Unsupported Media Type: Content-Type must be application/json", reason="content-type")
+        body = self._read_body(environ)
+        try:
+            payload = read_message(body)
+        except ProtocolError as e:
+            raise HttpError(400, str(e), code=e.code, reason="parse") from None
+        # The headers that mirror the body: MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Param-*.
+        headers = {
+            k[5:].lower().replace("_", "-"): v for k, v in environ.items() if k.startswith(("HTTP_MCP_", "HTTP_MCP-"))
+        }
+        try:
+            exchange = self.server.open(payload, who, headers=headers, session_id=environ.get("HTTP_MCP_SESSION_ID"))
+        except ProtocolError as e:
+            raise self._refused(e) from None
+        # The client's socket, to notice it leaving during a silent call: werkzeug's or gunicorn's.
+        sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
+        if exchange.is_batch:
+            return self._post_batch(start_response, exchange, who, lambda: _socket_gone(sock) if sock else False)
+        return self._answer(start_response, exchange, sock)
+
+    def _answer(self, start_response, exchange, sock):
+        """Serve one message: 202 for a notification, else one JSON body when nothing is said
+        before the answer, or an SSE stream. A client that leaves (a failed write, or a closed
+        socket) cancels what its request started."""
+        extra = []
+        response = _Response(start_response, extra, exchange.event_ids)
+        self._watch(response)
+        try:
+            final = exchange.run(response.send, lambda: response.gone or (sock is not None and _socket_gone(sock)))
+            if exchange.session_id:
+                extra.append(("Mcp-Session-Id", exchange.session_id))
+            with response.lock:
+                if not response.streaming:
+                    response.finished = True
+                    if final is not None:
+                        return self._json(start_response, final, extra, exchange.status(final))
+                    if not exchange.is_request:  # a notification, a response
+                        start_response("202 Accepted", [("Content-Length", "0")])
+                        return [b""]
+                    start_response("200 OK", SSE_HEADERS + extra)  # cancelled before anything was said
+                    return [b""]
+            if final is not None:
+                response.send(final)
+        except ClientGone:
+            pass
+        finally:
+            with response.lock:  # the ticker must not write once the answer is complete
+                response.finished = True
+            with self._responses_lock:
+                self._responses.discard(response)
+        return []
+
+    def _watch(self, response):
+        """Let the keep-alive ticker see `response`; start the ticker on first use."""
+        with self._responses_lock:
+            self._responses.add(response)
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, name="sse-keepalive", daemon=True)
+                self._ticker.start()
+
+    def _tick(self):
+        """One thread for the whole server: keep-alive comments on silent SSE streams.
+        It ends once no request has run for TICKER_LINGER seconds (a thread started for every
+        request of a client that calls now and then would cost more than the call); the next
+        request starts it again."""
+        interval = self.config.keepalive_interval
+        idle_since = None
+        while True:
+            time.sleep(min(1.0, interval / 2))
+            with self._responses_lock:
+                if not self._responses:
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since > TICKER_LINGER:
+                        self._ticker = None
+                        return
+                    continue
+                idle_since = None
+                responses = list(self._responses)
+            now = time.monotonic()
+            for response in responses:
+                response.keepalive(now, interval)
+
+    def _post_batch(self, start_response, exchange, who, peer_gone):
+        payload = exchange.payload
+        if self.config.rate_limit and len(payload) > self.config.rate_burst:
+            raise HttpError(
+                400,
+                f"Bad Request: a batch of {len(payload)} messages is more than MCP_RATE_BURST "
+                f"({self.config.rate_burst}) allows at once; send fewer",
+                reason="batch",
+            )
+        if len(payload) > 1:  # every message counts, not the envelope
+            check_rate(self.limiter, self.metrics, who.client, len(payload) - 1)
+        try:
+            responses = exchange.run(None, peer_gone)
+        except BatchRefused as e:
+            raise self._refused(e) from None
+        if not responses:
+            start_response("202 Accepted", [("Content-Length", "0")])
+            return [b""]
+        return self._json(start_response, responses, [], 200)
+
+    @staticmethod
+    def _json(start_response, msg, extra, status):
+        body = dumps(msg).encode()
+        retry = [("Retry-After", "1")] if status == 503 else []
+        start_response(
+            _status_line(status),
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + retry + extra,
+        )
+        return [body]
+
+
+class McpApp(AccessGuard):
+    """The whole WSGI application: AccessGuard in front of HttpTransport. `.server` is the
+    McpServer, `.transport` the HttpTransport, `.metrics` their metrics."""
+
+    def __init__(self, server):
+        limiter = RateLimiter(server.config.rate_limit, server.config.rate_burst)
+        self.server = server
+        self.transport = HttpTransport(server, limiter)
+        super().__init__(self.transport, server.config, server.metrics, limiter)
+
+
+def make_app(config, registry=None, ollama=None):
+    """The WSGI application serving MCP at /mcp (and /healthz, /readyz, /metrics), access
+    checks included. Its McpServer is `.server`."""
+    return McpApp(McpServer(config, registry, ollama))
+
+
+class StdioTransport:
+    """MCP over stdin/stdout: one JSON message per line. Logs go to stderr only.
+
+    Requests run on worker threads, so cancellations are read while a call streams; one lock
+    serializes writes. EOF cancels what is in flight and returns. The process is one principal;
+    a handshake-era client's session is the stream itself.
+    """
+
+    SCOPE = "stdio"
+    WHO = Who("", "stdio", "stdio")  # the process that started the server is its one principal
+
+    def __init__(self, server, stdin=None, stdout=None):
+        self.server = server
+        self.stdin = stdin or sys.stdin.buffer
+        self.stdout = stdout or sys.stdout.buffer
+        self.stream = Stream(self.SCOPE, self.WHO)
+        self._write_lock = threading.Lock()
+        self._workers = set()
+
+    def send(self, msg):
+        data = dumps(msg).encode() + b"\n"
+        with self._write_lock:
+            try:
+                self.stdout.write(data)
+                self.stdout.flush()
+            except (OSError, ValueError):  # stdout is gone: nobody to answer
+                raise ClientGone() from None
+
+    def serve(self):
+        """Read messages until EOF, then cancel what is in flight and return."""
+        try:
+            self._read_loop()
+        finally:
+            self.shutdown()
+
+    def _lines(self):
+        """stdin's lines, each cut off at MCP_MAX_BODY_BYTES: a longer one is read to its end in
+        pieces and dropped (None), so no single line can take the memory of the server."""
+        limit = self.server.config.max_body_bytes
+        while True:
+            line = self.stdin.readline(limit + 1)
+            if not line:
+                return
+            if len(line) > limit and not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):
+                    line = self.stdin.readline(1 << 20)
+                yield None
+                continue
+            yield line
+
+    def _read_loop(self):
+        for line in self._lines():
+            if line is None:
+                self._reply(
+                    rpc_error(
+                        None,
+                        InvalidRequest.code,
+                        f"Invalid Request: a message over {self.server.config.max_body_bytes} bytes "
+                        "(MCP_MAX_BODY_BYTES) was dropped",
+                    )
+                )
+                continue
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                exchange = self.server.open(read_message(line), self.WHO, stream=self.stream)
+            except ProtocolError as e:
+                self._reply(rpc_error(None, e.code, str(e)))
+                continue
+            if exchange.inline:
+                self._respond(exchange)
+            else:
+                self._start(exchange)
+
+    def shutdown(self, timeout=5.0):
+        for call in self.server.calls.in_scope(self.SCOPE):
+            call.cancel()
+        deadline = time.monotonic() + timeout
+        for worker in list(self._workers):
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    def _start(self, exchange):
+        def run():
+            if self.server.config.yield_cpu:
+                _yield_cpu()
+            try:
+                self._respond(exchange)
+            finally:
+                self._workers.discard(threading.current_thread())
+
+        worker = threading.Thread(target=run, daemon=True)
+        self._workers.add(worker)
+        worker.start()
+
+    def _reply(self, msg):
+        try:
+            self.send(msg)
+        except ClientGone:
+            for call in self.server.calls.in_scope(self.SCOPE):
+                call.cancel()
+
+    def _respond(self, exchange):
+        try:
+            out = exchange.run(self.send)
+        except BatchRefused as e:
+            out = rpc_error(None, e.code, str(e))
+        if out:
+            self._reply(out)
+
+
+class InProcessClient:
+    """MCP in the same process: a client and a transport in one, talking to an McpServer through
+    the dispatcher's one opening call, with Python objects instead of bytes. For tests, notebooks
+    and programs that embed the server; a WebSocket transport would be this page plus framing.
+
+        client = InProcessClient(server)            # handshake era; modern=True for 2026-07-28
+        client.initialize()
+        result = client.call_tool("ollama_list_models")
+        client.call_tool("ollama_generate_stream", {...}, progress=lambda params: print(params["message"]))
+    """
+
+    _channels = itertools.count(1)
+
+    def __init__(self, server, principal="", modern=False):
+        self.server = server
+        self.who = Who(principal, f"in-process:{principal}", "in-process")
+        self.stream = Stream(f"in-process-{next(self._channels)}", self.who)
+        self.modern = modern
+        self._ids = itertools.count(1)
+
+    def send(self, message, notify=None):
+        """Handle one message (a dict, or a list for a batch) as a transport would: the answer
+        (None for a notification), its notifications passed to `notify` as they are sent."""
+        return self.server.open(message, self.who, stream=self.stream).run(notify or (lambda note: None))
+
+    def request(self, method, params=None, notify=None):
+        """One request; its result, or ProtocolError with the JSON-RPC error's code and data."""
+        params = dict(params or {})
+        if self.modern:
+            params["_meta"] = {
+                META_VERSION: MODERN_PROTOCOL_VERSIONS[0],
+                META_CAPABILITIES: {},
+                **params.get("_meta", {}),
+            }
+        answer = self.send({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}, notify)
+        if answer is None:
+            raise Cancelled()
+        if "error" in answer:
+            error = ProtocolError(answer["error"]["message"], answer["error"].get("data"))
+            error.code = answer["error"]["code"]
+            raise error
+        return answer["result"]
+
+    def initialize(self, version=LATEST_PROTOCOL_VERSION):
+        """The handshake (not needed, nor allowed, with modern=True)."""
+        result = self.request("initialize", {"protocolVersion": version, "capabilities": {}, "clientInfo": {}})
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return result
+
+    def call_tool(self, name, arguments=None, progress=None):
+        """A tools/call; its result. `progress(params)` gets each notifications/progress."""
+        params = {"name": name, "arguments": arguments or {}}
+        if progress is not None:
+            params["_meta"] = {"progressToken": name}
+
+        def notify(note):
+            if progress is not None and note.get("method") == "notifications/progress":
+                progress(note["params"])
+
+        return self.request("tools/call", params, notify)
+
+
+# =============================================================================
+# 13. Server
+# =============================================================================
+
+
+def make_http_server(config, app=None):
+    """A threaded HTTP server for `config` (port 0 picks a free port; read `.port`)."""
+    return _HttpServer(config, app or make_app(config))
+
+
+def _exposure_warning(config):
+    """One warning when the HTTP server is reachable from other machines without a token."""
+    if config.loopback_bind or config.auth_tokens:
+        return None
+    return (
+        f"MCP_HOST={config.host} lets anyone who can reach this machine on port {config.port} use "
+        "Ollama through this server, with no authentication. Set MCP_AUTH_TOKEN (see docs/security.md), "
+        "or bind 127.0.0.1 (--host 127.0.0.1) to keep it local."
+    )
+
+
+SHUTDOWN_GRACE = 5.0  # seconds in-flight calls get to stop after SIGTERM
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT."""
+
+
+def _on_signals(handler):
+    """Route SIGTERM and SIGINT to `handler` (main thread only; elsewhere nothing changes)."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, handler)
+
+
+def _report_ollama(ollama):
+    """Log once, at start-up, whether each Ollama host answers (in the background: it must not delay start)."""
+
+    def check():
+        for host in ollama.report():
+            if host["up"]:
+                log.info("Ollama %s answers at %s", host["version"], host["url"])
+            else:
+                log.warning("%s Tools will fail until it answers.", host["error"])
+
+    threading.Thread(target=check, name="ollama-check", daemon=True).start()
+
+
+def serve(config):
+    """Run the server for `config` until SIGTERM/SIGINT, then stop gracefully: stop accepting,
+    cancel in-flight calls (closing their Ollama streams), let them finish their writes."""
+    if config.transport == "stdio":
+        transport = StdioTransport(McpServer(config))
+        _report_ollama(transport.server.ollama)
+
+        def stop_stdio(_signum, _frame):
+            raise _Stop()
+
+        _on_signals(stop_stdio)
+        try:
+            transport.serve()  # cancels in-flight calls on the way out, however it ends
+        except _Stop:
+            pass
+        return
+    srv = make_http_server(config)  # werkzeug explains a busy port or a bad address and exits
+    _report_ollama(srv.app.server.ollama)
+    warning = _exposure_warning(config)
+    if warning:
+        log.warning(warning)
+    _on_signals(lambda _signum, _frame: threading.Thread(target=srv.shutdown, daemon=True).start())
+    log.info(
+        "ollama-mcp %s serving MCP on http://%s:%d%s (Ollama at %s)",
+        __version__,
+        config.host,
+        srv.port,
+        MCP_PATH,
+        config.ollama_url,
+    )
+    try:
+        srv.serve_forever()
+    finally:
+        srv.server_close()  # stop accepting at once
+        mcp = srv.app.server
+        mcp.cancel_all()
+        if not mcp.wait_idle(SHUTDOWN_GRACE):
+            log.warning("%d tool calls still running at exit", mcp.slots.running)
+        mcp.ollama.close()
+        log.info("ollama-mcp stopped")
+
+
+# =============================================================================
+# 14. Built-in tools
 # =============================================================================
 # Schema fragments first, then the tools by category. Handlers read only validated arguments.
-
-
-def whole(body):
-    """A schema `pattern` that must match the whole string. `$` is the end of the input (as in
-    ECMAScript; the validator reads patterns so, see `ecma_regex`), so `"abc\\n"` does not pass.
-    Keep `body` free of nested repetition: jsonschema runs patterns holding the GIL, so a
-    backtracking pattern stalls the whole server."""
-    return f"^(?:{body})$"
 
 
 _STR = {"type": "string"}
@@ -2914,7 +4847,7 @@ def _model_summary(entry):
     return {
         "name": entry.get("name") or entry.get("model") or "",
         "size": entry.get("size") or 0,
-        "size_human": _human_bytes(entry.get("size") or 0),
+        "size_human": human_bytes(entry.get("size") or 0),
         "modified_at": entry.get("modified_at") or "",
         "digest": entry.get("digest") or "",
         "family": details.get("family") or "",
@@ -3151,7 +5084,7 @@ def _pull(call, client, args):
         "model": args["model"],
         "status": status,
         "total_bytes": total,
-        "size_human": _human_bytes(total) if total else None,
+        "size_human": human_bytes(total) if total else None,
         "statuses": statuses,
     }
 
@@ -4080,9 +6013,9 @@ def _process(entry, now):
     return {
         "name": entry.get("name") or entry.get("model") or "",
         "size": size,
-        "size_human": _human_bytes(size),
+        "size_human": human_bytes(size),
         "size_vram": vram,
-        "vram_human": _human_bytes(vram),
+        "vram_human": human_bytes(vram),
         "on_gpu_percent": round(100 * vram / size, 1) if size else 0.0,
         "context_length": entry.get("context_length"),
         "expires_at": entry.get("expires_at") or "",
@@ -4146,7 +6079,7 @@ def ollama_unload_model(call, args):
     body = {"model": name, "keep_alive": 0, "stream": False}
     answer = call.ollama.for_model(name).json("POST", "/api/generate", body) or {}
     unloaded = answer.get("done_reason") == "unload"
-    freed = _human_bytes(before.get("size")) if before and unloaded else None
+    freed = human_bytes(before.get("size")) if before and unloaded else None
     message = (
         f"unloaded {name}" + (f", freeing {freed}" if freed else "")
         if before
@@ -4210,13 +6143,13 @@ def ollama_get_model_size(call, args):
     return {
         "model": entry.get("name") or name,
         "size": entry.get("size") or 0,
-        "size_human": _human_bytes(entry.get("size") or 0),
+        "size_human": human_bytes(entry.get("size") or 0),
         "parameter_size": details.get("parameter_size") or "",
         "quantization_level": details.get("quantization_level") or "",
         "loaded": running is not None,
         "loaded_size": running.get("size") if running else None,
         "size_vram": running.get("size_vram") if running else None,
-        "vram_human": _human_bytes(running.get("size_vram") or 0) if running else None,
+        "vram_human": human_bytes(running.get("size_vram") or 0) if running else None,
     }
 
 
@@ -4644,7 +6577,7 @@ def _search_library(config, query):
         with requests.get(url, params={"q": query}, timeout=LIBRARY_TIMEOUT, headers=headers, stream=True) as r:
             r.raise_for_status()
             page = read_body(r.raw, deadline, LIBRARY_MAX_BYTES, cut=True).decode("utf-8", "replace")
-    except _Deadline:
+    except BodyTimeout:
         raise ToolError(f"the model library at {url} did not send its page within {LIBRARY_DEADLINE:g} s") from None
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
         raise ToolError(f"could not reach the model library at {url}: {type(e).__name__}") from e
@@ -4815,36 +6748,23 @@ def ollama_clear_context(call, args):
     return {"session_id": args["session_id"], "deleted": deleted}
 
 
-BUILTIN_TOOLS = collect_tools(globals())
-
-
 # =============================================================================
-# 10. Resources and prompts
+# 15. Built-in resources and prompts
 # =============================================================================
 # What a client can read without calling a tool, and the prompts a person picks from a menu.
 # Each is exposed only while the tool that gives the same information (or does the work) is
 # exposed, so MCP_READ_ONLY, MCP_TOOLS and MCP_DISABLED_TOOLS govern them too; saved contexts
 # are per principal, as in the tools. Readers and renderers take (server, principal, ...): the
-# McpServer of section 11, used only for its Ollama client and context store.
+# McpServer, used only for its Ollama hosts, context store and registry. Filled into BUILTIN at
+# the end, with the tools of section 14.
 
-Resource = namedtuple("Resource", "uri name title description tool read")
-Resource.__doc__ = (
-    "A fixed resource; `tool` is the tool whose exposure it follows; `read(server, principal)` gives its JSON."
-)
-ResourceTemplate = namedtuple(
-    "ResourceTemplate", "uri_template prefix variable name title description tool read complete"
-)
-ResourceTemplate.__doc__ = (
-    "Resources named by one variable after `prefix`; `read(server, principal, value)`, "
-    "`complete(server, principal, prefix)`."
-)
-Prompt = namedtuple("Prompt", "name title description arguments tool render")
-Prompt.__doc__ = (
-    "A prompt template; `arguments` are (name, description, required); `render(server, principal, "
-    "args)` gives its messages."
-)
 
-JSON_MIME = "application/json"
+INSTRUCTIONS = (
+    "Tools for a local Ollama server. Start with ollama_list_models to see installed models; "
+    "ollama_pull_model fetches new ones. ollama_generate completes a prompt, ollama_chat holds a "
+    "conversation; the *_stream variants send tokens as progress notifications while they run. An optional "
+    "argument given as null counts as not given."
+)
 
 
 def _installed_names(server, prefix=""):
@@ -4928,6 +6848,11 @@ RESOURCE_TEMPLATES = (
         "ollama_show_model",
         _read_model,
         lambda server, principal, prefix: _installed_names(server, prefix),
+        False,
+        lambda server, principal: [
+            {"uri": f"{MODELS_URI}/{n}", "name": n, "title": n, "description": f"the model {n}", "mimeType": JSON_MIME}
+            for n in _installed_names(server)
+        ],
     ),
     ResourceTemplate(
         f"{CONTEXTS_URI}/{{session_id}}",
@@ -4939,6 +6864,8 @@ RESOURCE_TEMPLATES = (
         "ollama_load_context",
         _read_context,
         lambda server, principal, prefix: _context_ids(server, principal, prefix),
+        True,
+        None,
     ),
 )
 
@@ -5023,6 +6950,22 @@ def _render_summarize(server, principal, args):
     ]
 
 
+MODEL_ARGUMENTS = ("model", "base_model", "source", "destination")  # completed with installed model names
+
+
+def complete_argument(server, principal, argument, prefix):
+    """Completion values for an argument of a tool or prompt: installed model names for those
+    that name a model, comma-separated lists of them for `models`."""
+    if argument in MODEL_ARGUMENTS:
+        return _installed_names(server, prefix)
+    if argument == "models":
+        head, _, last = prefix.rpartition(",")
+        chosen = set(_split_models(head))
+        lead = f"{head}," if head else ""
+        return [lead + n for n in _installed_names(server, last.strip()) if n not in chosen]
+    return []
+
+
 PROMPTS = (
     Prompt(
         "compare_models",
@@ -5034,6 +6977,7 @@ PROMPTS = (
         ),
         "ollama_compare_models",
         _render_compare,
+        complete_argument,
     ),
     Prompt(
         "modelfile_persona",
@@ -5046,6 +6990,7 @@ PROMPTS = (
         ),
         "ollama_create_model",
         _render_persona,
+        complete_argument,
     ),
     Prompt(
         "summarize_text",
@@ -5058,1915 +7003,50 @@ PROMPTS = (
         ),
         "ollama_generate",
         _render_summarize,
+        complete_argument,
     ),
 )
-MODEL_ARGUMENTS = ("model", "base_model", "source", "destination")  # completed with installed model names
 
 
-def complete_prompt_argument(server, prompt, argument, prefix):
-    """Completion values for one argument of a prompt (model names; comma lists for `models`)."""
-    if argument in MODEL_ARGUMENTS:
-        return _installed_names(server, prefix)
-    if argument == "models":
-        head, _, last = prefix.rpartition(",")
-        chosen = set(_split_models(head))
-        lead = f"{head}," if head else ""
-        return [lead + n for n in _installed_names(server, last.strip()) if n not in chosen]
-    return []
-
-
-# =============================================================================
-# 11. Plugin loader
-# =============================================================================
-
-
-def default_tools_dir():
-    """`tools/` beside this file."""
-    return str(Path(__file__).resolve().parent / "tools")
-
-
-def load_tool_packs(directory):
-    """Import every `*.py` in `directory` (sorted) and return the Tool records they define.
-
-    A pack declares tools with `@tool`, or defines `register(add)` and passes each decorated
-    function (or Tool) to `add` itself. A pack that fails to import is logged and skipped.
-    """
-    # Packs import `ollama_mcp`; when this file runs as a script that must be this module.
-    sys.modules.setdefault("ollama_mcp", sys.modules[__name__])
-    found = []
-    folder = Path(directory)
-    if not folder.is_dir():
-        return found
-    for path in sorted(folder.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        module_name = f"ollama_mcp_tools.{path.stem}"
-        try:
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            register = getattr(module, "register", None)
-            if callable(register):  # the pack chooses its tools itself
-                pack = []
-                register(lambda item, pack=pack: pack.append(getattr(item, "tool", item)))
-            else:
-                pack = [t for t in collect_tools(vars(module)) if t.handler.__module__ == module_name]
-            for t in pack:
-                check_tool(t)
-        except Exception:
-            log.exception("tool pack %s failed to load; skipped", path)
-            continue
-        log.info("loaded tool pack %s (%d tools)", path.name, len(pack))
-        found.extend(pack)
-    return found
-
-
-def exposed(t, config):
-    """Whether `config` exposes tool `t`: MCP_READ_ONLY hides every tool that changes Ollama or saved
-    contexts (`Tool.read_only_mode`), MCP_TOOLS (globs) keeps only matching tools,
-    MCP_DISABLED_TOOLS (globs) hides matching ones."""
-    if config.read_only and not t.read_only_mode:
-        return False
-    if config.tools_enabled and not any(fnmatch.fnmatchcase(t.name, p) for p in config.tools_enabled):
-        return False
-    return not any(fnmatch.fnmatchcase(t.name, p) for p in config.tools_disabled)
-
-
-def build_registry(config):
-    """The exposed built-in tools plus tool packs; a pack tool whose name is taken is skipped."""
-    registry = Registry()
-    taken = set()  # built-ins come first, so a pack can never take a built-in's name, hidden or not
-    for t in BUILTIN_TOOLS + load_tool_packs(config.tools_dir or default_tools_dir()):
-        if t.name in taken:
-            log.warning("tool pack tool %s skipped: the name is already taken", t.name)
-            continue
-        taken.add(t.name)
-        if exposed(t, config):
-            registry.add(t)
-    return registry
-
-
-# =============================================================================
-# 12. Metrics
-# =============================================================================
-
-
-class Metrics:
-    """Counters and histograms, rendered in the Prometheus text format."""
-
-    BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-    HELP = {
-        "ollama_mcp_http_requests_total": ("counter", "HTTP requests by method and status"),
-        "ollama_mcp_tool_calls_total": ("counter", "tool calls by tool and outcome (ok, error, cancelled, busy)"),
-        "ollama_mcp_tool_call_duration_seconds": ("histogram", "tool call duration by tool"),
-        "ollama_mcp_tokens_streamed_total": ("counter", "tokens generated by tool calls, by tool"),
-        "ollama_mcp_rate_limited_total": ("counter", "HTTP requests refused with 429"),
-        "ollama_mcp_rejected_requests_total": ("counter", "HTTP requests refused before reaching MCP, by reason"),
-        "ollama_mcp_tool_calls_in_flight": ("gauge", "tool calls running now"),
-        "ollama_mcp_sessions": ("gauge", "live MCP sessions"),
-        "ollama_mcp_ollama_host_up": ("gauge", "1 while an Ollama host answers, by host (OLLAMA_HOSTS)"),
-        "ollama_mcp_ollama_host_calls_in_flight": ("gauge", "calls this server has running on an Ollama host, by host"),
-    }
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._counters = {}  # (name, labels) -> value
-        self._histograms = {}  # (name, labels) -> [bucket counts..., sum, count]
-
-    def inc(self, name, value=1, **labels):
-        key = (name, tuple(sorted(labels.items())))
-        with self._lock:
-            self._counters[key] = self._counters.get(key, 0) + value
-
-    def observe(self, name, seconds, **labels):
-        key = (name, tuple(sorted(labels.items())))
-        with self._lock:
-            h = self._histograms.get(key)
-            if h is None:
-                h = self._histograms[key] = [0] * (len(self.BUCKETS) + 2)
-            for i, bound in enumerate(self.BUCKETS):
-                if seconds <= bound:
-                    h[i] += 1
-            h[-2] += seconds
-            h[-1] += 1
-
-    def render(self, gauges):
-        """The exposition text; `gauges` maps a gauge name to its current value."""
-        with self._lock:
-            counters = dict(self._counters)
-            histograms = {k: list(v) for k, v in self._histograms.items()}
-        lines = []
-        for name, (kind, text) in self.HELP.items():
-            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-            if kind == "gauge":
-                value = gauges.get(name, 0)
-                if isinstance(value, dict):  # by host: the labels come from the configured list only
-                    lines += [f"{name}{_labels((('host', host),))} {v}" for host, v in value.items()]
-                else:
-                    lines.append(f"{name} {value}")
-            elif kind == "counter":
-                lines += [
-                    f"{name}{_labels(labels)} {value:g}" for (n, labels), value in sorted(counters.items()) if n == name
-                ]
-            else:
-                for (n, labels), h in sorted(histograms.items()):
-                    if n != name:
-                        continue
-                    for bound, count in zip(self.BUCKETS, h, strict=False):
-                        lines.append(f"{name}_bucket{_labels(labels + (('le', f'{bound:g}'),))} {count}")
-                    lines.append(f"{name}_bucket{_labels(labels + (('le', '+Inf'),))} {h[-1]}")
-                    lines.append(f"{name}_sum{_labels(labels)} {h[-2]:.6f}")
-                    lines.append(f"{name}_count{_labels(labels)} {h[-1]}")
-        return "\n".join(lines) + "\n"
-
-
-def _labels(pairs):
-    if not pairs:
-        return ""
-    inner = ",".join(
-        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in pairs
-    )
-    return "{" + inner + "}"
-
-
-# =============================================================================
-# 13. MCP dispatcher
-# =============================================================================
-# One entry point, McpServer.handle(message, request), for both transports and both eras.
-# The transport builds a RequestContext (who sent it, and how to reach back); the dispatcher
-# reads the era from it, checks the envelope, runs the method and returns the response.
-
-
-class _Monotonic:
-    """Keeps progress values strictly increasing, as MCP requires."""
-
-    def __init__(self):
-        self.last = 0
-
-    def __call__(self, value):
-        self.last = value if value > self.last else self.last + 1
-        return self.last
-
-
-@dataclasses.dataclass(eq=False)
-class RequestContext:
-    """What a transport knows of one incoming message besides the message itself.
-
-    The transport fills in who sent it and how to reach back; the dispatcher fills in the
-    envelope (version, capabilities, log level) and may set `http_status` and `session`.
-    """
-
-    principal: str = ""  # owns what the request makes: a token's name, "" otherwise
-    client: str = "local"  # counts against the caps: the principal, or the address without tokens
-    address: str = "local"  # where it came from: the client's IP address (HTTP), "stdio"
-    scope: str = "local"  # where request ids are unique: a session id, the stdio stream, one HTTP exchange
-    modern: bool = False  # the 2026-07-28 era: every request carries its envelope in _meta
-    session: object = None  # the handshake-era Session, when there is one
-    headers: dict = None  # HTTP: the headers that mirror the body (lower-case names); None elsewhere
-    notify: object = None  # notify(message) sends a request-scoped notification; raises ClientGone
-    peer_gone: object = None  # peer_gone() is True once the client has left
-    id: object = None
-    protocol_version: str = DEFAULT_PROTOCOL_VERSION
-    capabilities: dict = dataclasses.field(default_factory=dict)
-    log_level: str = None  # notifications/message at or above it; None sends none
-    http_status: int = None  # an error's own HTTP status (503 when sessions are full)
-
-
-def _completion_tokens(result):
-    """Tokens a tool result reports having generated (0 when it has none)."""
-    structured = (result or {}).get("structuredContent") or {}
-    stats = structured.get("stats")
-    return (stats.get("completion_tokens") or 0) if isinstance(stats, dict) else 0
-
-
-def _tool_result(structured):
-    if not isinstance(structured, dict):
-        raise TypeError(f"a tool handler returned {type(structured).__name__}, expected a dict")
-    return {"content": [{"type": "text", "text": dumps(structured)}], "structuredContent": structured, "isError": False}
-
-
-def _tool_error(text):
-    return {"content": [{"type": "text", "text": text}], "isError": True}
-
-
-def decode_header_value(raw):
-    """A mirrored header's value: surrounding white space dropped (RFC 9110), and the Base64
-    form `=?base64?...?=` decoded strictly. Raises HeaderMismatch for a malformed one."""
-    value = raw.strip(" \t")
-    if value.startswith("=?base64?") and value.endswith("?=") and len(value) >= 11:
-        try:
-            return base64.b64decode(value[9:-2], validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            raise HeaderMismatch(
-                "Header mismatch: a =?base64?...?= header value is not valid Base64 of UTF-8 text"
-            ) from None
-    return value
-
-
-NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}  # the param Mcp-Name mirrors
-
-
-def _check_param_headers(t, arguments, headers):
-    """HeaderMismatch unless every argument the tool mirrors (x-mcp-header) that has a value
-    came with its Mcp-Param-* header saying the same."""
-    for path, header in t.header_params:
-        value = arguments
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if value is None:
-            continue
-        sent = headers.get(f"mcp-param-{header.lower()}")
-        expected = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        if sent is None or decode_header_value(sent) != expected:
-            raise HeaderMismatch(
-                f"Header mismatch: Mcp-Param-{header} {sent!r} does not match the argument {'.'.join(path)}"
-            )
-
-
-_CURSOR = re.compile(r"[0-9]{1,9}")
-
-LIST_TTL_MS = 300_000  # the tools, prompts and templates never change while the server runs
-
-MODELS_TTL_MS = 5_000  # installed models change when someone pulls or deletes one
-
-DISCOVER_TTL_MS = 3_600_000
-
-RPC_HANDLERS = {
-    "initialize": "rpc_initialize",
-    "server/discover": "rpc_server_discover",
-    "ping": "rpc_ping",
-    "logging/setLevel": "rpc_logging_set_level",
-    "tools/list": "rpc_tools_list",
-    "tools/call": "rpc_tools_call",
-    "resources/list": "rpc_resources_list",
-    "resources/templates/list": "rpc_resources_templates_list",
-    "resources/read": "rpc_resources_read",
-    "prompts/list": "rpc_prompts_list",
-    "prompts/get": "rpc_prompts_get",
-    "completion/complete": "rpc_completion_complete",
-    "subscriptions/listen": "rpc_subscriptions_listen",
-}
-
-LEGACY_ONLY = frozenset(("initialize", "ping", "logging/setLevel"))  # removed in 2026-07-28
-
-MODERN_ONLY = frozenset(("server/discover", "subscriptions/listen"))
-
-NOTIFICATION_HANDLERS = {"notifications/cancelled": "on_cancelled"}
-
-
-class RunningCall:
-    """The dispatcher's record of one request that runs for a while (a tool call, a subscription):
-    whose it is, where its id is unique, what it works on, and how it is cancelled. Handlers
-    never see it: they get a Call.
-
-    `principal` owns it; `scope` is where its request id is unique (a session, the stdio stream,
-    one HTTP exchange); `client` is whom its slot counts against."""
-
-    def __init__(
-        self, request_id, tool, principal="", scope="local", client="local", progress_token=None, peer_gone=None
-    ):
-        self.request_id = request_id
-        self.tool = tool  # None for a subscription
-        self.principal = principal
-        self.scope = scope
-        self.client = client
-        self.progress_token = progress_token
-        self.model = None  # what the handler works on, for listings
-        self.partial = None  # the text generated so far, as a list of pieces (generation tools)
-        self.started = time.monotonic()
-        self.started_at = time.time()
-        self.cancel_event = threading.Event()
-        self.cancelled_by = None
-        self._peer_gone = peer_gone
-        self._next_probe = 0.0
-
-    def cancel(self, by=None):
-        """Stop the call. Cancelled by its own client it gets no answer; cancelled `by` a tool
-        (another call), it is answered with an error saying so."""
-        if by and not self.cancel_event.is_set():
-            self.cancelled_by = by
-        self.cancel_event.set()
-
-    def cancelled(self):
-        """True once cancelled, or once the client that asked has gone away."""
-        if self.cancel_event.is_set():
-            return True
-        if self._peer_gone is not None:
-            now = time.monotonic()
-            if now >= self._next_probe:
-                self._next_probe = now + DISCONNECT_PROBE_INTERVAL
-                if self._peer_gone():
-                    self.cancel_event.set()
-                    return True
-        return False
-
-    def check(self):
-        """Raise Cancelled if the call was cancelled."""
-        if self.cancelled():
-            raise Cancelled()
-
-
-class Call:
-    """What a tool handler gets, built-in or from a pack: the Ollama hosts (`ollama`), the
-    configuration, the saved contexts (`store`), who is calling (`principal`), and its own call:
-    `check()`/`cancelled()`, `changed()` for subscribers, `model` and `partial` for the listing and
-    the answer of a cancelled call, and for batch-like work `parallel()` and `part()`. The
-    bookkeeping stays in the dispatcher's RunningCall."""
-
-    def __init__(self, server, running):
-        self.ollama = server.ollama  # Ollama: for_model(), for_new(), hosts()
-        self.config = server.config
-        self.store = server.store  # saved chat contexts
-        self.principal = running.principal
-        self._server = server
-        self._running = running
-
-    @property
-    def model(self):
-        return self._running.model
-
-    @model.setter
-    def model(self, name):
-        """The model the call works on (listings of running calls show it)."""
-        self._running.model = name
-
-    @property
-    def partial(self):
-        return self._running.partial
-
-    @partial.setter
-    def partial(self, pieces):
-        """The list of text pieces generated so far: a cancelled call's answer carries them."""
-        self._running.partial = pieces
-
-    def cancelled(self):
-        return self._running.cancelled()
-
-    def check(self):
-        """Raise Cancelled once the call is cancelled or its client has left."""
-        self._running.check()
-
-    def cancel(self):
-        """Cancel this call and its parts (a batch stopping the prompts still running)."""
-        self._running.cancel()
-
-    def changed(self, uri, principal=None, listed=False):
-        """Tell subscribers that the resource `uri` changed (`principal`: only that one may see
-        it; `listed`: the set of resources changed too)."""
-        self._server.feed.publish(uri, principal, listed)
-
-    def models_changed(self, *names):
-        """Models were added, changed or removed through this server."""
-        for name in names:
-            self.changed(f"{MODELS_URI}/{name}")
-        self.changed(MODELS_URI, listed=True)
-
-    def running(self):
-        """The other tool calls of this principal that are still running (RunningCall records:
-        request_id, tool, model, started_at; `cancel(by=...)` stops one)."""
-        mine = self._server.calls.of(self.principal)
-        return [c for c in mine if c is not self._running and c.tool is not None and not c.cancel_event.is_set()]
-
-    @property
-    def scope(self):
-        """Where this call's request id is unique (its session, stream or HTTP exchange)."""
-        return self._running.scope
-
-    @contextlib.contextmanager
-    def parallel(self, wanted):
-        """Up to `wanted` more concurrency slots for parallel work inside this call, as many as
-        the caps allow now (0 when none are free); yields how many were taken."""
-        slots, owner, taken = self._server.slots, self._running.client, 0
-        try:
-            while taken < wanted:
-                try:
-                    slots.acquire(owner)
-                except ServerBusy:
-                    break
-                taken += 1
-            yield taken
-        finally:
-            for _ in range(taken):
-                slots.release(owner)
-
-    def part(self):
-        """A Call for one part of this one (a batch item): cancelled with it, its own model and
-        text, and what it changes reaches subscribers as this call's would."""
-        running = self._running
-        piece = RunningCall(running.request_id, running.tool, running.principal, running.scope, running.client)
-        piece.cancel_event = running.cancel_event
-        piece._peer_gone = running._peer_gone
-        return Call(self._server, piece)
-
-
-# The stateless era gives JSON-RPC errors their own HTTP status; the handshake era answers 200.
-MODERN_ERROR_STATUS = {
-    ParseError.code: 400,
-    InvalidRequest.code: 400,
-    InvalidParams.code: 400,
-    HeaderMismatch.code: 400,
-    -32021: 400,  # MissingRequiredClientCapability
-    UnsupportedVersion.code: 400,
-    MethodNotFound.code: 404,
-}
-
-
-Who = namedtuple("Who", "principal client address")
-Who.__doc__ = (
-    "Who sent an HTTP request: the principal that owns what it makes, the key its caps count under, its address."
+BUILTIN.fill(
+    tools=[
+        ollama_check_health,
+        ollama_list_models,
+        ollama_show_model,
+        ollama_pull_model,
+        ollama_generate,
+        ollama_generate_stream,
+        ollama_chat,
+        ollama_chat_stream,
+        ollama_delete_model,
+        ollama_copy_model,
+        ollama_get_modelfile,
+        ollama_check_blobs,
+        ollama_create_model,
+        ollama_update_model,
+        ollama_embeddings,
+        ollama_create_embeddings,
+        ollama_list_processes,
+        ollama_unload_model,
+        ollama_get_version,
+        ollama_get_model_size,
+        ollama_get_models_info,
+        ollama_cancel_request,
+        ollama_batch_generate,
+        ollama_compare_models,
+        ollama_validate_model,
+        ollama_search_models,
+        ollama_save_context,
+        ollama_load_context,
+        ollama_clear_context,
+    ],
+    resources=RESOURCES,
+    templates=RESOURCE_TEMPLATES,
+    prompts=PROMPTS,
+    complete=complete_argument,
+    instructions=INSTRUCTIONS,
 )
-
-
-class Stream:
-    """A transport's lasting channel (stdio, in-process): its request ids are unique across it,
-    and a handshake-era client's session is the stream's own (it needs no Mcp-Session-Id)."""
-
-    def __init__(self, scope, who):
-        self.scope = scope
-        self.session = Session(who.principal, who.client)
-
-
-class Exchange:
-    """One incoming message (or batch) as the dispatcher opened it, and what the transport must
-    do with it: `run()` handles it; `inline` says it must be handled before the next message is
-    read (notifications, responses, initialize); after `run()`, `session_id` is a session this
-    exchange began, which an HTTP answer announces in Mcp-Session-Id; `status(answer)` is the
-    answer's HTTP status; `event_ids` numbers SSE events (the handshake era's sessions only)."""
-
-    def __init__(self, server, payload, request, new_session):
-        self._server = server
-        self.payload = payload
-        self.request = request
-        self._new_session = new_session
-        self.is_batch = isinstance(payload, list)
-        self.is_request = isinstance(payload, dict) and "method" in payload and "id" in payload
-        self.inline = not self.is_batch and (not self.is_request or payload.get("method") == "initialize")
-        self.event_ids = request.session.event_ids if request.session is not None else None
-        self.session_id = None
-
-    def run(self, notify=None, peer_gone=None):
-        """The response (a list for a batch), or None; notifications the request causes go out
-        through `notify(message)` before it returns (it raises ClientGone once the client has
-        left); `peer_gone()` says whether the client is still there. A batch where batches are
-        not allowed raises BatchRefused."""
-        self.request.notify, self.request.peer_gone = notify, peer_gone
-        if self.is_batch:
-            return self._server.handle_batch(self.payload, self.request)
-        answer = self._server.handle(self.payload, self.request)
-        if self._new_session and answer is not None and "result" in answer and self.request.session is not None:
-            self.session_id = self.request.session.id
-        return answer
-
-    def status(self, answer):
-        """The HTTP status of `answer`: an error's own (503 when full), the stateless era's table
-        for its errors, else 200."""
-        if self.request.http_status:
-            return self.request.http_status
-        if self.request.modern and isinstance(answer, dict) and "error" in answer:
-            return MODERN_ERROR_STATUS.get(answer["error"]["code"], 200)
-        return 200
-
-
-class McpServer:
-    """Transport-independent MCP: one `handle()` for every incoming message, in either era;
-    the handshake era's sessions; the running calls and subscriptions; metrics and logs of calls."""
-
-    def __init__(self, config, registry=None, ollama=None):
-        self.config = config
-        self.registry = registry if registry is not None else build_registry(config)
-        self.ollama = ollama or Ollama(config)
-        self.store = ContextStore(
-            config.context_path,
-            config.context_max_messages,
-            config.context_max_bytes,
-            config.context_max_count,
-            config.context_max_total_bytes,
-            config.context_store_max_bytes,
-            private_folder=not config.data_dir,
-        )
-        self.calls = CallTable()
-        self.sessions = SessionTable(config, self.calls)
-        self.feed = ChangeFeed()
-        self.feed.add(self.ollama)  # the inventories of several hosts are read again when a model changes here
-        self.metrics = Metrics()
-        self.slots = Slots(
-            config.max_concurrent,
-            config.max_concurrent_per_client,
-            "tool calls",
-            ("MCP_MAX_CONCURRENT", "MCP_MAX_CONCURRENT_PER_CLIENT"),
-        )
-        # Each stream holds a connection and a thread for as long as it lasts: at most half of
-        # them, so that ordinary calls always find room.
-        self.listeners = Slots(
-            max(1, min(config.max_subscriptions, config.max_connections // 2)),
-            config.max_subscriptions_per_client,
-            "subscriptions",
-            ("MCP_MAX_SUBSCRIPTIONS", "MCP_MAX_SUBSCRIPTIONS_PER_CLIENT"),
-            SubscriptionsFull,
-        )
-        self.closing = threading.Event()  # set at shutdown: subscriptions end with a result
-        self._exchanges = itertools.count(1)  # scopes of exchanges without a session or stream: each its own
-        self._tool_specs = [t.spec() for t in self.registry]
-        self.resources = [r for r in RESOURCES if r.tool in self.registry]
-        self.templates = [t for t in RESOURCE_TEMPLATES if t.tool in self.registry]
-        self.prompts = {p.name: p for p in PROMPTS if p.tool in self.registry}
-        self.server_info = {"name": SERVER_NAME, "title": SERVER_TITLE, "version": __version__}
-        # Without tokens every client sees the same lists; with them, shared caches stay out.
-        self.cache_scope = "private" if config.auth_tokens else "public"
-
-    def tool_specs(self):
-        return self._tool_specs
-
-    def capabilities(self, modern):
-        """What this server offers; a change feed exists only in the stateless era (subscriptions/listen)."""
-        capabilities = {"tools": {"listChanged": False}, "completions": {}}
-        if self.resources or self.templates:
-            capabilities["resources"] = {"subscribe": modern, "listChanged": modern}
-        if self.prompts:
-            capabilities["prompts"] = {"listChanged": False}
-        if not modern:
-            capabilities["logging"] = {}
-        return capabilities
-
-    # --- shutdown -----------------------------------------------------------------------------
-
-    def cancel_all(self):
-        """Cancel every running call and end every subscription (shutdown)."""
-        self.closing.set()
-        for call in self.calls.all():
-            if call.tool is not None:
-                call.cancel()
-
-    def wait_idle(self, timeout):
-        """Wait until no call or subscription runs (their cleanup, store writes included, is done); True if so."""
-        deadline = time.monotonic() + timeout
-        while (self.slots.running or len(self.calls)) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return not self.slots.running and not len(self.calls)
-
-    def gauges(self):
-        gauges = {"ollama_mcp_tool_calls_in_flight": self.slots.running, "ollama_mcp_sessions": len(self.sessions)}
-        gauges["ollama_mcp_ollama_host_up"] = {h.url: int(h.up) for h in self.ollama.members}
-        gauges["ollama_mcp_ollama_host_calls_in_flight"] = {h.url: h.client.in_flight for h in self.ollama.members}
-        return gauges
-
-    # --- opening a message: what every transport asks first ----------------------------------------
-
-    def open(self, payload, who, *, headers=None, session_id=None, stream=None):
-        """Open one parsed message (or batch) from `who` (a Who): decide its era, its session and
-        the scope its request id lives in, and return the Exchange a transport runs and answers.
-        `headers` are the HTTP headers that mirror the body (MCP-Protocol-Version, Mcp-Method,
-        Mcp-Name, Mcp-Param-*, lower-case names); `session_id` is the Mcp-Session-Id an HTTP
-        client sent; `stream` is the Stream of a lasting channel (stdio, in-process), None over
-        HTTP. Raises a ProtocolError with its HTTP status for what no answer can follow: a batch
-        in the stateless era, a missing or unknown session, an unsupported version header."""
-        request = RequestContext(principal=who.principal, client=who.client, address=who.address)
-        version_header = headers.get("mcp-protocol-version") if headers is not None else None
-        new_session = False
-        if is_modern(payload, version_header):
-            if isinstance(payload, list):
-                raise BatchRefused("Invalid Request: protocol 2026-07-28 has no JSON-RPC batches")
-            request.modern, request.headers = True, headers
-            request.scope = stream.scope if stream else f"exchange-{next(self._exchanges)}"
-            return Exchange(self, payload, request, new_session)
-        if stream is not None:
-            request.session, request.scope = stream.session, stream.scope
-            return Exchange(self, payload, request, new_session)
-        is_request = isinstance(payload, dict) and "id" in payload
-        if is_request and payload.get("method") == "initialize":
-            new_session = True  # rpc_initialize opens it
-        else:
-            # A request for a method this server does not have needs no session: an era probe
-            # must get an ordinary JSON-RPC error, so that its client falls back.
-            needed = not (is_request and payload.get("method") not in RPC_HANDLERS)
-            request.session = self.session(session_id, who.principal, needed)
-        request.scope = request.session.id if request.session else f"exchange-{next(self._exchanges)}"
-        if version_header is not None and version_header not in PROTOCOL_VERSIONS:
-            raise VersionHeaderRefused(
-                f"Bad Request: unsupported MCP-Protocol-Version {version_header!r}; supported: "
-                f"{', '.join(MODERN_PROTOCOL_VERSIONS + PROTOCOL_VERSIONS)}"
-            )
-        return Exchange(self, payload, request, new_session)
-
-    def session(self, session_id, principal, required=True):
-        """The live session `session_id` names for `principal` (None when none is named and none
-        is required); SessionRequired or SessionNotFound otherwise."""
-        if session_id is None:
-            if required:
-                raise SessionRequired(
-                    "Bad Request: Mcp-Session-Id header is required (call initialize first, or send protocol "
-                    "2026-07-28 requests)"
-                )
-            return None
-        session = self.sessions.get(session_id, principal)
-        if session is None:
-            raise SessionNotFound("Session not found: it ended or expired; initialize a new one")
-        return session
-
-    def end_session(self, session_id, principal):
-        """End a handshake-era session (an HTTP DELETE); SessionRequired or SessionNotFound."""
-        self.sessions.end(self.session(session_id, principal).id, principal)
-
-    # --- messages -----------------------------------------------------------------------------
-
-    def handle(self, msg, request):
-        """Handle one parsed JSON-RPC message; return the response, or None (a notification, a
-        response, or a request its own client cancelled). Notifications the request causes go
-        out through `request.notify` before this returns."""
-        try:
-            kind = message_kind(msg)
-        except InvalidRequest as e:
-            return rpc_error(
-                msg.get("id") if isinstance(msg, dict) and _valid_id(msg.get("id")) else None, e.code, str(e)
-            )
-        if kind == "response":
-            return None  # we send no requests, so there is nothing to match a response to
-        method = msg["method"]
-        params = msg.get("params") or {}
-        if kind == "notification":
-            handler = NOTIFICATION_HANDLERS.get(method)
-            if handler is not None:
-                getattr(self, handler)(params, request)
-            return None
-        request.id = msg["id"]
-        started = time.monotonic()
-        response = self._answer(method, params, request)
-        if method != "tools/call":  # a tool call logs its own line, with the tool's outcome
-            outcome = "cancelled" if response is None else "ok" if "result" in response else "error"
-            self._log("mcp %s %s", method if method in RPC_HANDLERS else "(unknown method)", outcome, request, started)
-        return response
-
-    def _answer(self, method, params, request):
-        """The response to one request, or None when its own client cancelled it."""
-        try:
-            if request.modern:
-                self._read_envelope(method, params, request)
-            elif request.session is not None:
-                request.protocol_version = request.session.protocol_version
-                request.log_level = request.session.log_level
-            handler = RPC_HANDLERS.get(method)
-            if handler is None or method in (LEGACY_ONLY if request.modern else MODERN_ONLY):
-                raise MethodNotFound(f"Method not found: {method}")
-            result = getattr(self, handler)(params, request)
-        except Cancelled:
-            return None
-        except ProtocolError as e:
-            request.http_status = e.http_status
-            code = InvalidParams.code if isinstance(e, ResourceNotFound) and request.modern else e.code
-            return rpc_error(request.id, code, str(e), e.data)
-        except ClientGone:  # the transport's to handle
-            raise
-        except Exception:  # a bug: an internal error with a reference, the details in the log only
-            reference = secrets.token_hex(4)
-            log.exception("%s failed (reference %s)", method, reference)
-            text = f"Internal error (reference {reference}); the server log has the details"
-            return rpc_error(request.id, -32603, text)
-        if request.modern:
-            result = {
-                **result,
-                "resultType": "complete",
-                "_meta": {**result.get("_meta", {}), META_SERVER_INFO: self.server_info},
-            }
-        return rpc_result(request.id, result)
-
-    @staticmethod
-    def _log(text, what, outcome, request, started, **extra):
-        """The INFO line of one request: what was asked, its outcome and time, and which era and
-        protocol version the client spoke (an operator's first question about a client)."""
-        duration_ms = round((time.monotonic() - started) * 1000, 2)
-        if request.modern:
-            era, version = (
-                "stateless",
-                request.protocol_version if request.protocol_version in MODERN_PROTOCOL_VERSIONS else "?",
-            )
-        else:
-            era, version = (
-                "handshake",
-                request.session.protocol_version if request.session else request.protocol_version,
-            )
-        log.info(
-            text + " in %.1f ms (%s era, protocol %s)",
-            what,
-            outcome,
-            duration_ms,
-            era,
-            version,
-            extra={
-                "session": request.session.label if request.session is not None else None,
-                "request_id": request.id,
-                "outcome": outcome,
-                "duration_ms": duration_ms,
-                "era": era,
-                "protocol": version,
-                **extra,
-            },
-        )
-
-    def handle_batch(self, messages, request):
-        """Handle a JSON-RPC batch (protocol 2025-03-26 only): the responses, in order; once the
-        client has gone the rest is not started. Raises InvalidRequest when batches are not allowed."""
-        version = request.session.protocol_version if request.session else DEFAULT_PROTOCOL_VERSION
-        if request.modern or version != BATCH_PROTOCOL_VERSION:
-            raise BatchRefused(
-                "Invalid Request: JSON-RPC batches are not supported in protocol "
-                f"{'2026-07-28' if request.modern else version}"
-            )
-        if not messages:
-            raise BatchRefused("Invalid Request: empty batch")
-        responses = []
-        for msg in messages:
-            if request.peer_gone is not None and request.peer_gone():
-                break
-            if isinstance(msg, dict) and msg.get("method") == "initialize":
-                responses.append(
-                    rpc_error(msg.get("id"), InvalidRequest.code, "Invalid Request: initialize cannot be batched")
-                )
-                continue
-            item = dataclasses.replace(request, notify=None)  # notifications of a batch item are dropped
-            final = self.handle(msg, item)
-            if final is not None:
-                responses.append(final)
-        return responses
-
-    def _read_envelope(self, method, params, request):
-        """The stateless era's checks, in the spec's order: the `_meta` envelope is whole, the
-        HTTP headers mirror the body, the version is one this server speaks."""
-        meta = params.get("_meta")
-        missing = [k for k in (META_VERSION, META_CAPABILITIES) if not isinstance(meta, dict) or k not in meta]
-        if missing:
-            raise InvalidParams(
-                f"Invalid params: params._meta must carry {' and '.join(missing)} (protocol 2026-07-28 sends them on "
-                "every request)"
-            )
-        version, capabilities = meta[META_VERSION], meta[META_CAPABILITIES]
-        if not isinstance(capabilities, dict):
-            raise InvalidParams(f"Invalid params: {META_CAPABILITIES} must be an object")
-        if request.headers is not None:
-            self._check_headers(method, params, version, request.headers)
-        if not isinstance(version, str):
-            raise InvalidParams(f"Invalid params: {META_VERSION} must be a string")
-        if version not in MODERN_PROTOCOL_VERSIONS:
-            raise UnsupportedVersion(
-                "Unsupported protocol version", {"supported": list(MODERN_PROTOCOL_VERSIONS), "requested": version}
-            )
-        level = meta.get(META_LOG_LEVEL)
-        if level is not None and level not in MCP_LOG_LEVELS:
-            raise InvalidParams(f"Invalid params: {META_LOG_LEVEL} must be one of {', '.join(MCP_LOG_LEVELS)}")
-        request.protocol_version, request.capabilities, request.log_level = version, capabilities, level
-
-    @staticmethod
-    def _check_headers(method, params, version, headers):
-        """HeaderMismatch unless MCP-Protocol-Version, Mcp-Method and Mcp-Name say what the body says:
-        a balancer may route on the headers while the server acts on the body."""
-        sent = headers.get("mcp-protocol-version")
-        if sent is None or sent.strip(" \t") != version:
-            raise HeaderMismatch(
-                f"Header mismatch: MCP-Protocol-Version {sent!r} does not match the body's {META_VERSION} {version!r}"
-            )
-        sent = headers.get("mcp-method")
-        if sent is None or sent.strip(" \t") != method:
-            raise HeaderMismatch(f"Header mismatch: Mcp-Method {sent!r} does not match the body's method {method!r}")
-        field = NAMED_METHODS.get(method)
-        if field is not None and params.get(field) is not None:
-            sent = headers.get("mcp-name")
-            if sent is None or decode_header_value(sent) != params.get(field):
-                raise HeaderMismatch(f"Header mismatch: Mcp-Name {sent!r} does not match the body's params.{field}")
-
-    # --- tool calls ---------------------------------------------------------------------------
-
-    def _run_tool(self, t, call, arguments, request):
-        """Run one tool (its RunningCall `call`) to its result, sending its events as
-        notifications; (result, outcome). Raises Cancelled when its own client cancelled it or left."""
-        monotonic = _Monotonic()
-        try:
-            arguments = t.check_arguments(arguments)
-            out = t.handler(Call(self, call), arguments)
-            if isinstance(out, types.GeneratorType):
-                try:
-                    while True:
-                        call.check()
-                        try:
-                            event = next(out)
-                        except StopIteration as stop:
-                            out = stop.value
-                            break
-                        note = _event_message(call, request, event, monotonic)
-                        if note is not None and request.notify is not None:
-                            request.notify(note)
-                finally:
-                    if isinstance(out, types.GeneratorType):  # still running: cancelled or the client left
-                        out.close()
-            call.check()
-            return _tool_result(out), "ok"
-        except ToolError as e:
-            return _tool_error(str(e)), "error"
-        except ClientGone:
-            call.cancel()
-            raise Cancelled() from None
-        except Cancelled:
-            if call.cancelled_by is None:
-                raise
-            partial = "".join(call.partial or ())
-            text = f"cancelled by {call.cancelled_by} before it finished" + (
-                f"; the text generated so far:\n{partial}" if partial else ""
-            )
-            return _tool_error(text), "cancelled"
-        except Exception:  # a bug in a handler must not take the server down, nor its text (paths, secrets) leave it
-            reference = secrets.token_hex(4)
-            log.exception("tool %s failed (reference %s)", t.name, reference)
-            return _tool_error(f"{t.name} failed (reference {reference}); the server log has the details"), "error"
-
-    def finish_call(self, call, outcome, result, request):
-        """The one place a call ends: out of the table, metrics, the log line."""
-        self.calls.remove(call)
-        elapsed = time.monotonic() - call.started
-        self.metrics.inc("ollama_mcp_tool_calls_total", tool=call.tool, outcome=outcome)
-        self.metrics.observe("ollama_mcp_tool_call_duration_seconds", elapsed, tool=call.tool)
-        tokens = _completion_tokens(result)
-        if tokens:
-            self.metrics.inc("ollama_mcp_tokens_streamed_total", tokens, tool=call.tool)
-        self._log("tool call %s %s", call.tool, outcome, request, call.started, tool=call.tool)
-
-    def new_call(self, request, tool_name, progress_token=None):
-        """The RunningCall of `request`, registered in the call table (InvalidRequest for a reused id)."""
-        call = RunningCall(
-            request.id, tool_name, request.principal, request.scope, request.client, progress_token, request.peer_gone
-        )
-        self.calls.add(call)
-        return call
-
-    # --- JSON-RPC methods: (params, request) -> result ------------------------------------------
-
-    def _cached(self, result, ttl_ms, private=False):
-        """A list or read result with the stateless era's caching hints."""
-        return {**result, "ttlMs": ttl_ms, "cacheScope": "private" if private else self.cache_scope}
-
-    def _page(self, items, params, key):
-        """One page of `items` for a list request, with nextCursor when more follow."""
-        cursor = params.get("cursor")
-        start = 0
-        if cursor is not None:  # our cursors are offsets we handed out: a few ASCII digits
-            if not isinstance(cursor, str) or not _CURSOR.fullmatch(cursor) or int(cursor) > len(items):
-                raise InvalidParams("Invalid params: unknown cursor")
-            start = int(cursor)
-        end = start + self.config.page_size
-        result = {key: items[start:end]}
-        if end < len(items):
-            result["nextCursor"] = str(end)
-        return result
-
-    def _listing(self, request, items, params, key, ttl_ms):
-        """One page of a list result; the stateless era adds its caching hints."""
-        page = self._page(items, params, key)
-        return self._cached(page, ttl_ms) if request.modern else page
-
-    def rpc_initialize(self, params, request):
-        requested = params.get("protocolVersion")
-        if not isinstance(requested, str):
-            raise InvalidParams("Invalid params: protocolVersion must be a string")
-        if request.session is None:  # HTTP: the session starts here; stdio passes the stream's own
-            request.session = self.sessions.open(request.principal, request.client)
-        request.session.protocol_version = requested if requested in PROTOCOL_VERSIONS else LATEST_PROTOCOL_VERSION
-        return {
-            "protocolVersion": request.session.protocol_version,
-            "capabilities": self.capabilities(modern=False),
-            "serverInfo": self.server_info,
-            "instructions": INSTRUCTIONS,
-        }
-
-    def rpc_server_discover(self, params, request):
-        return self._cached(
-            {
-                "supportedVersions": list(MODERN_PROTOCOL_VERSIONS),
-                "capabilities": self.capabilities(modern=True),
-                "instructions": INSTRUCTIONS,
-            },
-            DISCOVER_TTL_MS,
-        )
-
-    def rpc_ping(self, params, request):
-        return {}
-
-    def rpc_logging_set_level(self, params, request):
-        level = params.get("level")
-        if level not in MCP_LOG_LEVELS:
-            raise InvalidParams(f"Invalid params: level must be one of {', '.join(MCP_LOG_LEVELS)}")
-        if request.session is not None:
-            request.session.log_level = level
-        return {}
-
-    def rpc_tools_list(self, params, request):
-        return self._listing(request, self.tool_specs(), params, "tools", LIST_TTL_MS)
-
-    def rpc_tools_call(self, params, request):
-        name = params.get("name")
-        if not isinstance(name, str):
-            raise InvalidParams("Invalid params: `name` must be a string")
-        arguments = params.get("arguments", {})
-        if arguments is None:
-            arguments = {}
-        if not isinstance(arguments, dict):
-            raise InvalidParams("Invalid params: `arguments` must be an object")
-        t = self.registry.get(name)
-        if t is None:
-            raise InvalidParams(f"Unknown tool: {name}. Call tools/list to see the available tools.")
-        if request.headers is not None:
-            _check_param_headers(t, arguments, request.headers)
-        call = self.new_call(request, name, progress_token(params.get("_meta")))
-        outcome, result = "cancelled", None
-        try:
-            try:
-                self.slots.acquire(request.client)
-            except ServerBusy:
-                outcome = "busy"
-                raise
-            try:
-                result, outcome = self._run_tool(t, call, arguments, request)
-            finally:
-                self.slots.release(request.client)
-        finally:
-            self.finish_call(call, outcome, result, request)
-        return result
-
-    @staticmethod
-    def _resource_entry(resource):
-        return {
-            "uri": resource.uri,
-            "name": resource.name,
-            "title": resource.title,
-            "description": resource.description,
-            "mimeType": JSON_MIME,
-        }
-
-    def rpc_resources_list(self, params, request):
-        entries = [self._resource_entry(r) for r in self.resources]
-        if any(t.tool == "ollama_show_model" for t in self.templates):  # each installed model, for resource pickers
-            entries += [
-                {
-                    "uri": f"{MODELS_URI}/{name}",
-                    "name": name,
-                    "title": name,
-                    "description": f"the model {name}",
-                    "mimeType": JSON_MIME,
-                }
-                for name in _installed_names(self)
-            ]
-        return self._listing(request, entries, params, "resources", MODELS_TTL_MS)
-
-    def rpc_resources_templates_list(self, params, request):
-        entries = [
-            {
-                "uriTemplate": t.uri_template,
-                "name": t.name,
-                "title": t.title,
-                "description": t.description,
-                "mimeType": JSON_MIME,
-            }
-            for t in self.templates
-        ]
-        return self._listing(request, entries, params, "resourceTemplates", LIST_TTL_MS)
-
-    def _find_resource(self, uri):
-        """(reader, value, private) for a URI this server serves, else None. A template's value may
-        come percent-encoded: RFC 6570 expansion encodes the ':' and '/' of model names."""
-        for resource in self.resources:
-            if uri == resource.uri:
-                return resource.read, None, False
-        for template in self.templates:
-            if uri.startswith(template.prefix) and len(uri) > len(template.prefix):
-                return (
-                    template.read,
-                    urllib.parse.unquote(uri[len(template.prefix) :]),
-                    template.tool == "ollama_load_context",
-                )
-        return None
-
-    def rpc_resources_read(self, params, request):
-        uri = params.get("uri")
-        if not isinstance(uri, str):
-            raise InvalidParams("Invalid params: uri must be a string")
-        found = self._find_resource(uri)
-        try:
-            content = None
-            if found is not None:
-                read, value, private = found
-                content = read(self, request.principal) if value is None else read(self, request.principal, value)
-        except ToolError as e:  # Ollama, or the context store, failed
-            raise ProtocolError(f"Could not read {uri}: {e}", {"uri": uri}) from None
-        if content is None:
-            raise ResourceNotFound(
-                f"Resource not found: {uri}. resources/list and resources/templates/list show what can be read.",
-                {"uri": uri},
-            )
-        result = {"contents": [{"uri": uri, "mimeType": JSON_MIME, "text": dumps(content)}]}
-        return self._cached(result, 0 if private else MODELS_TTL_MS, private) if request.modern else result
-
-    def rpc_prompts_list(self, params, request):
-        entries = [
-            {
-                "name": p.name,
-                "title": p.title,
-                "description": p.description,
-                "arguments": [{"name": n, "description": d, "required": r} for n, d, r in p.arguments],
-            }
-            for p in self.prompts.values()
-        ]
-        return self._listing(request, entries, params, "prompts", LIST_TTL_MS)
-
-    def rpc_prompts_get(self, params, request):
-        prompt = self.prompts.get(params.get("name"))
-        if prompt is None:
-            raise InvalidParams(
-                f"Invalid params: unknown prompt {params.get('name')!r}; prompts/list shows the prompts"
-            )
-        arguments = params.get("arguments") or {}
-        if not isinstance(arguments, dict) or not all(isinstance(v, str) for v in arguments.values()):
-            raise InvalidParams("Invalid params: arguments must be an object of strings")
-        known = {n for n, _, _ in prompt.arguments}
-        unknown = sorted(set(arguments) - known)
-        if unknown:
-            takes = ", ".join(sorted(known))
-            raise InvalidParams(f"Invalid params: {prompt.name} has no argument {', '.join(unknown)}; it takes {takes}")
-        missing = [n for n, _, required in prompt.arguments if required and not arguments.get(n)]
-        if missing:
-            raise InvalidParams(f"Invalid params: {prompt.name} needs {', '.join(missing)}")
-        try:
-            description, messages = prompt.render(self, request.principal, arguments)
-        except OllamaError as e:
-            raise ProtocolError(f"Could not prepare {prompt.name}: {e}") from None
-        return {"description": description, "messages": messages}
-
-    def rpc_completion_complete(self, params, request):
-        argument = params.get("argument")
-        if not isinstance(argument, dict) or not isinstance(argument.get("name"), str):
-            raise InvalidParams("Invalid params: argument must be an object with a name")
-        ref = params.get("ref") if isinstance(params.get("ref"), dict) else {}
-        name, prefix = argument["name"], str(argument.get("value") or "")
-        values = []
-        if ref.get("type") == "ref/resource":
-            template = next(
-                (t for t in self.templates if t.uri_template == ref.get("uri") and t.variable == name), None
-            )
-            values = template.complete(self, request.principal, prefix) if template else []
-        elif ref.get("type") == "ref/prompt":
-            prompt = self.prompts.get(ref.get("name"))
-            values = complete_prompt_argument(self, prompt, name, prefix) if prompt else []
-        elif name in MODEL_ARGUMENTS:  # tool arguments, for clients that ask
-            values = _installed_names(self, prefix)
-        return {"completion": {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}}
-
-    def rpc_subscriptions_listen(self, params, request):
-        """Acknowledge, then send the changes asked for until the client leaves (no answer), the
-        stream stays silent for MCP_SUBSCRIPTION_IDLE or the server shuts down (a result closes the
-        stream; the client listens again). Capped per address, per token and in all (503 beyond)."""
-        wanted = params.get("notifications")
-        if not isinstance(wanted, dict):
-            raise InvalidParams("Invalid params: notifications must be an object (the notification filter)")
-        uris = wanted.get("resourceSubscriptions") or []
-        if not isinstance(uris, list) or len(uris) > 1000 or not all(isinstance(u, str) for u in uris):
-            raise InvalidParams("Invalid params: resourceSubscriptions must be a list of at most 1000 URIs")
-        honoured = {}
-        if wanted.get("resourcesListChanged") is True and (self.resources or self.templates):
-            honoured["resourcesListChanged"] = True
-        known = [u for u in uris if self._find_resource(u) is not None]
-        if known:
-            honoured["resourceSubscriptions"] = known
-        meta = {META_SUBSCRIPTION: request.id}
-        keys = (f"address:{request.address}",) + (
-            (f"principal:{request.principal}",) if self.config.auth_tokens else ()
-        )
-        self.listeners.acquire(*keys)
-        try:
-            subscription = Subscription(request.principal, bool(honoured.get("resourcesListChanged")), known)
-            listener = self.new_call(request, None)
-            self.feed.add(subscription)
-            try:
-                request.notify(
-                    rpc_notification(
-                        "notifications/subscriptions/acknowledged", {"_meta": meta, "notifications": honoured}
-                    )
-                )
-                said = time.monotonic()
-                while not self.closing.is_set():
-                    listener.check()
-                    try:
-                        method, payload = subscription.pending.get(timeout=PROGRESS_INTERVAL)
-                    except queue.Empty:
-                        if time.monotonic() - said >= self.config.subscription_idle:
-                            break
-                        continue
-                    request.notify(rpc_notification(method, {**payload, "_meta": meta}))
-                    said = time.monotonic()
-            except ClientGone:
-                raise Cancelled() from None
-            finally:
-                self.feed.remove(subscription)
-                self.calls.remove(listener)
-        finally:
-            self.listeners.release(*keys)
-        return {"_meta": meta}
-
-    def on_cancelled(self, params, request):
-        call = self.calls.find(request.scope, params.get("requestId"))
-        if call is not None:
-            call.cancel()
-
-
-def _event_message(call, request, event, monotonic):
-    """The notification for one event a tool handler yielded, or None when nobody asked for it."""
-    if isinstance(event, Progress):
-        if call.progress_token is None:
-            return None
-        params = {"progressToken": call.progress_token, "progress": monotonic(event.progress)}
-        if event.total is not None:
-            params["total"] = event.total
-        if event.message is not None:
-            params["message"] = event.message
-        return rpc_notification("notifications/progress", params)
-    if isinstance(event, Log):
-        if request.log_level is None or MCP_LOG_LEVELS.index(event.level) < MCP_LOG_LEVELS.index(request.log_level):
-            return None
-        return rpc_notification(
-            "notifications/message", {"level": event.level, "logger": SERVER_NAME, "data": event.data}
-        )
-    raise TypeError(f"a tool handler yielded {event!r}; yield Progress or Log")
-
-
-# --- JSON-RPC method handlers: (server, params, request) -> result ---------------------------
-
-
-def is_modern(payload, version_header=None):
-    """Whether a message belongs to the stateless era: its version header (HTTP) names no
-    handshake-era version, or its `_meta` carries a protocol version, or it is server/discover."""
-    if version_header is not None and version_header.strip(" \t") not in PROTOCOL_VERSIONS:
-        return True
-    if not isinstance(payload, dict):
-        return False
-    params = payload.get("params")
-    meta = params.get("_meta") if isinstance(params, dict) else None
-    return payload.get("method") == "server/discover" or (isinstance(meta, dict) and META_VERSION in meta)
-
-
-# =============================================================================
-# 14. Transports
-# =============================================================================
-# Streamable HTTP (a WSGI app) and stdio. They parse and frame bytes, say who is asking, and
-# ask McpServer.open() what each message is; they run the Exchange it returns with their own
-# notify() and peer_gone(), and write its answer. The protocol is the dispatcher's.
-
-
-class HttpError(Exception):
-    """An HTTP-level rejection, answered with `status` and a JSON-RPC error body.
-
-    `reason` labels it in the metrics of rejected requests.
-    """
-
-    def __init__(self, status, message, code=-32600, headers=(), reason="invalid", msg_id=None):
-        super().__init__(message)
-        self.msg_id = msg_id
-        self.status = status
-        self.code = code
-        self.headers = list(headers)
-        self.reason = reason
-
-
-HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"))
-SSE_HEADERS = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
-SSE_KEEPALIVE = b": keep-alive\n\n"
-READY_CACHE_SECONDS = 2.0  # /readyz asks Ollama at most this often
-TICKER_LINGER = 60.0  # seconds the keep-alive ticker waits for the next request before it ends
-
-
-def _status_line(code):
-    return f"{code} {HTTPStatus(code).phrase}"
-
-
-@functools.lru_cache(maxsize=64)  # a client sends the same Accept header every time
-def _accepts(accept, wanted):
-    """Whether an Accept header allows `wanted` (wildcards count; `q=0` refuses)."""
-    return parse_accept_header(accept, MIMEAccept).quality(wanted) > 0
-
-
-def _host_name(host_header):
-    """The name part of a Host header (no port, IPv6 brackets kept), lower-cased. Not werkzeug's
-    host_is_trusted: it cuts every IPv6 literal to "[" (so "[::2]" would pass for "[::1]") and
-    compares names case-sensitively."""
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        return host[: host.find("]") + 1]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def _socket_gone(sock):
-    """True when the peer has closed `sock` (readable with no data, or an error)."""
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
-            return False
-        return sock.recv(1, socket.MSG_PEEK) == b""
-    except (OSError, ValueError):
-        return True
-
-
-def _sse_frame(msg, event_ids=None):
-    """One SSE event; the handshake era numbers them (`id:`), the stateless era does not."""
-    if event_ids is None:
-        return b"event: message\ndata: " + dumps(msg).encode() + b"\n\n"
-    return f"event: message\nid: {next(event_ids)}\ndata: {dumps(msg)}\n\n".encode()
-
-
-class _Response:
-    """One POST's answer: plain JSON when nothing is said before it, else an SSE stream.
-
-    Writes go through the WSGI `write` callable under a lock, so the keep-alive ticker can add
-    comments to a silent stream (and start the stream if the request stays silent from the start).
-    """
-
-    def __init__(self, start_response, extra_headers, event_ids):
-        self.lock = threading.Lock()
-        self._start_response = start_response
-        self._extra = extra_headers
-        self._event_ids = event_ids
-        self._write = None
-        self.gone = False  # a write failed: the client has left
-        self.finished = False  # answered as JSON, or done: the ticker leaves it alone
-        self.last_write = time.monotonic()
-
-    @property
-    def streaming(self):
-        return self._write is not None
-
-    def _send(self, data):
-        if self._write is None:
-            self._write = self._start_response("200 OK", SSE_HEADERS + self._extra)
-        try:
-            self._write(data)
-        except OSError:
-            self.finished = self.gone = True
-            raise ClientGone() from None
-        self.last_write = time.monotonic()
-
-    def send(self, msg):
-        """Write one message as an SSE event (starting the stream if needed)."""
-        frame = _sse_frame(msg, self._event_ids)
-        with self.lock:
-            self._send(frame)
-
-    def keepalive(self, now, interval):
-        """Called by the ticker: a comment when the stream has been silent for `interval`."""
-        if now - self.last_write < interval or self.finished:
-            return
-        with self.lock:  # check again: the request may have written or finished meanwhile
-            if self.finished or time.monotonic() - self.last_write < interval:
-                return
-            with contextlib.suppress(ClientGone):
-                self._send(SSE_KEEPALIVE)
-
-
-WHO = "ollama_mcp.who"  # the environ key where AccessGuard says who is asking (None: no valid token)
-
-
-def _refusal(e, start_response, metrics):
-    """An HttpError as its HTTP status and a JSON-RPC error body."""
-    metrics.inc("ollama_mcp_rejected_requests_total", reason=e.reason)
-    body = dumps(rpc_error(e.msg_id, e.code, str(e))).encode()
-    start_response(
-        _status_line(e.status), [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + e.headers
-    )
-    return [body]
-
-
-class AccessGuard:
-    """WSGI middleware in front of the MCP app: counts every request; checks Host and Origin on
-    every path, the bearer token on /mcp and /metrics, the rate limit on /mcp; and passes on
-    who is asking in environ["ollama_mcp.who"] (a Who, or None without a valid token)."""
-
-    def __init__(self, app, config, metrics, limiter):
-        self.app = app
-        self.config = config
-        self.metrics = metrics
-        self.limiter = limiter
-        # (digest, name) per token: compared by digest, known by name.
-        self._tokens = [
-            (hashlib.sha256(token.encode()).digest(), name) for name, token in map(token_name, config.auth_tokens)
-        ]
-
-    def __call__(self, environ, start_response):
-        # Metric labels never come from the client: an invented method would add a series.
-        method = environ["REQUEST_METHOD"] if environ["REQUEST_METHOD"] in HTTP_METHODS else "other"
-
-        def counted(status, headers, exc_info=None):
-            self.metrics.inc("ollama_mcp_http_requests_total", method=method, status=status[:3])
-            return start_response(status, headers, exc_info)
-
-        path = environ.get("PATH_INFO", "")
-        try:
-            self._check_origin_and_host(environ)  # every path: a rebinding page may read none of them
-            who = environ[WHO] = self._who(environ)
-            if who is None and path in (MCP_PATH, "/metrics"):
-                raise HttpError(
-                    401,
-                    "Unauthorized: send Authorization: Bearer <token> (one of MCP_AUTH_TOKEN)",
-                    headers=[("WWW-Authenticate", 'Bearer realm="ollama-mcp"')],
-                    reason="auth",
-                )
-            if path == MCP_PATH:
-                check_rate(self.limiter, self.metrics, who.client)
-        except HttpError as e:
-            return _refusal(e, counted, self.metrics)
-        return self.app(environ, counted)
-
-    def _check_origin_and_host(self, environ):
-        origin = environ.get("HTTP_ORIGIN")
-        if origin is not None and origin not in self.config.allowed_origins and "*" not in self.config.allowed_origins:
-            parsed = urllib.parse.urlsplit(origin)
-            if not (parsed.scheme in ("http", "https") and _is_loopback(parsed.hostname or "")):
-                raise HttpError(
-                    403, f"Forbidden: Origin {origin!r} is not allowed (set MCP_ALLOWED_ORIGINS)", reason="origin"
-                )
-        allowed_hosts = self.config.allowed_hosts
-        if self.config.loopback_bind or allowed_hosts:
-            host = _host_name(environ.get("HTTP_HOST", ""))
-            if host not in allowed_hosts and not (self.config.loopback_bind and host.strip("[]") in LOOPBACK_NAMES):
-                raise HttpError(403, f"Forbidden: Host {host!r} is not allowed (set MCP_ALLOWED_HOSTS)", reason="host")
-
-    def _who(self, environ):
-        """The token's name when tokens are set (None without a valid one), or, without tokens,
-        the one unauthenticated principal "" counted by address."""
-        if not self._tokens:
-            address = environ.get("REMOTE_ADDR") or "unknown"
-            return Who("", address, address)
-        auth = Authorization.from_header(environ.get("HTTP_AUTHORIZATION"))
-        if auth is None or auth.type != "bearer" or not auth.token:
-            return None
-        digest = hashlib.sha256(auth.token.strip().encode()).digest()
-        # Compare with every token, in constant time, so timing says nothing about which matched.
-        matches = [name for known, name in self._tokens if hmac.compare_digest(digest, known)]
-        return Who(matches[0], "token:" + matches[0], environ.get("REMOTE_ADDR") or "unknown") if matches else None
-
-
-def check_rate(limiter, metrics, client, count=1):
-    """Count `count` requests of `client`; HttpError 429 with Retry-After over the limit."""
-    wait = limiter.wait_time(client, count)
-    if wait:
-        metrics.inc("ollama_mcp_rate_limited_total")
-        retry = max(1, math.ceil(wait))
-        raise HttpError(
-            429,
-            f"Too Many Requests: over MCP_RATE_LIMIT; retry in {retry} s",
-            code=-32000,
-            headers=[("Retry-After", str(retry))],
-            reason="rate",
-        )
-
-
-class HttpTransport:
-    """The Streamable HTTP transport as a WSGI application (both eras on /mcp), plus /healthz,
-    /readyz and /metrics for operators. Who is asking comes from AccessGuard, in front of it."""
-
-    def __init__(self, server, limiter):
-        self.server = server
-        self.config = server.config
-        self.metrics = server.metrics
-        self.limiter = limiter  # the guard's: a batch counts each of its messages
-        self._responses = set()
-        self._responses_lock = threading.Lock()
-        self._ticker = None
-        self._ready = (0.0, None)  # (checked at, (status, verdict, detail))
-
-    def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        try:
-            if path == MCP_PATH:
-                return self._mcp(environ, start_response)
-            if path == "/healthz":
-                return self._plain(start_response, "200 OK", b"ok\n")
-            if path == "/readyz":
-                return self._readyz(environ, start_response)
-            if path == "/metrics":
-                body = self.metrics.render(self.server.gauges()).encode()
-                start_response(
-                    "200 OK",
-                    [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))],
-                )
-                return [body]
-            return self._plain(start_response, "404 Not Found", b"not found: the MCP endpoint is /mcp\n")
-        except HttpError as e:
-            return _refusal(e, start_response, self.metrics)
-
-    @staticmethod
-    def _plain(start_response, status, body):
-        start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-        return [body]
-
-    def _readyz(self, environ, start_response):
-        """Ready or not for anyone (load balancers); where Ollama is and its version only for a
-        token holder, or when no tokens are set."""
-        checked, answer = self._ready
-        if answer is None or time.monotonic() - checked > READY_CACHE_SECONDS:
-            try:
-                version = self.server.ollama.version(timeout=(2.0, 2.0))
-                answer = ("200 OK", "ready", f"Ollama {version} at {self.server.ollama.url}")
-            except OllamaError as e:
-                answer = ("503 Service Unavailable", "not ready", str(e))
-            self._ready = (time.monotonic(), answer)
-        status, verdict, detail = answer
-        if environ.get(WHO) is None:
-            detail = None
-        return self._plain(start_response, status, (f"{verdict}: {detail}\n" if detail else f"{verdict}\n").encode())
-
-    # --- /mcp ----------------------------------------------------------------------------------
-
-    def _mcp(self, environ, start_response):
-        who = environ[WHO]
-        method = environ["REQUEST_METHOD"]
-        if method == "POST":
-            return self._post(environ, start_response, who)
-        if method == "DELETE":
-            return self._delete(environ, start_response, who)
-        raise HttpError(
-            405,
-            "Method Not Allowed: use POST (or DELETE to end a handshake-era session)",
-            headers=[("Allow", "POST, DELETE")],
-            reason="method",
-        )
-
-    def _refused(self, e):
-        """A ProtocolError the dispatcher raised opening a request, as the HTTP answer it forces."""
-        reason = "session" if isinstance(e, (SessionRequired, SessionNotFound)) else "invalid"
-        reason = (
-            "version" if isinstance(e, VersionHeaderRefused) else "batch" if isinstance(e, BatchRefused) else reason
-        )
-        return HttpError(e.http_status or 400, str(e), code=e.code, reason=reason)
-
-    def _delete(self, environ, start_response, who):
-        try:
-            self.server.end_session(environ.get("HTTP_MCP_SESSION_ID"), who.principal)
-        except ProtocolError as e:
-            raise self._refused(e) from None
-        start_response("200 OK", [("Content-Length", "0")])
-        return [b""]
-
-    def _read_body(self, environ):
-        length = environ.get("CONTENT_LENGTH") or ""
-        limit = self.config.max_body_bytes
-        stream = environ["wsgi.input"]
-        too_large = HttpError(
-            413, f"Content Too Large: the body is over {limit} bytes (MCP_MAX_BODY_BYTES)", reason="size"
-        )
-        if length.isdigit():
-            if int(length) > limit:
-                raise too_large
-            return stream.read(int(length))
-        if environ.get("wsgi.input_terminated"):
-            try:
-                body = stream.read(limit + 1)
-            except BadFraming as e:
-                raise HttpError(400, f"Bad Request: {e}", reason="framing") from None
-            if len(body) > limit:
-                raise too_large
-            return body
-        raise HttpError(411, "Length Required", reason="length")
-
-    def _post(self, environ, start_response, who):
-        accept = environ.get("HTTP_ACCEPT", "")
-        if not (_accepts(accept, "application/json") and _accepts(accept, "text/event-stream")):
-            raise HttpError(
-                406, "Not Acceptable: Accept must allow application/json and text/event-stream", reason="accept"
-            )
-        content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise HttpError(415, "Unsupported Media Type: Content-Type must be application/json", reason="content-type")
-        body = self._read_body(environ)
-        try:
-            payload = read_message(body)
-        except ProtocolError as e:
-            raise HttpError(400, str(e), code=e.code, reason="parse") from None
-        # The headers that mirror the body: MCP-Protocol-Version, Mcp-Method, Mcp-Name, Mcp-Param-*.
-        headers = {
-            k[5:].lower().replace("_", "-"): v for k, v in environ.items() if k.startswith(("HTTP_MCP_", "HTTP_MCP-"))
-        }
-        try:
-            exchange = self.server.open(payload, who, headers=headers, session_id=environ.get("HTTP_MCP_SESSION_ID"))
-        except ProtocolError as e:
-            raise self._refused(e) from None
-        # The client's socket, to notice it leaving during a silent call: werkzeug's or gunicorn's.
-        sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
-        if exchange.is_batch:
-            return self._post_batch(start_response, exchange, who, lambda: _socket_gone(sock) if sock else False)
-        return self._answer(start_response, exchange, sock)
-
-    def _answer(self, start_response, exchange, sock):
-        """Serve one message: 202 for a notification, else one JSON body when nothing is said
-        before the answer, or an SSE stream. A client that leaves (a failed write, or a closed
-        socket) cancels what its request started."""
-        extra = []
-        response = _Response(start_response, extra, exchange.event_ids)
-        self._watch(response)
-        try:
-            final = exchange.run(response.send, lambda: response.gone or (sock is not None and _socket_gone(sock)))
-            if exchange.session_id:
-                extra.append(("Mcp-Session-Id", exchange.session_id))
-            with response.lock:
-                if not response.streaming:
-                    response.finished = True
-                    if final is not None:
-                        return self._json(start_response, final, extra, exchange.status(final))
-                    if not exchange.is_request:  # a notification, a response
-                        start_response("202 Accepted", [("Content-Length", "0")])
-                        return [b""]
-                    start_response("200 OK", SSE_HEADERS + extra)  # cancelled before anything was said
-                    return [b""]
-            if final is not None:
-                response.send(final)
-        except ClientGone:
-            pass
-        finally:
-            with response.lock:  # the ticker must not write once the answer is complete
-                response.finished = True
-            with self._responses_lock:
-                self._responses.discard(response)
-        return []
-
-    def _watch(self, response):
-        """Let the keep-alive ticker see `response`; start the ticker on first use."""
-        with self._responses_lock:
-            self._responses.add(response)
-            if self._ticker is None:
-                self._ticker = threading.Thread(target=self._tick, name="sse-keepalive", daemon=True)
-                self._ticker.start()
-
-    def _tick(self):
-        """One thread for the whole server: keep-alive comments on silent SSE streams.
-        It ends once no request has run for TICKER_LINGER seconds (a thread started for every
-        request of a client that calls now and then would cost more than the call); the next
-        request starts it again."""
-        interval = self.config.keepalive_interval
-        idle_since = None
-        while True:
-            time.sleep(min(1.0, interval / 2))
-            with self._responses_lock:
-                if not self._responses:
-                    idle_since = idle_since or time.monotonic()
-                    if time.monotonic() - idle_since > TICKER_LINGER:
-                        self._ticker = None
-                        return
-                    continue
-                idle_since = None
-                responses = list(self._responses)
-            now = time.monotonic()
-            for response in responses:
-                response.keepalive(now, interval)
-
-    def _post_batch(self, start_response, exchange, who, peer_gone):
-        payload = exchange.payload
-        if self.config.rate_limit and len(payload) > self.config.rate_burst:
-            raise HttpError(
-                400,
-                f"Bad Request: a batch of {len(payload)} messages is more than MCP_RATE_BURST "
-                f"({self.config.rate_burst}) allows at once; send fewer",
-                reason="batch",
-            )
-        if len(payload) > 1:  # every message counts, not the envelope
-            check_rate(self.limiter, self.metrics, who.client, len(payload) - 1)
-        try:
-            responses = exchange.run(None, peer_gone)
-        except BatchRefused as e:
-            raise self._refused(e) from None
-        if not responses:
-            start_response("202 Accepted", [("Content-Length", "0")])
-            return [b""]
-        return self._json(start_response, responses, [], 200)
-
-    @staticmethod
-    def _json(start_response, msg, extra, status):
-        body = dumps(msg).encode()
-        retry = [("Retry-After", "1")] if status == 503 else []
-        start_response(
-            _status_line(status),
-            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + retry + extra,
-        )
-        return [body]
-
-
-class McpApp(AccessGuard):
-    """The whole WSGI application: AccessGuard in front of HttpTransport. `.server` is the
-    McpServer, `.transport` the HttpTransport, `.metrics` their metrics."""
-
-    def __init__(self, server):
-        limiter = RateLimiter(server.config.rate_limit, server.config.rate_burst)
-        self.server = server
-        self.transport = HttpTransport(server, limiter)
-        super().__init__(self.transport, server.config, server.metrics, limiter)
-
-
-def make_app(config, registry=None, ollama=None):
-    """The WSGI application serving MCP at /mcp (and /healthz, /readyz, /metrics), access
-    checks included. Its McpServer is `.server`."""
-    return McpApp(McpServer(config, registry, ollama))
-
-
-class StdioTransport:
-    """MCP over stdin/stdout: one JSON message per line. Logs go to stderr only.
-
-    Requests run on worker threads, so cancellations are read while a call streams; one lock
-    serializes writes. EOF cancels what is in flight and returns. The process is one principal;
-    a handshake-era client's session is the stream itself.
-    """
-
-    SCOPE = "stdio"
-    WHO = Who("", "stdio", "stdio")  # the process that started the server is its one principal
-
-    def __init__(self, server, stdin=None, stdout=None):
-        self.server = server
-        self.stdin = stdin or sys.stdin.buffer
-        self.stdout = stdout or sys.stdout.buffer
-        self.stream = Stream(self.SCOPE, self.WHO)
-        self._write_lock = threading.Lock()
-        self._workers = set()
-
-    def send(self, msg):
-        data = dumps(msg).encode() + b"\n"
-        with self._write_lock:
-            try:
-                self.stdout.write(data)
-                self.stdout.flush()
-            except (OSError, ValueError):  # stdout is gone: nobody to answer
-                raise ClientGone() from None
-
-    def serve(self):
-        """Read messages until EOF, then cancel what is in flight and return."""
-        try:
-            self._read_loop()
-        finally:
-            self.shutdown()
-
-    def _lines(self):
-        """stdin's lines, each cut off at MCP_MAX_BODY_BYTES: a longer one is read to its end in
-        pieces and dropped (None), so no single line can take the memory of the server."""
-        limit = self.server.config.max_body_bytes
-        while True:
-            line = self.stdin.readline(limit + 1)
-            if not line:
-                return
-            if len(line) > limit and not line.endswith(b"\n"):
-                while line and not line.endswith(b"\n"):
-                    line = self.stdin.readline(1 << 20)
-                yield None
-                continue
-            yield line
-
-    def _read_loop(self):
-        for line in self._lines():
-            if line is None:
-                self._reply(
-                    rpc_error(
-                        None,
-                        InvalidRequest.code,
-                        f"Invalid Request: a message over {self.server.config.max_body_bytes} bytes "
-                        "(MCP_MAX_BODY_BYTES) was dropped",
-                    )
-                )
-                continue
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                exchange = self.server.open(read_message(line), self.WHO, stream=self.stream)
-            except ProtocolError as e:
-                self._reply(rpc_error(None, e.code, str(e)))
-                continue
-            if exchange.inline:
-                self._respond(exchange)
-            else:
-                self._start(exchange)
-
-    def shutdown(self, timeout=5.0):
-        for call in self.server.calls.in_scope(self.SCOPE):
-            call.cancel()
-        deadline = time.monotonic() + timeout
-        for worker in list(self._workers):
-            worker.join(max(0.0, deadline - time.monotonic()))
-
-    def _start(self, exchange):
-        def run():
-            if self.server.config.yield_cpu:
-                _yield_cpu()
-            try:
-                self._respond(exchange)
-            finally:
-                self._workers.discard(threading.current_thread())
-
-        worker = threading.Thread(target=run, daemon=True)
-        self._workers.add(worker)
-        worker.start()
-
-    def _reply(self, msg):
-        try:
-            self.send(msg)
-        except ClientGone:
-            for call in self.server.calls.in_scope(self.SCOPE):
-                call.cancel()
-
-    def _respond(self, exchange):
-        try:
-            out = exchange.run(self.send)
-        except BatchRefused as e:
-            out = rpc_error(None, e.code, str(e))
-        if out:
-            self._reply(out)
-
-
-class InProcessClient:
-    """MCP in the same process: a client and a transport in one, talking to an McpServer through
-    the dispatcher's one opening call, with Python objects instead of bytes. For tests, notebooks
-    and programs that embed the server; a WebSocket transport would be this page plus framing.
-
-        client = InProcessClient(server)            # handshake era; modern=True for 2026-07-28
-        client.initialize()
-        result = client.call_tool("ollama_list_models")
-        client.call_tool("ollama_generate_stream", {...}, progress=lambda params: print(params["message"]))
-    """
-
-    _channels = itertools.count(1)
-
-    def __init__(self, server, principal="", modern=False):
-        self.server = server
-        self.who = Who(principal, f"in-process:{principal}", "in-process")
-        self.stream = Stream(f"in-process-{next(self._channels)}", self.who)
-        self.modern = modern
-        self._ids = itertools.count(1)
-
-    def send(self, message, notify=None):
-        """Handle one message (a dict, or a list for a batch) as a transport would: the answer
-        (None for a notification), its notifications passed to `notify` as they are sent."""
-        return self.server.open(message, self.who, stream=self.stream).run(notify or (lambda note: None))
-
-    def request(self, method, params=None, notify=None):
-        """One request; its result, or ProtocolError with the JSON-RPC error's code and data."""
-        params = dict(params or {})
-        if self.modern:
-            params["_meta"] = {
-                META_VERSION: MODERN_PROTOCOL_VERSIONS[0],
-                META_CAPABILITIES: {},
-                **params.get("_meta", {}),
-            }
-        answer = self.send({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}, notify)
-        if answer is None:
-            raise Cancelled()
-        if "error" in answer:
-            error = ProtocolError(answer["error"]["message"], answer["error"].get("data"))
-            error.code = answer["error"]["code"]
-            raise error
-        return answer["result"]
-
-    def initialize(self, version=LATEST_PROTOCOL_VERSION):
-        """The handshake (not needed, nor allowed, with modern=True)."""
-        result = self.request("initialize", {"protocolVersion": version, "capabilities": {}, "clientInfo": {}})
-        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        return result
-
-    def call_tool(self, name, arguments=None, progress=None):
-        """A tools/call; its result. `progress(params)` gets each notifications/progress."""
-        params = {"name": name, "arguments": arguments or {}}
-        if progress is not None:
-            params["_meta"] = {"progressToken": name}
-
-        def notify(note):
-            if progress is not None and note.get("method") == "notifications/progress":
-                progress(note["params"])
-
-        return self.request("tools/call", params, notify)
-
-
-# =============================================================================
-# 15. Server
-# =============================================================================
-
-
-def make_http_server(config, app=None):
-    """A threaded HTTP server for `config` (port 0 picks a free port; read `.port`)."""
-    return _HttpServer(config, app or make_app(config))
-
-
-def _exposure_warning(config):
-    """One warning when the HTTP server is reachable from other machines without a token."""
-    if config.loopback_bind or config.auth_tokens:
-        return None
-    return (
-        f"MCP_HOST={config.host} lets anyone who can reach this machine on port {config.port} use "
-        "Ollama through this server, with no authentication. Set MCP_AUTH_TOKEN (see docs/security.md), "
-        "or bind 127.0.0.1 (--host 127.0.0.1) to keep it local."
-    )
-
-
-SHUTDOWN_GRACE = 5.0  # seconds in-flight calls get to stop after SIGTERM
-
-
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT."""
-
-
-def _on_signals(handler):
-    """Route SIGTERM and SIGINT to `handler` (main thread only; elsewhere nothing changes)."""
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, handler)
-
-
-def _report_ollama(ollama):
-    """Log once, at start-up, whether each Ollama host answers (in the background: it must not delay start)."""
-
-    def check():
-        for host in ollama.report():
-            if host["up"]:
-                log.info("Ollama %s answers at %s", host["version"], host["url"])
-            else:
-                log.warning("%s Tools will fail until it answers.", host["error"])
-
-    threading.Thread(target=check, name="ollama-check", daemon=True).start()
-
-
-def serve(config):
-    """Run the server for `config` until SIGTERM/SIGINT, then stop gracefully: stop accepting,
-    cancel in-flight calls (closing their Ollama streams), let them finish their writes."""
-    if config.transport == "stdio":
-        transport = StdioTransport(McpServer(config))
-        _report_ollama(transport.server.ollama)
-
-        def stop_stdio(_signum, _frame):
-            raise _Stop()
-
-        _on_signals(stop_stdio)
-        try:
-            transport.serve()  # cancels in-flight calls on the way out, however it ends
-        except _Stop:
-            pass
-        return
-    srv = make_http_server(config)  # werkzeug explains a busy port or a bad address and exits
-    _report_ollama(srv.app.server.ollama)
-    warning = _exposure_warning(config)
-    if warning:
-        log.warning(warning)
-    _on_signals(lambda _signum, _frame: threading.Thread(target=srv.shutdown, daemon=True).start())
-    log.info(
-        "ollama-mcp %s serving MCP on http://%s:%d%s (Ollama at %s)",
-        __version__,
-        config.host,
-        srv.port,
-        MCP_PATH,
-        config.ollama_url,
-    )
-    try:
-        srv.serve_forever()
-    finally:
-        srv.server_close()  # stop accepting at once
-        mcp = srv.app.server
-        mcp.cancel_all()
-        if not mcp.wait_idle(SHUTDOWN_GRACE):
-            log.warning("%d tool calls still running at exit", mcp.slots.running)
-        mcp.ollama.close()
-        log.info("ollama-mcp stopped")
+BUILTIN_TOOLS = BUILTIN.tools  # the built-in Tool records, in the order of tools/list
 
 
 # =============================================================================

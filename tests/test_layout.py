@@ -69,3 +69,23 @@ def test_the_transports_leave_the_protocol_to_the_dispatcher():
     for name in ("RPC_HANDLERS", "is_modern", "PROTOCOL_VERSIONS", "MODERN_ERROR_STATUS", "RequestContext", "sessions",
                  "handle", "handle_batch", "Session"):  # fmt: skip
         assert not re.search(rf"(?<![A-Za-z_-]){name}\b", text), f"section {n} uses {name}"
+
+
+def test_the_built_in_catalogue_uses_only_the_public_api():
+    # What the built-in tools, resources and prompts use of the core, a tool pack can use too.
+    tree = ast.parse(SOURCE)
+    defined = top_level_names(tree)
+    appendix = {n for n, title, _, _ in sections() if title.startswith("Built-in")}
+    assert len(appendix) == 2
+    private = set()
+    for node in tree.body:
+        if section_of(node.lineno) in appendix:
+            for name in ast.walk(node):
+                if isinstance(name, ast.Name) and section_of(defined.get(name.id, 0)) not in appendix | {0}:
+                    if name.id not in ollama_mcp.__all__:
+                        private.add(name.id)
+    assert private == set(), f"the catalogue uses names outside __all__: {sorted(private)}"
+
+
+def test_every_public_name_exists():
+    assert [name for name in ollama_mcp.__all__ if not hasattr(ollama_mcp, name)] == []
