@@ -623,6 +623,19 @@ class Config:
 
 
 SETTINGS = tuple(f for f in dataclasses.fields(Config) if f.metadata)
+
+
+def env_text(value):
+    """A setting's value as the environment spells it ("" for an empty one)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 VARIABLES = tuple(f.metadata["variable"] for f in SETTINGS) + tuple(v for v, _, _ in OTHER_VARIABLES)
 
 
@@ -1364,8 +1377,8 @@ def _close(response):
 class OllamaClient:
     """Synchronous client for the Ollama REST API.
 
-    One urllib3 connection pool (the pool requests itself runs on; used directly, a call costs
-    half the CPU: no request preparation, cookie jar, hooks or response re-wrapping), its
+    One urllib3 connection pool (the pool requests itself runs on, used directly: no request
+    preparation, cookie jar, hooks or response re-wrapping; docs/performance.md), its
     connections kept alive between calls and each lent to one call at a time; an explicit
     (connect, read) timeout on every call; tenacity retries only where nothing reached Ollama
     (no connection) or the call is an idempotent GET answered 503; every failure translated to
@@ -2599,7 +2612,7 @@ def tool(
     read-only mode refuses inside it may stay). One validator is built here per tool.
     `check_tool` checks both schemas against the JSON Schema 2020-12 metaschema: the plugin
     loader runs it on every pack tool, and the test suite on the built-in ones (a constant set:
-    checking it at every start-up would cost 150 ms of a 300 ms start).
+    checking it at every start-up would cost half of the start).
     """
 
     def decorate(fn):
@@ -7107,8 +7120,8 @@ class _JsonFormatter(logging.Formatter):
 class _LogWriter(logging.Handler):
     """Lines formatted by the thread that logs them and written by one background thread, every
     line waiting in one write: a request thread never waits on stderr. (A write to a pipe, to
-    journald or docker, is a system call and a wake-up of its reader; one per tool call cost a
-    tenth of the server's CPU under load in bench/run.py.) `flush()`, also at exit, writes what
+    journald or docker, is a system call and a wake-up of its reader; one per tool call shows in
+    the CPU of a loaded server: docs/performance.md.) `flush()`, also at exit, writes what
     is waiting, in order. While stderr is not read, at most MAX_WAITING lines wait; the rest are
     counted, and the count is written when stderr moves again; MAX_WAITING_BYTES bounds them in
     bytes too (each line is at most about 2 x MAX_LOG_CHARS)."""
@@ -7190,14 +7203,31 @@ def from_environment():
     return make_app(config)
 
 
+def _default_text(f):
+    """A setting's default as --help and --check show it."""
+    return (f.metadata["shown"] or env_text(f.default) or "empty").replace("`", "")
+
+
 def _parser():
-    p = argparse.ArgumentParser(prog="ollama_mcp.py", description="MCP server for Ollama.")
-    p.add_argument("--host", help="address to bind (MCP_HOST, default 0.0.0.0)")
-    p.add_argument("--port", help="port to bind (MCP_PORT, default 4838)")
-    p.add_argument("--ollama-url", help="Ollama address, e.g. http://127.0.0.1:11434 (OLLAMA_HOST)")
+    """The command line, built from the settings: each one that declares a flag, then every
+    variable (the same settings, from the environment or .env) in the epilog."""
+    lines = ["settings (environment variables, or lines of a .env file; a flag wins over both):"]
+    for f in SETTINGS:
+        lines.append(f"  {f.metadata['variable']:<34} default {_default_text(f)}")
+    lines += [f"  {variable:<34} (read beside the others)" for variable, _, _ in OTHER_VARIABLES]
+    lines.append("every setting's meaning: README.md, Configuration, or .env.example")
+    p = argparse.ArgumentParser(
+        prog="ollama-mcp",
+        description="MCP server for Ollama: Streamable HTTP on /mcp, or stdio.",
+        epilog="\n".join(lines),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for f in SETTINGS:
+        if f.metadata["flag"]:
+            meaning = f.metadata["meaning"].replace("`", "").replace("%", "%%")
+            text = f"{meaning} ({f.metadata['variable']}; default {_default_text(f)})"
+            p.add_argument(f.metadata["flag"], dest=f.name, help=text)
     p.add_argument("--env-file", help="read variables from this file (default: a .env beside this script or above it)")
-    p.add_argument("--transport", choices=("http", "stdio"), help="http (default) or stdio")
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (LOG_LEVEL)")
     p.add_argument("--version", action="version", version=f"ollama-mcp {__version__}")
     p.add_argument("--list-tools", action="store_true", help="print every tool's name and title, then exit")
     p.add_argument("--check", action="store_true", help="check the configuration and that Ollama answers, then exit")
@@ -7231,16 +7261,8 @@ def main(argv=None):
     """Command-line entry point."""
     args = _parser().parse_args(argv)
     try:
-        config = load_config(
-            {
-                "host": args.host,
-                "port": args.port,
-                "ollama_url": args.ollama_url,
-                "transport": args.transport,
-                "log_level": args.log_level,
-            },
-            env_file=args.env_file,
-        )
+        flags = {f.name: getattr(args, f.name) for f in SETTINGS if f.metadata["flag"]}
+        config = load_config(flags, env_file=args.env_file)
     except ConfigError as e:
         print(f"ollama-mcp: configuration error: {e}", file=sys.stderr)
         return 2

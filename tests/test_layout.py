@@ -81,9 +81,9 @@ def test_the_built_in_catalogue_uses_only_the_public_api():
     for node in tree.body:
         if section_of(node.lineno) in appendix:
             for name in ast.walk(node):
-                if isinstance(name, ast.Name) and section_of(defined.get(name.id, 0)) not in appendix | {0}:
-                    if name.id not in ollama_mcp.__all__:
-                        private.add(name.id)
+                outside = isinstance(name, ast.Name) and section_of(defined.get(name.id, 0)) not in appendix | {0}
+                if outside and name.id not in ollama_mcp.__all__:
+                    private.add(name.id)
     assert private == set(), f"the catalogue uses names outside __all__: {sorted(private)}"
 
 
