@@ -110,6 +110,7 @@ META_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
 META_LOG_LEVEL = "io.modelcontextprotocol/logLevel"
 META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 META_SUBSCRIPTION = "io.modelcontextprotocol/subscriptionId"
+TASKS_EXTENSION = "io.modelcontextprotocol/tasks"  # long work that outlives its request (2026-07-28)
 
 MCP_LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 MCP_PATH = "/mcp"
@@ -119,7 +120,8 @@ CONTEXTS_URI = "ollama://contexts"  # + "/<session_id>" for one saved conversati
 DEFAULT_OLLAMA_PORT = 11434
 JSON_MIME = "application/json"  # every resource of this server is JSON
 PROGRESS_INTERVAL = 0.25  # seconds between count-style progress notifications
-DISCONNECT_PROBE_INTERVAL = 0.25  # seconds between checks that a JSON-mode client is still there
+DISCONNECT_PROBE_INTERVAL = 0.25  # seconds between checks that the client of a running call is still there
+TICKER_LINGER = 60.0  # seconds a helper thread (keep-alives, the call watcher) waits for work before it ends
 
 
 # =============================================================================
@@ -511,6 +513,29 @@ class Config:
         "listens again)",
         group="limits",
     )
+    task_keep: float = setting(
+        3600.0,
+        "MCP_TASK_KEEP",
+        _seconds(1, 30 * 86400),
+        "seconds a finished task (a pull, create or push a 2026-07-28 client ran as a task) and its result are "
+        "kept for tasks/get",
+        group="limits",
+    )
+    max_tasks_per_client: int = setting(
+        16,
+        "MCP_MAX_TASKS_PER_CLIENT",
+        _int(1, 100_000),
+        "tasks a principal may hold at once, working or kept",
+        group="limits",
+    )
+    shutdown_grace: float = setting(
+        10.0,
+        "MCP_SHUTDOWN_GRACE",
+        _seconds(0, 3600),
+        "on SIGTERM: seconds running calls get to finish before they are cancelled (each still answered, with "
+        "the text so far)",
+        group="limits",
+    )
     max_sessions: int = setting(
         1000,
         "MCP_MAX_SESSIONS",
@@ -538,6 +563,15 @@ class Config:
         "MCP_CLIENT_TIMEOUT",
         _seconds(0.1, 3600),
         "seconds a client has to send a whole request; the longest one write to it may block",
+        group="limits",
+    )
+    heartbeat: float = setting(
+        5.0,
+        "MCP_HEARTBEAT",
+        _seconds(0.1, 3600),
+        "seconds a call that waits on Ollama may stay silent before a progress notification says what it waits "
+        "for (loading the model, reading the prompt, queued); clients that reset their timeout on progress keep "
+        "waiting",
         group="limits",
     )
     keepalive_interval: float = setting(
@@ -573,6 +607,24 @@ class Config:
     )
     ollama_connect_timeout: float = setting(
         5.0, "OLLAMA_CONNECT_TIMEOUT", _seconds(0.1, 600), "seconds to wait for a connection to Ollama", group="ollama"
+    )
+    default_num_ctx: int = setting(
+        0,
+        "MCP_DEFAULT_NUM_CTX",
+        _int(0, 10_000_000),
+        "context window (`num_ctx`) for generations that set none; `0` leaves Ollama's default. A prompt over the "
+        "window is cut by Ollama, and the result says so",
+        shown="`0` (Ollama's default)",
+        group="ollama",
+    )
+    unload_on_cancel: bool = setting(
+        True,
+        "MCP_UNLOAD_ON_CANCEL",
+        _bool,
+        "a generation cancelled before Ollama sent anything (still reading its prompt) unloads its model when no "
+        "other call of this server uses it: Ollama goes on evaluating a prompt whose client left, and only an "
+        "unload stops it (the next call loads the model again); `false` keeps the model loaded",
+        group="ollama",
     )
     ollama_retries: int = setting(
         2,
@@ -737,6 +789,12 @@ class UnsupportedVersion(ProtocolError):
     code = -32022
 
 
+class MissingCapability(ProtocolError):
+    """The request needs a client capability it did not declare (e.g. the tasks extension)."""
+
+    code = -32021
+
+
 class SessionRequired(InvalidRequest):
     """A handshake-era request over HTTP without Mcp-Session-Id (other than initialize)."""
 
@@ -766,6 +824,12 @@ class ServerBusy(ProtocolError):
     """Too many tool calls are running (MCP_MAX_CONCURRENT*): retry when one finishes."""
 
     code = -32000
+
+
+class ServerStopping(ServerBusy):
+    """A new tool call while the server shuts down."""
+
+    http_status = 503
 
 
 class SessionsFull(ServerBusy):
@@ -957,14 +1021,52 @@ def message_kind(msg):
 #   os           sched_setscheduler(0, SCHED_BATCH) for the calling thread (_yield_cpu; Linux).
 
 
+class Upstream:
+    """The connection one call has open to Ollama, so that a cancel from another thread closes
+    it at once, whatever the call waits on (a connection, the first byte, the next line): Ollama
+    sees its client gone and stops. The calling thread attaches the connection it sends on
+    (`_OneWrite.request`, through ATTACHING); close() shuts its socket down, waking the read."""
+
+    def __init__(self):
+        self.closed = False
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def attach(self, conn):
+        with self._lock:
+            self._conn = conn
+            if self.closed:
+                raise Cancelled()
+
+    def detach(self):
+        """The answer is read: the connection may serve another call, no cancel may touch it."""
+        with self._lock:
+            self._conn = None
+
+    def close(self):
+        with self._lock:
+            self.closed = True
+            sock = getattr(self._conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+ATTACHING = threading.local()  # .upstream: the Upstream of the request this thread is sending
+
+
 class _OneWrite:
     """Mixed into urllib3's connection class: a request's head and a small body leave in one
     write. urllib3 writes them separately, so Ollama reads the head, then is woken again for
-    the body (one more system call here, one more wake-up there, on every call with a body)."""
+    the body (one more system call here, one more wake-up there, on every call with a body).
+    It also tells the call's Upstream which connection carries it."""
 
     _body = None
 
     def request(self, method, url, body=None, headers=None, **options):
+        upstream = getattr(ATTACHING, "upstream", None)
+        if upstream is not None:
+            upstream.attach(self)
         if isinstance(body, bytes) and len(body) <= self.blocksize:
             self._body, body = body, None
             headers = {**(headers or {}), "Content-Length": str(len(self._body))}
@@ -1346,9 +1448,10 @@ class BodyTooLarge(Exception):
     """read_body(): a body longer than its limit."""
 
 
-def read_body(response, deadline, limit, cut=False):
+def read_body(response, deadline, limit, cut=False, release=True):
     """The body of a urllib3 response, read by `deadline`: BodyTooLarge past `limit` bytes (or, with
-    `cut`, its first `limit` bytes). A body read to its end gives its connection back."""
+    `cut`, its first `limit` bytes). A body read to its end gives its connection back (unless
+    `release` is false: the caller does, when it may)."""
     pieces, size = [], 0
     try:
         while data := _read1(response, deadline):
@@ -1363,7 +1466,8 @@ def read_body(response, deadline, limit, cut=False):
     except BaseException:
         _close(response)
         raise
-    response.release_conn()
+    if release:
+        response.release_conn()
     return b"".join(pieces)
 
 
@@ -1462,15 +1566,21 @@ class OllamaClient:
 
         return self._retrying(attempt)
 
-    def request(self, method, path, body=None, *, timeout=None, data=None, headers=None):
+    def request(self, method, path, body=None, *, timeout=None, data=None, headers=None, call=None):
         """Send one request; return its whole body (bytes) or raise OllamaError. `body` goes as
         JSON, `data` as it is (bytes or a file). The body must arrive within the read timeout
-        (a deadline for all of it) and hold at most MAX_UPSTREAM_BODY bytes."""
+        (a deadline for all of it) and hold at most MAX_UPSTREAM_BODY bytes. With `call`, a
+        cancel of it closes the connection at once and raises Cancelled here."""
+        seconds = self._timeout(timeout).read_timeout
+        upstream = Upstream()
+        remove = call.on_cancel(upstream.close) if call is not None else None
         self._busy(1)
         try:
-            response = self._open(method, path, body, timeout, data, headers)
-            seconds = self._timeout(timeout).read_timeout
-            return read_body(response, time.monotonic() + seconds, MAX_UPSTREAM_BODY)
+            response = self._open(method, path, body, timeout, data, headers, upstream, call)
+            content = read_body(response, time.monotonic() + seconds, MAX_UPSTREAM_BODY, release=False)
+            upstream.detach()  # before the connection goes back to the pool: no cancel may reach it there
+            response.release_conn()
+            return content
         except BodyTooLarge:
             raise OllamaError(
                 f"Ollama at {self.base_url} sent more than {human_bytes(MAX_UPSTREAM_BODY)} for {path}; refused "
@@ -1482,18 +1592,27 @@ class OllamaClient:
                 "(OLLAMA_TIMEOUT); try again, or raise OLLAMA_TIMEOUT"
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as e:
+            if upstream.closed:
+                raise Cancelled() from None
             raise self._translate(e, timeout) from e
         finally:
+            upstream.detach()
+            if remove is not None:
+                remove()
             self._busy(-1)
 
-    def _open(self, method, path, body, timeout, data, headers):
-        """Send one request; the urllib3 response (2xx, its body unread) or OllamaError."""
+    def _open(self, method, path, body, timeout, data, headers, upstream=None, call=None):
+        """Send one request; the urllib3 response (2xx, its body unread) or OllamaError. The
+        connection it goes out on is attached to `upstream`; `call` hears what Ollama sends."""
         if body is not None:
             try:
                 data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
             except ValueError:
                 raise ToolError("the request holds a number JSON cannot carry (NaN or Infinity)") from None
             headers = {**(headers or {}), "Content-Type": "application/json"}
+        if call is not None:
+            call.waiting_on(self, path, body)
+        ATTACHING.upstream = upstream
         try:
             response = self._send_retrying(method, path, data, headers, timeout)
         except _Unavailable:
@@ -1501,10 +1620,14 @@ class OllamaClient:
                 f"Ollama at {self.base_url} answered 503 (busy or starting); try again shortly", 503
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as e:
+            if upstream is not None and upstream.closed:
+                raise Cancelled() from None
             error = self._translate(e, timeout)
             if isinstance(e, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)):
                 self.up, self.error = False, str(error)  # nobody there: the host is down until it answers
             raise error from e
+        finally:
+            ATTACHING.upstream = None
         self.up, self.error = True, None
         encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
         if encoding != "identity":  # never asked for: a decompression bomb needs no more than this
@@ -1530,20 +1653,26 @@ class OllamaClient:
     def stream(self, path, body, call=None):
         """POST `body` with `stream: true` and yield each NDJSON object as it arrives.
 
-        Checks `call` for cancellation before every chunk and raises Cancelled; leaving the
-        generator early (cancel, client gone, error) closes the connection, which makes Ollama
-        stop generating.
+        With `call` (a handler's Call): a cancel of it closes the connection at once, whatever
+        the stream waits on, and raises Cancelled; the call hears of each chunk (its heartbeat
+        says what it waits for). Leaving the generator early (cancel, client gone, error) closes
+        the connection, which makes Ollama stop generating.
         """
+        upstream = Upstream()
+        remove = call.on_cancel(upstream.close) if call is not None else None
         self._busy(1)
         try:
-            response = self._open("POST", path, {**body, "stream": True}, None, None, None)
+            response = self._open("POST", path, {**body, "stream": True}, None, None, None, upstream, call)
         except BaseException:
             self._busy(-1)
+            if remove is not None:
+                remove()
             raise
         try:
             for line in self._lines(response, path):
-                if call is not None and call.cancelled():
-                    raise Cancelled()
+                if call is not None:
+                    call.check()
+                    call.heard()
                 if not line:
                     continue
                 try:
@@ -1554,10 +1683,15 @@ class OllamaClient:
                     raise _ollama_error(500, str(chunk["error"]))
                 yield chunk
         except (urllib3.exceptions.HTTPError, OSError) as e:
+            if upstream.closed:
+                raise Cancelled() from None
             raise self._translate(e) from e
         finally:
             if not response.closed:  # left early: close the connection, so Ollama stops
                 response.close()
+            upstream.detach()
+            if remove is not None:
+                remove()
             response.release_conn()
             self._busy(-1)
 
@@ -2220,6 +2354,70 @@ class SessionTable:
             self._end(session)
 
 
+def _iso(seconds):
+    """An epoch time as ISO 8601 UTC (what MCP's task timestamps are)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
+
+
+class TaskStore:
+    """Tasks of the 2026-07-28 tasks extension: long tool calls that outlive their request. A task
+    belongs to its principal; a finished one is kept `keep` seconds after it ended, then
+    forgotten (its id then answers "not found"); a principal holds at most `per_principal` at
+    once, running or kept. The work itself runs on the replica that created it."""
+
+    def __init__(self, keep, per_principal):
+        self.keep = keep
+        self.per_principal = per_principal
+        self._tasks = {}
+        self._lock = threading.Lock()
+
+    def _expire(self, now):
+        for task_id in [t for t, task in self._tasks.items() if task["expires"] is not None and task["expires"] <= now]:
+            del self._tasks[task_id]
+
+    def create(self, principal, tool_name):
+        """A new working task (its record, `taskId` unguessable), or ServerBusy at the limit."""
+        now = time.time()
+        with self._lock:
+            self._expire(now)
+            held = sum(1 for task in self._tasks.values() if task["principal"] == principal)
+            if held >= self.per_principal:
+                raise ServerBusy(
+                    f"Server busy: {held} tasks of this client are running or kept (MCP_MAX_TASKS_PER_CLIENT="
+                    f"{self.per_principal}); wait for one to finish and expire, or cancel one"
+                )
+            task = {
+                "taskId": secrets.token_urlsafe(24),
+                "principal": principal,
+                "tool": tool_name,
+                "status": "working",
+                "created": now,
+                "updated": now,
+                "expires": None,
+                "result": None,
+                "error": None,
+                "message": None,
+            }
+            self._tasks[task["taskId"]] = task
+            return dict(task)
+
+    def get(self, principal, task_id):
+        """The task `task_id` of `principal`, or None (unknown, expired, someone else's: alike)."""
+        with self._lock:
+            self._expire(time.time())
+            task = self._tasks.get(task_id) if isinstance(task_id, str) else None
+            return dict(task) if task is not None and hmac.compare_digest(task["principal"], principal) else None
+
+    def finish(self, task_id, status, result=None, error=None, message=None):
+        """A task ended: completed (with its result), failed (with its error) or cancelled."""
+        now = time.time()
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is not None and task["status"] == "working":
+                task.update(status=status, result=result, error=error, message=message, updated=now)
+                task["expires"] = now + self.keep
+
+
 class CallTable:
     """Every running call and subscription, by (scope, request id): a notifications/cancelled
     finds its call within its scope, ollama_cancel_request the calls of one principal."""
@@ -2511,6 +2709,7 @@ class Tool:
     handler: object
     validator: object
     read_only_mode: bool = True  # exposed under MCP_READ_ONLY
+    task: bool = False  # may run as a task (2026-07-28 tasks extension) for a client that supports them
 
     @functools.cached_property
     def header_params(self):
@@ -2602,6 +2801,7 @@ def tool(
     open_world=False,
     name=None,
     read_only_mode=None,
+    task=False,
 ):
     """Declare a function as an MCP tool. Returns the function unchanged, with `.tool` attached.
 
@@ -2609,7 +2809,8 @@ def tool(
     dict (the structured result), or is a generator that yields Progress/Log events and returns
     that dict. The four hints become the annotations; `read_only_mode` says whether the tool
     stays under MCP_READ_ONLY (default: when it is read-only; a tool that writes only what
-    read-only mode refuses inside it may stay). One validator is built here per tool.
+    read-only mode refuses inside it may stay); `task` lets a long tool run as a task for a client
+    that declares the tasks extension. One validator is built here per tool.
     `check_tool` checks both schemas against the JSON Schema 2020-12 metaschema: the plugin
     loader runs it on every pack tool, and the test suite on the built-in ones (a constant set:
     checking it at every start-up would cost half of the start).
@@ -2638,6 +2839,7 @@ def tool(
             handler=fn,
             validator=_Validator(input_schema, format_checker=_Validator.FORMAT_CHECKER),
             read_only_mode=read_only if read_only_mode is None else read_only_mode,
+            task=task,
         )
         return fn
 
@@ -2891,17 +3093,6 @@ def _labels(pairs):
 # reads the era from it, checks the envelope, runs the method and returns the response.
 
 
-class _Monotonic:
-    """Keeps progress values strictly increasing, as MCP requires."""
-
-    def __init__(self):
-        self.last = 0
-
-    def __call__(self, value):
-        self.last = value if value > self.last else self.last + 1
-        return self.last
-
-
 @dataclasses.dataclass(eq=False)
 class RequestContext:
     """What a transport knows of one incoming message besides the message itself.
@@ -2939,6 +3130,23 @@ def _tool_result(structured):
     return {"content": [{"type": "text", "text": dumps(structured)}], "structuredContent": structured, "isError": False}
 
 
+SHUTDOWN = "the shutdown"  # who cancelled the calls still running when the grace period ended
+TASK_POLL_MS = 2000  # how often a client is asked to poll a working task
+
+
+def _declares_tasks(request):
+    """Whether this request's client declared the tasks extension (the stateless era declares
+    its capabilities on every request; a task goes only to a client that asked on this one)."""
+    extensions = request.capabilities.get("extensions") if request.modern else None
+    return isinstance(extensions, dict) and isinstance(extensions.get(TASKS_EXTENSION), dict)
+
+
+def _with_partial(text, call):
+    """An error's text with what the call generated before it ended, if anything."""
+    partial = "".join(call.partial or ())
+    return f"{text}; the text generated so far:\n{partial}" if partial else text
+
+
 def _tool_error(text):
     return {"content": [{"type": "text", "text": text}], "isError": True}
 
@@ -2957,7 +3165,15 @@ def decode_header_value(raw):
     return value
 
 
-NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}  # the param Mcp-Name mirrors
+# The param that Mcp-Name mirrors (the tasks extension asks it of tasks/*: a balancer may route on it).
+NAMED_METHODS = {
+    "tools/call": "name",
+    "prompts/get": "name",
+    "resources/read": "uri",
+    "tasks/get": "taskId",
+    "tasks/update": "taskId",
+    "tasks/cancel": "taskId",
+}
 
 
 def _check_param_headers(t, arguments, headers):
@@ -2999,25 +3215,41 @@ RPC_HANDLERS = {
     "prompts/get": "rpc_prompts_get",
     "completion/complete": "rpc_completion_complete",
     "subscriptions/listen": "rpc_subscriptions_listen",
+    "tasks/get": "rpc_tasks_get",
+    "tasks/update": "rpc_tasks_update",
+    "tasks/cancel": "rpc_tasks_cancel",
 }
 
 LEGACY_ONLY = frozenset(("initialize", "ping", "logging/setLevel"))  # removed in 2026-07-28
 
-MODERN_ONLY = frozenset(("server/discover", "subscriptions/listen"))
+MODERN_ONLY = frozenset(("server/discover", "subscriptions/listen", "tasks/get", "tasks/update", "tasks/cancel"))
 
 NOTIFICATION_HANDLERS = {"notifications/cancelled": "on_cancelled"}
 
 
+Waiting = namedtuple("Waiting", "client path model prompt_chars since")
+Waiting.__doc__ = "What a call waits on: the Ollama client and path of its request, the model, the prompt's size."
+
+
 class RunningCall:
-    """The dispatcher's record of one request that runs for a while (a tool call, a subscription):
-    whose it is, where its id is unique, what it works on, and how it is cancelled. Handlers
-    never see it: they get a Call.
+    """The dispatcher's record of one request that runs for a while (a tool call, a subscription,
+    a task's work): whose it is, where its id is unique, what it works on and waits for, how it
+    tells its client (progress), and how it is cancelled. Handlers never see it: they get a Call.
 
     `principal` owns it; `scope` is where its request id is unique (a session, the stdio stream,
-    one HTTP exchange); `client` is whom its slot counts against."""
+    one HTTP exchange, a task); `client` is whom its slot counts against; `notify(message)`
+    reaches its client (None: nobody listens, as for a task)."""
 
     def __init__(
-        self, request_id, tool, principal="", scope="local", client="local", progress_token=None, peer_gone=None
+        self,
+        request_id,
+        tool,
+        principal="",
+        scope="local",
+        client="local",
+        progress_token=None,
+        peer_gone=None,
+        notify=None,
     ):
         self.request_id = request_id
         self.tool = tool  # None for a subscription
@@ -3025,21 +3257,40 @@ class RunningCall:
         self.scope = scope
         self.client = client
         self.progress_token = progress_token
+        self.notify = notify
         self.model = None  # what the handler works on, for listings
         self.partial = None  # the text generated so far, as a list of pieces (generation tools)
+        self.status = None  # the last progress message (a task's status message)
         self.started = time.monotonic()
         self.started_at = time.time()
+        self.said = self.started  # when its client last heard from it
+        self.waiting = None  # Waiting: the request to Ollama it has open
+        self.heard = None  # when Ollama last sent it something
         self.cancel_event = threading.Event()
         self.cancelled_by = None
         self._peer_gone = peer_gone
         self._next_probe = 0.0
+        self._closers = {}  # what closes its requests to Ollama at once
+        self._progress = 0
+        self._lock = threading.Lock()  # its notifications leave one at a time, in order
+
+    def on_cancel(self, closer):
+        """Call `closer()` when the call is cancelled (at once if it is); returns its remover."""
+        key = object()
+        self._closers[key] = closer
+        if self.cancel_event.is_set():
+            closer()
+        return lambda: self._closers.pop(key, None)
 
     def cancel(self, by=None):
-        """Stop the call. Cancelled by its own client it gets no answer; cancelled `by` a tool
-        (another call), it is answered with an error saying so."""
+        """Stop the call, closing its requests to Ollama at once. Cancelled by its own client it
+        gets no answer; cancelled `by` a tool (another call) or the shutdown, it is answered with
+        an error saying so."""
         if by and not self.cancel_event.is_set():
             self.cancelled_by = by
         self.cancel_event.set()
+        for closer in list(self._closers.values()):
+            closer()
 
     def cancelled(self):
         """True once cancelled, or once the client that asked has gone away."""
@@ -3050,7 +3301,7 @@ class RunningCall:
             if now >= self._next_probe:
                 self._next_probe = now + DISCONNECT_PROBE_INTERVAL
                 if self._peer_gone():
-                    self.cancel_event.set()
+                    self.cancel()
                     return True
         return False
 
@@ -3058,6 +3309,33 @@ class RunningCall:
         """Raise Cancelled if the call was cancelled."""
         if self.cancelled():
             raise Cancelled()
+
+    def progress(self, value, total=None, message=None, blocking=True):
+        """Tell the client how far the call is (notifications/progress, strictly increasing), if
+        it gave a progress token; the message is kept as the call's status either way. False
+        when another notification of the call is being sent and `blocking` is false."""
+        if not self._lock.acquire(blocking):
+            return False
+        try:
+            self._progress = value if value > self._progress else self._progress + 1
+            self.said = time.monotonic()
+            self.status = message if message is not None else self.status
+            if self.progress_token is None or self.notify is None:
+                return True
+            params = {"progressToken": self.progress_token, "progress": self._progress}
+            if total is not None:
+                params["total"] = total
+            if message is not None:
+                params["message"] = message
+            self.notify(rpc_notification("notifications/progress", params))
+            return True
+        finally:
+            self._lock.release()
+
+    def tell(self, message):
+        """Send another notification of the call (a log message), in order with its progress."""
+        with self._lock:
+            self.notify(message)
 
 
 class Call:
@@ -3103,6 +3381,22 @@ class Call:
     def cancel(self):
         """Cancel this call and its parts (a batch stopping the prompts still running)."""
         self._running.cancel()
+
+    def on_cancel(self, closer):
+        """Run `closer()` the moment the call is cancelled (the Ollama client closes its
+        connection so); returns a function that removes it again."""
+        return self._running.on_cancel(closer)
+
+    def waiting_on(self, client, path, body):
+        """The call has a request open to Ollama: what its heartbeat says it waits for."""
+        body = body or {}
+        text = body.get("prompt") or "".join(str(m.get("content") or "") for m in body.get("messages") or ())
+        self._running.waiting = Waiting(client, path, body.get("model"), len(text), time.monotonic())
+        self._running.heard = None
+
+    def heard(self):
+        """Ollama sent the call something (a line of its stream)."""
+        self._running.heard = time.monotonic()
 
     def changed(self, uri, principal=None, listed=False):
         """Tell subscribers that the resource `uri` changed (`principal`: only that one may see
@@ -3150,6 +3444,7 @@ class Call:
         piece = RunningCall(running.request_id, running.tool, running.principal, running.scope, running.client)
         piece.cancel_event = running.cancel_event
         piece._peer_gone = running._peer_gone
+        piece._closers = running._closers  # a cancel of the batch closes every prompt's connection
         return Call(self._server, piece)
 
 
@@ -3159,7 +3454,7 @@ MODERN_ERROR_STATUS = {
     InvalidRequest.code: 400,
     InvalidParams.code: 400,
     HeaderMismatch.code: 400,
-    -32021: 400,  # MissingRequiredClientCapability
+    MissingCapability.code: 400,
     UnsupportedVersion.code: 400,
     MethodNotFound.code: 404,
 }
@@ -3239,6 +3534,7 @@ class McpServer:
             private_folder=not config.data_dir,
         )
         self.calls = CallTable()
+        self.tasks = TaskStore(config.task_keep, config.max_tasks_per_client)
         self.sessions = SessionTable(config, self.calls)
         self.feed = ChangeFeed()
         self.feed.add(self.ollama)  # the inventories of several hosts are read again when a model changes here
@@ -3259,7 +3555,11 @@ class McpServer:
             SubscriptionsFull,
         )
         self.closing = threading.Event()  # set at shutdown: subscriptions end with a result
+        self.stopping = threading.Event()  # set at shutdown: no new tool call starts
         self._exchanges = itertools.count(1)  # scopes of exchanges without a session or stream: each its own
+        self._watcher = None  # the thread that notices gone clients and sends heartbeats
+        self._watcher_lock = threading.Lock()
+        self._ps = {}  # OllamaClient -> (checked at, the names of its loaded models)
         self._tool_specs = [t.spec() for t in self.registry]
         self.catalogue = catalogue
         self.resources = [r for r in catalogue.resources if r.tool in self.registry]
@@ -3281,6 +3581,8 @@ class McpServer:
             capabilities["prompts"] = {"listChanged": False}
         if not modern:
             capabilities["logging"] = {}
+        elif any(t.task for t in self.registry):
+            capabilities["extensions"] = {TASKS_EXTENSION: {}}
         return capabilities
 
     # --- shutdown -----------------------------------------------------------------------------
@@ -3291,6 +3593,20 @@ class McpServer:
         for call in self.calls.all():
             if call.tool is not None:
                 call.cancel()
+
+    def stop(self, grace):
+        """Shut down answering everyone: subscriptions end with their result; running calls (and
+        tasks) get `grace` seconds to finish; then the rest are cancelled, each answered that the
+        server is stopping, with the text so far (a task is recorded as interrupted). New tool
+        calls are refused meanwhile. True when every call is done."""
+        self.stopping.set()
+        self.closing.set()
+        if self.wait_idle(grace):
+            return True
+        for call in self.calls.all():
+            if call.tool is not None:
+                call.cancel(by=SHUTDOWN)
+        return self.wait_idle(2.0)
 
     def wait_idle(self, timeout):
         """Wait until no call or subscription runs (their cleanup, store writes included, is done); True if so."""
@@ -3419,7 +3735,7 @@ class McpServer:
         if request.modern:
             result = {
                 **result,
-                "resultType": "complete",
+                "resultType": result.get("resultType", "complete"),  # "task" for a task just created
                 "_meta": {**result.get("_meta", {}), META_SERVER_INFO: self.server_info},
             }
         return rpc_result(request.id, result)
@@ -3532,7 +3848,6 @@ class McpServer:
     def _run_tool(self, t, call, arguments, request):
         """Run one tool (its RunningCall `call`) to its result, sending its events as
         notifications; (result, outcome). Raises Cancelled when its own client cancelled it or left."""
-        monotonic = _Monotonic()
         try:
             arguments = t.check_arguments(arguments)
             out = t.handler(Call(self, call), arguments)
@@ -3545,31 +3860,42 @@ class McpServer:
                         except StopIteration as stop:
                             out = stop.value
                             break
-                        note = _event_message(call, request, event, monotonic)
-                        if note is not None and request.notify is not None:
-                            request.notify(note)
+                        self._tell(call, request, event)
                 finally:
                     if isinstance(out, types.GeneratorType):  # still running: cancelled or the client left
                         out.close()
             call.check()
             return _tool_result(out), "ok"
-        except ToolError as e:
-            return _tool_error(str(e)), "error"
+        except ToolError as e:  # Ollama gone, a timeout, ...: what was generated is not lost
+            return _tool_error(_with_partial(str(e), call)), "error"
         except ClientGone:
             call.cancel()
             raise Cancelled() from None
         except Cancelled:
             if call.cancelled_by is None:
                 raise
-            partial = "".join(call.partial or ())
-            text = f"cancelled by {call.cancelled_by} before it finished" + (
-                f"; the text generated so far:\n{partial}" if partial else ""
-            )
-            return _tool_error(text), "cancelled"
+            if call.cancelled_by == SHUTDOWN:
+                text = "the server is stopping, so the call was cancelled before it finished; call it again shortly"
+            else:
+                text = f"cancelled by {call.cancelled_by} before it finished"
+            return _tool_error(_with_partial(text, call)), "cancelled"
         except Exception:  # a bug in a handler must not take the server down, nor its text (paths, secrets) leave it
             reference = secrets.token_hex(4)
             log.exception("tool %s failed (reference %s)", t.name, reference)
             return _tool_error(f"{t.name} failed (reference {reference}); the server log has the details"), "error"
+
+    def _tell(self, call, request, event):
+        """Send what a tool handler yielded: Progress as notifications/progress (when the call has
+        a token), Log as notifications/message (at or above the client's level)."""
+        if isinstance(event, Progress):
+            call.progress(event.progress, event.total, event.message)
+        elif isinstance(event, Log):
+            wanted = request.log_level is not None and request.notify is not None
+            if wanted and MCP_LOG_LEVELS.index(event.level) >= MCP_LOG_LEVELS.index(request.log_level):
+                params = {"level": event.level, "logger": SERVER_NAME, "data": event.data}
+                call.tell(rpc_notification("notifications/message", params))
+        else:
+            raise TypeError(f"a tool handler yielded {event!r}; yield Progress or Log")
 
     def finish_call(self, call, outcome, result, request):
         """The one place a call ends: out of the table, metrics, the log line."""
@@ -3580,15 +3906,123 @@ class McpServer:
         tokens = _completion_tokens(result)
         if tokens:
             self.metrics.inc("ollama_mcp_tokens_streamed_total", tokens, tool=call.tool)
+        waiting = call.waiting
+        silent = waiting is not None and waiting.path in ("/api/generate", "/api/chat") and call.heard is None
+        if outcome == "cancelled" and silent and self.config.unload_on_cancel:
+            self._stop_evaluation(waiting)
         self._log("tool call %s %s", call.tool, outcome, request, call.started, tool=call.tool)
 
     def new_call(self, request, tool_name, progress_token=None):
         """The RunningCall of `request`, registered in the call table (InvalidRequest for a reused id)."""
         call = RunningCall(
-            request.id, tool_name, request.principal, request.scope, request.client, progress_token, request.peer_gone
+            request.id,
+            tool_name,
+            request.principal,
+            request.scope,
+            request.client,
+            progress_token,
+            request.peer_gone,
+            request.notify,
         )
         self.calls.add(call)
+        self._watch()
         return call
+
+    # --- the watcher: disconnects and heartbeats while Ollama is silent ---------------------------
+
+    def _watch(self):
+        """Start the watcher with the first call; it ends once no call has run for a while."""
+        with self._watcher_lock:
+            if self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch_calls, name="call-watcher", daemon=True)
+                self._watcher.start()
+
+    def _watch_calls(self):
+        """One thread for the whole server. A call whose client has left is cancelled within
+        DISCONNECT_PROBE_INTERVAL, even while Ollama is silent (its connection to Ollama closes at
+        once); a call that has told its client nothing for MCP_HEARTBEAT seconds sends a progress
+        notification saying what it waits for (a task keeps it as its status message)."""
+        idle_since = time.monotonic()
+        while True:
+            time.sleep(DISCONNECT_PROBE_INTERVAL)
+            now = time.monotonic()
+            calls = [c for c in self.calls.all() if c.tool is not None]
+            if calls:
+                idle_since = now
+            elif now - idle_since > TICKER_LINGER:
+                with self._watcher_lock:
+                    if not len(self.calls):
+                        self._watcher = None
+                        return
+            for call in calls:
+                if call.cancelled() or now - call.said < self.config.heartbeat:
+                    continue
+                try:
+                    call.progress(0, None, self._waiting_for(call, now), blocking=False)
+                except ClientGone:
+                    call.cancel()
+                except Exception:  # a heartbeat must never stop the watcher
+                    log.debug("heartbeat of %s failed", call.tool, exc_info=True)
+
+    def _waiting_for(self, call, now):
+        """What a silent call waits for, in words: Ollama loading its model, reading its prompt,
+        other requests ahead of it for the same model, the registry, or just Ollama."""
+        waiting = call.waiting
+        if waiting is None:
+            return f"working ({now - call.started:.0f} s)"
+        waited = now - (call.heard or waiting.since)
+        if waiting.path not in ("/api/generate", "/api/chat"):
+            where = "the registry" if waiting.path in ("/api/pull", "/api/push") else "Ollama"
+            return f"waiting for {where} ({waited:.0f} s)"
+        if call.heard is not None:
+            return f"waiting for Ollama's next token ({waited:.0f} s)"
+        loaded = self._loaded(waiting.client)
+        if loaded is not None and waiting.model and full_model_name(waiting.model) not in loaded:
+            return f"Ollama is loading {waiting.model} ({waited:.0f} s so far)"
+        ahead = [
+            c
+            for c in self.calls.all()
+            if c is not call and c.started < call.started and c.waiting is not None
+            and c.waiting.client is waiting.client and c.waiting.model == waiting.model
+        ]  # fmt: skip
+        if ahead:
+            return f"queued behind {len(ahead)} other request(s) for {waiting.model} ({waited:.0f} s)"
+        return f"Ollama is reading the prompt (about {max(1, waiting.prompt_chars // 4)} tokens; {waited:.0f} s so far)"
+
+    def _stop_evaluation(self, waiting):
+        """Unload the model of a generation cancelled while Ollama still read its prompt, unless
+        another call of this server is generating with it there (an unload would end that too):
+        Ollama's runner goes on evaluating a prompt whose client has left (minutes, for a long one,
+        with every later call queued behind it), and only an unload stops it. Calls queued behind
+        it are served once the model is loaded again."""
+        for c in self.calls.all():
+            same = c.waiting is not None and c.waiting.client is waiting.client and c.waiting.model == waiting.model
+            if same and c.heard is not None:
+                return
+
+        def unload():
+            body = {"model": waiting.model, "keep_alive": 0, "stream": False}
+            try:
+                waiting.client.json("POST", "/api/generate", body, timeout=(2.0, 10.0))
+                log.info(
+                    "unloaded %s at %s: it was still reading a cancelled prompt", waiting.model, waiting.client.base_url
+                )
+            except OllamaError as e:
+                log.info("could not unload %s after a cancel: %s", waiting.model, e)
+
+        threading.Thread(target=unload, name="stop-evaluation", daemon=True).start()
+
+    def _loaded(self, client):
+        """The models `client`'s host has loaded (its /api/ps, read at most every 2 s), or None."""
+        checked, names = self._ps.get(client, (0.0, None))
+        if time.monotonic() - checked > 2.0:
+            try:
+                models = (client.json("GET", "/api/ps", timeout=(1.0, 2.0)) or {}).get("models") or []
+                names = {full_model_name(m.get("name") or m.get("model") or "") for m in models}
+            except OllamaError:
+                names = None
+            self._ps[client] = (time.monotonic(), names)
+        return names
 
     # --- JSON-RPC methods: (params, request) -> result ------------------------------------------
 
@@ -3667,6 +4101,10 @@ class McpServer:
             raise InvalidParams(f"Unknown tool: {name}. Call tools/list to see the available tools.")
         if request.headers is not None:
             _check_param_headers(t, arguments, request.headers)
+        if self.stopping.is_set():
+            raise ServerStopping("Server busy: the server is stopping; call again once it is back")
+        if t.task and _declares_tasks(request):
+            return self._start_task(t, arguments, request)
         call = self.new_call(request, name, progress_token(params.get("_meta")))
         outcome, result = "cancelled", None
         try:
@@ -3682,6 +4120,100 @@ class McpServer:
         finally:
             self.finish_call(call, outcome, result, request)
         return result
+
+    # --- tasks (the 2026-07-28 tasks extension) ---------------------------------------------------
+
+    def _start_task(self, t, arguments, request):
+        """Run a long tool call as a task: its arguments are checked now (a bad one is an ordinary
+        error result), then it works on a thread of its own that no client holds, and the answer
+        is the task, already stored (tasks/get finds it at once)."""
+        try:
+            arguments = t.check_arguments(arguments)
+        except ToolError as e:
+            return _tool_error(str(e))
+        task = self.tasks.create(request.principal, t.name)
+        self.slots.acquire(request.client)  # its work counts against the caps, as a call would
+        detached = dataclasses.replace(request, scope=f"task:{task['taskId']}", notify=None, peer_gone=None)
+        call = self.new_call(detached, t.name)
+
+        def work():
+            if self.config.yield_cpu:
+                _yield_cpu()
+            outcome, result = "error", None
+            try:
+                result, outcome = self._run_tool(t, call, arguments, detached)
+                if outcome == "cancelled" and call.cancelled_by == SHUTDOWN:
+                    error = {
+                        "code": ProtocolError.code,
+                        "message": "interrupted: the server stopped before it finished",
+                    }
+                    self.tasks.finish(task["taskId"], "failed", error=error, message=error["message"])
+                elif outcome == "cancelled":
+                    self.tasks.finish(task["taskId"], "cancelled", message="cancelled (tasks/cancel)")
+                else:
+                    self.tasks.finish(task["taskId"], "completed", result=result, message=call.status)
+            except Cancelled:
+                self.tasks.finish(task["taskId"], "cancelled", message="cancelled (tasks/cancel)")
+            except Exception as e:  # _run_tool answers every error; this is a bug of the server
+                log.exception("task %s failed", t.name)
+                error = {"code": ProtocolError.code, "message": f"internal error ({type(e).__name__})"}
+                self.tasks.finish(task["taskId"], "failed", error=error, message=error["message"])
+            finally:
+                self.slots.release(request.client)
+                self.finish_call(call, outcome, result, detached)
+
+        threading.Thread(target=work, name=f"task-{t.name}", daemon=True).start()
+        return {**self._task_view(task), "resultType": "task"}
+
+    def _task_view(self, task, call=None):
+        """A task as the extension describes it: its status, what it is doing, its times, how long
+        it is kept (ttlMs from its creation; null while it works), and its result or error."""
+        view = {
+            "taskId": task["taskId"],
+            "status": task["status"],
+            "createdAt": _iso(task["created"]),
+            "lastUpdatedAt": _iso(task["updated"]),
+            "ttlMs": round((task["expires"] - task["created"]) * 1000) if task["expires"] else None,
+            "pollIntervalMs": TASK_POLL_MS,
+        }
+        message = task["message"] if call is None else call.status
+        if call is not None:  # still working: its last progress or heartbeat
+            view["lastUpdatedAt"] = _iso(call.started_at + (call.said - call.started))
+        if message:
+            view["statusMessage"] = message
+        if task["status"] == "completed":
+            view["result"] = task["result"]
+        elif task["status"] == "failed":
+            view["error"] = task["error"]
+        return view
+
+    def _task(self, params, request):
+        """The task a tasks/* request names, of its principal; -32021 without the extension
+        declared, -32602 for an unknown (or expired, or someone else's) id."""
+        if not _declares_tasks(request):
+            raise MissingCapability(
+                "Missing required client capability: the tasks extension",
+                {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}},
+            )
+        task = self.tasks.get(request.principal, params.get("taskId"))
+        if task is None:
+            raise InvalidParams("Failed to retrieve task: Task not found (it never existed, or it expired)")
+        return task
+
+    def rpc_tasks_get(self, params, request):
+        task = self._task(params, request)
+        working = self.calls.in_scope(f"task:{task['taskId']}") if task["status"] == "working" else []
+        return self._task_view(task, working[0] if working else None)
+
+    def rpc_tasks_update(self, params, request):
+        self._task(params, request)  # nothing of ours asks for input: every key is not outstanding
+        return {}
+
+    def rpc_tasks_cancel(self, params, request):
+        task = self._task(params, request)
+        for call in self.calls.in_scope(f"task:{task['taskId']}"):
+            call.cancel(by="tasks/cancel")  # its connection to Ollama closes at once; the task then ends
+        return {}
 
     @staticmethod
     def _resource_entry(resource):
@@ -3858,26 +4390,6 @@ class McpServer:
             call.cancel()
 
 
-def _event_message(call, request, event, monotonic):
-    """The notification for one event a tool handler yielded, or None when nobody asked for it."""
-    if isinstance(event, Progress):
-        if call.progress_token is None:
-            return None
-        params = {"progressToken": call.progress_token, "progress": monotonic(event.progress)}
-        if event.total is not None:
-            params["total"] = event.total
-        if event.message is not None:
-            params["message"] = event.message
-        return rpc_notification("notifications/progress", params)
-    if isinstance(event, Log):
-        if request.log_level is None or MCP_LOG_LEVELS.index(event.level) < MCP_LOG_LEVELS.index(request.log_level):
-            return None
-        return rpc_notification(
-            "notifications/message", {"level": event.level, "logger": SERVER_NAME, "data": event.data}
-        )
-    raise TypeError(f"a tool handler yielded {event!r}; yield Progress or Log")
-
-
 # --- JSON-RPC method handlers: (server, params, request) -> result ---------------------------
 
 
@@ -3920,7 +4432,6 @@ HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PA
 SSE_HEADERS = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
 SSE_KEEPALIVE = b": keep-alive\n\n"
 READY_CACHE_SECONDS = 2.0  # /readyz asks Ollama at most this often
-TICKER_LINGER = 60.0  # seconds the keep-alive ticker waits for the next request before it ends
 
 
 def _status_line(code):
@@ -4368,6 +4879,7 @@ class StdioTransport:
         self.stdin = stdin or sys.stdin.buffer
         self.stdout = stdout or sys.stdout.buffer
         self.stream = Stream(self.SCOPE, self.WHO)
+        self.grace = None  # set by a signal: the grace period its calls get
         self._write_lock = threading.Lock()
         self._workers = set()
 
@@ -4381,11 +4893,12 @@ class StdioTransport:
                 raise ClientGone() from None
 
     def serve(self):
-        """Read messages until EOF, then cancel what is in flight and return."""
+        """Read messages until EOF (the client left: what is in flight is cancelled) or a signal
+        (`grace` set: what runs gets that long, then an answer that the server is stopping)."""
         try:
             self._read_loop()
         finally:
-            self.shutdown()
+            self.shutdown(self.grace)
 
     def _lines(self):
         """stdin's lines, each cut off at MCP_MAX_BODY_BYTES: a longer one is read to its end in
@@ -4427,10 +4940,14 @@ class StdioTransport:
             else:
                 self._start(exchange)
 
-    def shutdown(self, timeout=5.0):
+    def shutdown(self, grace=None):
+        """Stop what is in flight: with `grace` (seconds), let it finish that long, then cancel
+        the rest with an answer; without, the client has left: cancel it all, unanswered."""
+        if grace is not None:
+            self.server.stop(grace)
         for call in self.server.calls.in_scope(self.SCOPE):
             call.cancel()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + 5.0
         for worker in list(self._workers):
             worker.join(max(0.0, deadline - time.monotonic()))
 
@@ -4546,9 +5063,6 @@ def _exposure_warning(config):
     )
 
 
-SHUTDOWN_GRACE = 5.0  # seconds in-flight calls get to stop after SIGTERM
-
-
 class _Stop(Exception):
     """Raised in the main thread by SIGTERM/SIGINT."""
 
@@ -4574,20 +5088,23 @@ def _report_ollama(ollama):
 
 
 def serve(config):
-    """Run the server for `config` until SIGTERM/SIGINT, then stop gracefully: stop accepting,
-    cancel in-flight calls (closing their Ollama streams), let them finish their writes."""
+    """Run the server for `config` until SIGTERM/SIGINT, then stop answering everyone: stop
+    accepting, give running calls MCP_SHUTDOWN_GRACE seconds, then cancel the rest (closing their
+    Ollama streams) with an answer that says the server is stopping, and exit."""
     if config.transport == "stdio":
         transport = StdioTransport(McpServer(config))
         _report_ollama(transport.server.ollama)
 
         def stop_stdio(_signum, _frame):
+            transport.grace = config.shutdown_grace  # a signal, not the client leaving: answer what runs
             raise _Stop()
 
         _on_signals(stop_stdio)
         try:
-            transport.serve()  # cancels in-flight calls on the way out, however it ends
+            transport.serve()  # stops what is in flight on the way out, however it ends
         except _Stop:
             pass
+        log.info("ollama-mcp stopped")
         return
     srv = make_http_server(config)  # werkzeug explains a busy port or a bad address and exits
     _report_ollama(srv.app.server.ollama)
@@ -4608,10 +5125,12 @@ def serve(config):
     finally:
         srv.server_close()  # stop accepting at once
         mcp = srv.app.server
-        mcp.cancel_all()
-        if not mcp.wait_idle(SHUTDOWN_GRACE):
+        if mcp.slots.running:
+            log.info("stopping: %d calls get %g s to finish", mcp.slots.running, config.shutdown_grace)
+        if not mcp.stop(config.shutdown_grace):
             log.warning("%d tool calls still running at exit", mcp.slots.running)
         mcp.ollama.close()
+        mcp.store.close()
         log.info("ollama-mcp stopped")
 
 
@@ -4653,7 +5172,7 @@ _DURATION = (
 KEEP_ALIVE = checked(
     {
         "anyOf": [_NUM, _STR],
-        "description": "seconds or e.g. '5m' to stay loaded; 0 unloads, -1 keeps",
+        "description": "seconds or '5m' loaded after; 0 unloads",
     },
     anyOf=[_NUM, {"type": "string", "maxLength": 64, "pattern": whole(_DURATION)}],
 )
@@ -4665,7 +5184,7 @@ THINK = {
     "anyOf": [_BOOL, {"type": "string", "enum": ["low", "medium", "high"]}],
 }
 IMAGES = checked(
-    {"type": "array", "items": _STR, "description": "base64, for vision models"},
+    {"type": "array", "items": _STR, "description": "base64"},
     maxItems=16,
     items={"type": "string", "minLength": 4, "description": "an image as base64 (no data: prefix)"},
 )
@@ -4778,6 +5297,17 @@ IGNORED = {
     "type": "object",
     "description": "options given that Ollama no longer honours, with the reason (left out of the request)",
 }
+TRUNCATION = open_object(
+    {
+        "num_ctx": {"type": ["integer", "null"]},
+        "prompt_tokens": _INT,
+        "prompt_tokens_before": {"type": ["integer", "null"]},
+        "warning": _STR,
+    },
+    ["prompt_tokens", "warning"],
+)
+TRUNCATE = {"type": "boolean", "description": "false: refuse a prompt over num_ctx"}
+SHIFT = _BOOL  # shift the window when the answer fills it (Ollama's default: true)
 
 
 # --- system: health and version -----------------------------------------------------------
@@ -5058,6 +5588,7 @@ def _check_registry(config, name, insecure=False):
     idempotent=True,
     open_world=True,
     destructive=True,
+    task=True,
 )
 def ollama_pull_model(call, args):
     call.model = args["model"]
@@ -5104,7 +5635,7 @@ def _pull(call, client, args):
 
 # --- generation: generate and chat, plain and streaming -----------------------------------
 
-STREAM = {"type": "boolean", "description": "tokens as progress notifications"}
+STREAM = _BOOL  # tokens as progress notifications (the *_stream twins: by default)
 _GENERATE_INPUT = strict_object(
     {
         "model": MODEL,
@@ -5123,6 +5654,8 @@ _GENERATE_INPUT = strict_object(
         "options": OPTIONS,
         "logprobs": _BOOL,
         "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
+        "truncate": TRUNCATE,
+        "shift": SHIFT,
     },
     ["model"],
 )
@@ -5136,6 +5669,8 @@ _GENERATE_OUTPUT = open_object(
         "logprobs": {"type": "array"},
         "stats": STATS,
         "ignored_options": IGNORED,
+        "truncated": _BOOL,
+        "truncation": TRUNCATION,
     },
     ["model", "response", "done_reason", "stats"],
 )
@@ -5154,6 +5689,8 @@ _GENERATE_FIELDS = (
     "options",
     "logprobs",
     "top_logprobs",
+    "truncate",
+    "shift",
 )
 
 
@@ -5164,12 +5701,17 @@ def _run_generation(call, path, body, deltas):
     text; otherwise a token count goes out a few times a second.
     """
     call.model = body.get("model")
+    client = call.ollama.for_model(body["model"])
+    options = body.get("options") or {}
+    if call.config.default_num_ctx and "num_ctx" not in options:
+        body = {**body, "options": {**options, "num_ctx": call.config.default_num_ctx}}
     text, thinking, tool_calls, logprobs = [], [], [], []
     final = {}
     count = 0
     last_sent = time.monotonic()
     call.partial = text  # what a cancelled call's answer shows of its text
-    for chunk in call.ollama.for_model(body["model"]).stream(path, body, call):
+    cut = []
+    for chunk in _uncut_stream(call, client, path, body, cut):
         message = chunk.get("message") or {}
         piece = chunk.get("response", message.get("content")) or ""
         thought = chunk.get("thinking", message.get("thinking")) or ""
@@ -5199,6 +5741,67 @@ def _run_generation(call, path, body, deltas):
         "logprobs": logprobs,
         "final": final,
         "stats": stats,
+        "truncation": _truncation(client, body, final, stats) if cut else None,
+    }
+
+
+def _over_window(e):
+    """Whether Ollama refused a prompt as longer than the context window (v0.24.0's own text, or
+    llama-server's of later releases)."""
+    text = str(e).lower()
+    return (
+        e.status == 400 and "context" in text and any(w in text for w in ("exceed", "too long", "longer", "too large"))
+    )
+
+
+def _uncut_stream(call, client, path, body, cut):
+    """Ollama's stream for `body`, its prompt never cut silently. Ollama cuts a prompt longer than
+    the context window and says so only in its own log, so it is asked first with `truncate:
+    false`; a prompt over the window is then refused at once, before anything is generated. Asked
+    with truncate false, that is the answer (with the fix); else the call goes on as Ollama would
+    have run it, cut, and `cut` is marked so that the result says so."""
+    try:
+        yield from client.stream(path, {**body, "truncate": False}, call)
+        return
+    except OllamaError as e:
+        if not _over_window(e):
+            raise
+        if body.get("truncate") is False:
+            window = _window(client, body)
+            raise ToolError(
+                f"the prompt is longer than the model's context window ({window or 'its default'} tokens) and truncate "
+                "is false: shorten it, or raise options.num_ctx (the operator may set MCP_DEFAULT_NUM_CTX)"
+            ) from None
+    cut.append(True)
+    yield from client.stream(path, {**body, "truncate": True}, call)
+
+
+def _window(client, body):
+    """The context window a generation ran in: options.num_ctx, else what Ollama loaded the model with."""
+    num_ctx = (body.get("options") or {}).get("num_ctx")
+    if num_ctx:
+        return num_ctx
+    try:
+        loaded = _find_model(client.loaded(), body["model"]) or {}
+    except OllamaError:
+        return None
+    return loaded.get("context_length")
+
+
+def _truncation(client, body, final, stats):
+    """What a result says of a prompt Ollama cut: the window, the tokens it kept, the prompt's own
+    size where Ollama tells it (generate's `context` holds the whole prompt), and the fix."""
+    window = _window(client, body)
+    whole = len(final["context"]) - stats["completion_tokens"] if final.get("context") else None
+    kept = stats["prompt_tokens"]
+    size = f"of {whole} tokens " if whole and whole > kept else ""
+    return {
+        "num_ctx": window,
+        "prompt_tokens": kept,
+        "prompt_tokens_before": whole if whole and whole > kept else None,
+        "warning": f"the prompt {size}was longer than the context window ({window or 'the default'} tokens): "
+        f"Ollama kept {kept} tokens of it, so the answer may miss what was cut. Raise options.num_ctx (or the "
+        "operator's MCP_DEFAULT_NUM_CTX), or shorten the prompt",
     }
 
 
@@ -5221,6 +5824,13 @@ def _generate(call, args, deltas):
         result["logprobs"] = run["logprobs"]
     if ignored:
         result["ignored_options"] = ignored
+    return _with_truncation(result, run)
+
+
+def _with_truncation(result, run):
+    """A generation's result, saying so when Ollama cut its prompt (never silently)."""
+    if run["truncation"]:
+        result.update(truncated=True, truncation=run["truncation"])
     return result
 
 
@@ -5310,8 +5920,10 @@ _CHAT_INPUT = strict_object(
         "options": OPTIONS,
         "logprobs": _BOOL,
         "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
-        "session_id": described(SESSION_ID, "continue this saved conversation, saving this turn"),
+        "session_id": described(SESSION_ID, "a saved conversation to continue"),
         "stream": STREAM,
+        "truncate": TRUNCATE,
+        "shift": SHIFT,
     },
     ["model", "messages"],
 )
@@ -5328,10 +5940,24 @@ _CHAT_OUTPUT = open_object(
         "session_id": _STR,
         "context_messages": _INT,
         "ignored_options": IGNORED,
+        "truncated": _BOOL,
+        "truncation": TRUNCATION,
     },
     ["model", "message", "done_reason", "stats"],
 )
-_CHAT_FIELDS = ("model", "messages", "tools", "format", "think", "keep_alive", "options", "logprobs", "top_logprobs")
+_CHAT_FIELDS = (
+    "model",
+    "messages",
+    "tools",
+    "format",
+    "think",
+    "keep_alive",
+    "options",
+    "logprobs",
+    "top_logprobs",
+    "truncate",
+    "shift",
+)
 
 
 def _chat(call, args, deltas):
@@ -5369,7 +5995,7 @@ def _chat(call, args, deltas):
         )
         result.update(session_id=session_id, context_messages=saved["count"])
         call.changed(f"{CONTEXTS_URI}/{session_id}", call.principal)
-    return result
+    return _with_truncation(result, run)
 
 
 _CHAT_DESCRIPTION = (
@@ -5474,7 +6100,7 @@ def ollama_get_modelfile(call, args):
     }
 
 
-DIGEST = {"type": "string", "pattern": whole(r"sha256:[0-9a-f]{64}"), "description": "'sha256:' and 64 hex digits"}
+DIGEST = {"type": "string", "pattern": whole(r"sha256:[0-9a-f]{64}")}
 
 
 def _blob_exists(client, digest):
@@ -5659,6 +6285,7 @@ def _upload_blob(call, client, path):
                 data=f,
                 headers={"Content-Length": str(os.fstat(f.fileno()).st_size)},
                 timeout=(call.config.ollama_connect_timeout, max(call.config.ollama_timeout, 600)),
+                call=call,
             )
     return digest
 
@@ -5784,6 +6411,7 @@ _CREATE_OUTPUT = open_object(
     destructive=True,
     idempotent=True,
     open_world=True,
+    task=True,
 )
 def ollama_create_model(call, args):
     call.model = args["model"]
@@ -5833,6 +6461,7 @@ def _definition(shown):
     destructive=True,
     idempotent=True,
     open_world=True,
+    task=True,
 )
 def ollama_update_model(call, args):
     model = call.model = args["model"]
@@ -5887,7 +6516,7 @@ def _embed(call, args, inputs):
         call.check()
         part = inputs[start : start + EMBED_CHUNK]
         try:
-            answer = client.json("POST", "/api/embed", {**common, "input": part}) or {}
+            answer = client.json("POST", "/api/embed", {**common, "input": part}, call=call) or {}
         except OllamaError as e:
             if e.status == 404 and "page not found" in str(e):
                 return _embed_legacy(call, client, common, inputs), ignored
@@ -5911,7 +6540,12 @@ def _embed_legacy(call, client, common, inputs):
     for text in inputs:
         call.check()
         answer = (
-            client.json("POST", "/api/embeddings", {**_pick(common, "model", "keep_alive", "options"), "prompt": text})
+            client.json(
+                "POST",
+                "/api/embeddings",
+                {**_pick(common, "model", "keep_alive", "options"), "prompt": text},
+                call=call,
+            )
             or {}
         )
         vectors.append(answer.get("embedding") or [])
@@ -6090,7 +6724,7 @@ def ollama_unload_model(call, args):
     before = _find_model(call.ollama.loaded(), name)
     # keep_alive 0 with no prompt is Ollama's unload, for every kind of model (done_reason "unload").
     body = {"model": name, "keep_alive": 0, "stream": False}
-    answer = call.ollama.for_model(name).json("POST", "/api/generate", body) or {}
+    answer = call.ollama.for_model(name).json("POST", "/api/generate", body, call=call) or {}
     unloaded = answer.get("done_reason") == "unload"
     freed = human_bytes(before.get("size")) if before and unloaded else None
     message = (
@@ -6553,7 +7187,8 @@ def ollama_validate_model(call, args):
     def answers():
         if "embedding" in (shown.get("capabilities") or []):
             vector = (
-                call.ollama.for_model(name).json("POST", "/api/embed", {"model": name, "input": "test"}) or {}
+                call.ollama.for_model(name).json("POST", "/api/embed", {"model": name, "input": "test"}, call=call)
+                or {}
             ).get("embeddings") or [[]]
             return f"embedding of {len(vector[0])} dimensions"
         run = _generate_once(call, {"model": name, "prompt": "Hi", "options": {"num_predict": 1}})

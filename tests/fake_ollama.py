@@ -33,6 +33,7 @@ import io
 import json
 import random
 import re
+import select
 import socket
 import struct
 import threading
@@ -326,9 +327,12 @@ class FakeOllama:
         self.models = _default_models()
         self.blobs = {}  # digest -> bytes
         self.loaded = {}  # name -> expires_at
+        self.windows = {}  # name -> the num_ctx its runner was loaded with
         self.tokens = ["The", " sky", " is", " blue", " because", " of", " Rayleigh", " scattering", "."]
         self.thinking_tokens = ["Let", " me", " think", "."]
         self.chunk_delay = 0.0  # seconds before each streamed chunk
+        self.silence = 0.0  # seconds a stream says nothing first (a model loading, a long prompt read)
+        self.silence_before_headers = True  # ... before its headers too, as Ollama while it loads a model
         self.latency = 0.0  # seconds before any answer
         self.pullable = {"tinyllama": 3}  # name -> number of layers a pull streams
         self.tool_calls = None  # a tool call list the next chat with tools answers with
@@ -337,6 +341,7 @@ class FakeOllama:
         self.streams_finished = 0
         self.streams_aborted = 0
         self.aborted = threading.Event()
+        self.aborted_at = None  # time.monotonic() when a client last closed a stream early
         self.die_after_chunks = None  # drop the connection after this many chunks (once)
         self._failures = {}
         self._routes = {}  # (method, path) -> handler set by route()
@@ -502,9 +507,14 @@ class FakeOllama:
                     else:
                         fake.streams_aborted += 1
                 if not finished:
-                    fake.aborted.set()
+                    fake.note_abort()
 
         return body()
+
+    def note_abort(self):
+        """A client closed a stream before its end (as Ollama, the fake then stops)."""
+        self.aborted_at = time.monotonic()
+        self.aborted.set()
 
     def _model(self, name):
         return self.models.get(_full_name(name or ""))
@@ -532,7 +542,7 @@ class FakeOllama:
             if model is None:
                 continue
             entry = {k: model.tag[k] for k in ("name", "model", "digest", "details")}
-            context = min(4096, self._model_number(model, "context_length", 4096))
+            context = self.windows.get(name) or min(4096, self._model_number(model, "context_length", 4096))
             entry.update(size=model.tag["size"] + 224685012, expires_at=expires, size_vram=0, context_length=context)
             models.append(entry)
         return self._json(start_response, 200, {"models": models})
@@ -558,6 +568,28 @@ class FakeOllama:
                 self.loaded.pop(_full_name(name), None)
             else:
                 self.loaded[_full_name(name)] = _expires_at(seconds)
+            self.windows[_full_name(name)] = (body.get("options") or {}).get("num_ctx")
+
+    def _window(self, model, body):
+        """The context window a generation runs in: options.num_ctx, else the model's (at most 4096)."""
+        return (body.get("options") or {}).get("num_ctx") or min(
+            4096, self._model_number(model, "context_length", 4096)
+        )
+
+    def _fit(self, model, body, counts):
+        """Ollama v0.24.0 with a prompt of `counts` tokens (one per message; a token a word, the
+        template's few more): (400, error) when it is over the window and `truncate` is false, else
+        the prompt_eval_count it reports. Too long, chat drops the oldest messages until the rest
+        fits, then cuts the last one to the window (measured against the real one)."""
+        window = self._window(model, body)
+        if sum(counts) < window:
+            return None, None
+        if body.get("truncate") is False:
+            return (400, "the input length exceeds the context length"), None
+        kept = list(counts)
+        while len(kept) > 1 and sum(kept) >= window:
+            kept.pop(0)
+        return None, min(sum(kept), window)
 
     @staticmethod
     def _option_problem(body):
@@ -631,11 +663,11 @@ class FakeOllama:
         count = body.get("top_logprobs") or 0
         return {"logprobs": [{**entry(token, -0.25), **({"top_logprobs": top[:count]} if count else {})}]}
 
-    def _final_stats(self, count):
+    def _final_stats(self, count, prompt_tokens=None):
         return {
             "total_duration": 40_000_000 + count * 20_000_000,
             "load_duration": 10_000_000,
-            "prompt_eval_count": 14,
+            "prompt_eval_count": prompt_tokens or 14,
             "prompt_eval_duration": 5_000_000,
             "eval_count": count,
             "eval_duration": count * 20_000_000,
@@ -691,6 +723,10 @@ class FakeOllama:
         problem = self._images_problem(model, body.get("images"))
         if problem:
             return self._json(start_response, problem[0], {"error": problem[1]})
+        prompt_tokens = len(prompt.split()) + 3
+        problem, evaluated = self._fit(model, body, [prompt_tokens])
+        if problem:
+            return self._json(start_response, problem[0], {"error": problem[1]})
         tokens, reason = self._generation_tokens(body, False)
         thinking = list(self.thinking_tokens) if body.get("think") and tokens else []
 
@@ -701,9 +737,9 @@ class FakeOllama:
                 yield {"model": name, "created_at": _now(), "response": t, "done": False, **self._logprobs(body, t)}
             final = {"model": name, "created_at": _now(), "response": "", "done": True, "done_reason": reason}
             if tokens:
-                final.update(self._final_stats(len(tokens)))
-                if not body.get("raw"):
-                    final["context"] = [105, 2364, 107] + list(range(len(tokens)))
+                final.update(self._final_stats(len(tokens), evaluated))
+                if not body.get("raw"):  # the whole prompt's tokens, cut or not, then the answer's
+                    final["context"] = [105, 2364, 107] + list(range(max(0, prompt_tokens - 3) + len(tokens)))
             yield final
 
         if body.get("stream", True) is False:
@@ -755,6 +791,9 @@ class FakeOllama:
         problem = self._images_problem(model, [i for m in body["messages"] for i in m.get("images") or []])
         if problem:
             return self._json(start_response, problem[0], {"error": problem[1]})
+        problem, evaluated = self._fit(model, body, [len(str(m.get("content") or "").split()) + 4 for m in messages])
+        if problem:
+            return self._json(start_response, problem[0], {"error": problem[1]})
         tokens, reason = self._generation_tokens(body, False)
         thinking = list(self.thinking_tokens) if body.get("think") and tokens else []
         tool_calls = self.tool_calls if body.get("tools") else None
@@ -791,7 +830,7 @@ class FakeOllama:
                 "done_reason": reason,
             }
             if tokens:
-                final.update(self._final_stats(len(tokens)))
+                final.update(self._final_stats(len(tokens), evaluated))
             yield final
 
         if body.get("stream", True) is False:
@@ -1324,13 +1363,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.server.app(environ, start_response)
         status, headers = state["head"]
         chunked = not any(k.lower() == "content-length" for k, _ in headers)
+        fake = self.server.app  # the FakeOllama itself
+        silent = fake.silence if chunked and status.startswith("200") else 0.0
         try:
+            if silent and fake.silence_before_headers and not self._quiet(silent):
+                return self._gone(fake)
             self.send_response(int(status.split()[0]))
             for key, value in headers:
                 self.send_header(key, value)
             if chunked:
                 self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
+            self.wfile.flush()
+            if silent and not fake.silence_before_headers and not self._quiet(silent):
+                return self._gone(fake)
             for piece in body:
                 if self.command == "HEAD":
                     continue
@@ -1346,6 +1392,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         finally:
             if hasattr(body, "close"):
                 body.close()
+
+    def _quiet(self, seconds):
+        """Say nothing for `seconds`, watching the socket: False as soon as the client closes it."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([self.connection], [], [], left)
+            if readable:
+                try:
+                    if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                        return False
+                except OSError:
+                    return False
+                time.sleep(min(0.01, left))
+        return True
+
+    def _gone(self, fake):
+        """The client left while the stream was silent: count it, as a stream closed early."""
+        with fake._lock:
+            fake.streams_aborted += 1
+        fake.note_abort()
+        self.close_connection = True
 
     do_GET = do_POST = do_DELETE = do_HEAD = do_PUT = _run
 

@@ -287,3 +287,107 @@ def test_a_listen_stream_hears_models_change(target):
     assert honored.resources_list_changed is True and honored.resource_subscriptions == ["ollama://models/tinyllama"]
     kinds = sorted(type(e).__name__ for e in events)
     assert kinds == ["ResourceUpdated", "ResourcesListChanged"]
+
+
+# --- long work: heartbeats and tasks through the official client ----------------------------------
+
+
+@pytest.mark.parametrize("connect", MODES)
+def test_heartbeats_reach_the_progress_callback_while_ollama_is_silent(start_server, fake, connect):
+    fake.silence = 1.6
+    server = start_server(heartbeat=0.3)
+    seen = []
+
+    async def main():
+        async with Client(server.url, mode=connect) as client:
+
+            async def on_progress(progress, total, message):
+                seen.append(message)
+
+            return await client.call_tool("ollama_generate", {"model": "gemma3:270m", "prompt": "hi"},
+                                          progress_callback=on_progress)  # fmt: skip
+
+    result = anyio.run(main)
+    assert result.is_error is False
+    assert len([m for m in seen if m and m.startswith("Ollama is reading the prompt")]) >= 2, seen
+
+
+def tasks_extension():
+    """The 2026-07-28 tasks extension, as a client of the official SDK declares and drives it
+    (the SDK has no built-in support: ClientExtension and ResultClaim are its hooks)."""
+    from typing import Any, Literal
+
+    import mcp.types as types
+    from mcp.client import ClaimContext, ClientExtension, ResultClaim
+
+    class CreateTaskResult(types.Result):
+        result_type: Literal["task"] = "task"
+        task_id: str
+        status: str
+        status_message: str | None = None
+        created_at: str
+        last_updated_at: str
+        ttl_ms: int | None
+        poll_interval_ms: int | None = None
+
+    class GetTaskResult(types.Result):
+        task_id: str
+        status: str
+        status_message: str | None = None
+        created_at: str
+        last_updated_at: str
+        ttl_ms: int | None
+        poll_interval_ms: int | None = None
+        result: dict[str, Any] | None = None
+        error: dict[str, Any] | None = None
+
+    class TaskIdParams(types.RequestParams):
+        task_id: str
+
+    class GetTaskRequest(types.Request[TaskIdParams, Literal["tasks/get"]]):
+        method: Literal["tasks/get"] = "tasks/get"
+        params: TaskIdParams
+        name_param = "taskId"
+
+    seen = []
+
+    async def resolve(handle: CreateTaskResult, ctx: ClaimContext) -> types.CallToolResult:
+        seen.append(handle)
+        while True:
+            task = await ctx.session.send_request(
+                GetTaskRequest(params=TaskIdParams(task_id=handle.task_id)), GetTaskResult
+            )
+            if task.status == "completed":
+                return types.CallToolResult.model_validate(task.result)
+            if task.status in ("failed", "cancelled"):
+                raise RuntimeError(f"task {task.status}: {task.error or task.status_message}")
+            await anyio.sleep(0.05)
+
+    class Tasks(ClientExtension):
+        identifier = "io.modelcontextprotocol/tasks"
+
+        def claims(self):
+            return [ResultClaim(result_type="task", model=CreateTaskResult, resolve=resolve)]
+
+    return Tasks(), seen
+
+
+def test_the_official_client_runs_a_pull_as_a_task(server, fake):
+    fake.chunk_delay = 0.05
+    extension, handles = tasks_extension()
+
+    async def main():
+        async with Client(server.url, mode="2026-07-28", extensions=[extension]) as client:
+            return await client.call_tool("ollama_pull_model", {"model": "tinyllama"})
+
+    result = anyio.run(main)
+    assert len(handles) == 1 and handles[0].status == "working", "the call became a task"
+    assert result.is_error is False and result.structured_content["status"] == "success"
+
+
+def test_without_the_extension_the_official_client_gets_an_ordinary_result(server, fake):
+    async def main():
+        async with Client(server.url, mode="2026-07-28") as client:
+            return await client.call_tool("ollama_pull_model", {"model": "tinyllama"})
+
+    assert anyio.run(main).structured_content["status"] == "success"

@@ -193,12 +193,22 @@ def test_stream_error_line_raises(make_client, fake):
 
 
 def test_stream_checks_cancellation_before_each_chunk(make_client, fake):
-    class Flag:
+    class Flag:  # what the client asks of a call: cancelled after its first chunk
         calls = 0
 
-        def cancelled(self):
+        def check(self):
             self.calls += 1
-            return self.calls > 1
+            if self.calls > 1:
+                raise Cancelled()
+
+        def on_cancel(self, closer):
+            return lambda: None
+
+        def waiting_on(self, client, path, body):
+            pass
+
+        def heard(self):
+            pass
 
     fake.chunk_delay = 0.02
     got = []

@@ -63,7 +63,9 @@ def test_discover_names_versions_capabilities_and_the_server(server):
         "resources",
         "prompts",
         "completions",
+        "extensions",
     }  # no logging capability: per request
+    assert result["capabilities"]["extensions"] == {"io.modelcontextprotocol/tasks": {}}
     assert result["capabilities"]["resources"] == {"subscribe": True, "listChanged": True}
     assert result["ttlMs"] > 0 and result["cacheScope"] == "public"
     assert "Mcp-Session-Id" not in r.headers

@@ -249,3 +249,51 @@ def ollama_answers(url):
         return True
     except requests.RequestException:
         return False
+
+
+def test_a_prompt_over_a_small_num_ctx_is_said_to_be_cut(real_server):
+    words = " ".join(f"word{i}" for i in range(400))
+    generate, chat = call_all(
+        real_server.url,
+        [
+            (
+                "ollama_generate",
+                {"model": GEN, "prompt": words, "options": {**SMALL, "num_predict": 2, "num_ctx": 256}},
+            ),
+            (
+                "ollama_chat",
+                {
+                    "model": GEN,
+                    "messages": [{"role": "user", "content": words[i : i + 400]} for i in range(0, 2000, 400)],
+                    "options": {**SMALL, "num_predict": 2, "num_ctx": 256},
+                },
+            ),
+        ],
+    )
+    cut = generate.structured_content
+    assert cut["truncated"] is True and cut["truncation"]["num_ctx"] == 256
+    assert cut["truncation"]["prompt_tokens"] == 256 and cut["truncation"]["prompt_tokens_before"] > 1000
+    assert chat.structured_content["truncated"] is True
+
+
+def test_a_cancel_during_prompt_evaluation_frees_ollama_at_once(start_server, real_url):
+    # A long prompt keeps a 2-core Ollama evaluating for many seconds; the heartbeat says so, and
+    # once the call is cancelled the next request is served at once instead of queueing behind it.
+    server = start_server(ollama_url=real_url, ollama_timeout=120, heartbeat=0.5)
+    prompt = " ".join(f"item{i}" for i in range(300))  # about 1,800 tokens: a minute on 2 cores
+    options = {**SMALL, "num_predict": 4, "num_ctx": 4096}
+    import time
+
+    async def main():
+        async with Client(server.url) as client:
+            await client.call_tool("ollama_generate", {"model": GEN, "prompt": "Hi", "options": options})  # loaded
+            seen = await cancel_after_progress(
+                client, "ollama_generate", {"model": GEN, "prompt": prompt, "options": options}, 2, timeout=60
+            )
+            started = time.monotonic()
+            after = await client.call_tool("ollama_generate", {"model": GEN, "prompt": "Hi", "options": options})
+            return seen, after, time.monotonic() - started
+
+    seen, after, elapsed = anyio.run(main)
+    assert all(m.startswith("Ollama is reading the prompt") for m in seen), seen
+    assert after.is_error is False and elapsed < 8, f"the next call took {elapsed:.1f} s"

@@ -366,8 +366,8 @@ def test_metrics_count_calls_outcomes_tokens_and_rejections(server, client):
 # --- the process: graceful shutdown and structured logs ----------------------------------------------
 
 
-def test_sigterm_cancels_streams_and_exits_promptly(fake, tmp_path):
-    env = process_env(tmp_path, LOG_FORMAT="json")
+def test_sigterm_answers_streams_it_cancels_after_the_grace_period_and_exits_promptly(fake, tmp_path):
+    env = process_env(tmp_path, LOG_FORMAT="json", MCP_SHUTDOWN_GRACE="0.3")
     proc, url = start_process(fake, env, tmp_path)
     fake.chunk_delay = 0.2
     sid = post(url, INIT).headers["Mcp-Session-Id"]
@@ -396,6 +396,10 @@ def test_sigterm_cancels_streams_and_exits_promptly(fake, tmp_path):
     call = next(r for r in records if r["message"].startswith("tool call "))
     assert {"time", "level", "tool", "session", "request_id", "duration_ms", "outcome"} <= set(call)
     assert call["outcome"] == "cancelled"
+    final = json.loads(got["body"].strip().split("data: ")[-1])
+    assert final["id"] == 9 and final["result"]["isError"] is True
+    assert "the server is stopping" in final["result"]["content"][0]["text"]
+    assert "the text generated so far:\nThe" in final["result"]["content"][0]["text"]
     assert "secret prompt text" not in err, "prompts are never logged at INFO"
     assert records[-1]["message"] == "ollama-mcp stopped"
     assert fake.open_streams == 0

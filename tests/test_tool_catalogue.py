@@ -156,7 +156,7 @@ def test_null_for_every_optional_argument_means_not_given(client, fake):
     out = structured(client.call("ollama_generate", arguments)[0])
     assert out["response"]
     body = fake.requests[-1][2]
-    assert body == {"model": "gemma3:270m", "prompt": "hi", "stream": True}
+    assert body == {"model": "gemma3:270m", "prompt": "hi", "stream": True, "truncate": False}
 
 
 def test_nulls_inside_messages_are_not_given_either(client, fake):

@@ -44,7 +44,7 @@ OLD_OPTIONS = {
 def test_generate_forwards_every_parameter(client, fake):
     out = structured(client.call("ollama_generate", ALL_GENERATE_ARGS)[0])
     sent = fake.bodies("/api/generate")[0]
-    assert sent == dict(ALL_GENERATE_ARGS, stream=True)
+    assert sent == dict(ALL_GENERATE_ARGS, stream=True, truncate=False)  # a prompt over num_ctx is never cut silently
     assert out["response"] == "The sky is blue"
     assert out["done_reason"] == "length"
 

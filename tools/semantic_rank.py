@@ -53,7 +53,7 @@ def ollama_rank_texts(call, args):
     texts = args["texts"]
     answer = (
         call.ollama.for_model(args["model"]).json(
-            "POST", "/api/embed", {"model": args["model"], "input": [args["query"], *texts]}
+            "POST", "/api/embed", {"model": args["model"], "input": [args["query"], *texts]}, call=call
         )
         or {}
     )
