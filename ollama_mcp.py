@@ -3088,9 +3088,10 @@ def _labels(pairs):
 # =============================================================================
 # 11. MCP dispatcher
 # =============================================================================
-# One entry point, McpServer.handle(message, request), for both transports and both eras.
-# The transport builds a RequestContext (who sent it, and how to reach back); the dispatcher
-# reads the era from it, checks the envelope, runs the method and returns the response.
+# One question per message, McpServer.open(message, who, ...), for every transport and both eras:
+# the dispatcher decides the era, the session and the scope, and returns an Exchange; the
+# transport runs it with its notify() and peer_gone(). Running calls are RunningCall records;
+# their handlers get a Call. A watcher thread cancels calls whose client left and sends heartbeats.
 
 
 @dataclasses.dataclass(eq=False)
@@ -4388,9 +4389,6 @@ class McpServer:
         call = self.calls.find(request.scope, params.get("requestId"))
         if call is not None:
             call.cancel()
-
-
-# --- JSON-RPC method handlers: (server, params, request) -> result ---------------------------
 
 
 def is_modern(payload, version_header=None):
