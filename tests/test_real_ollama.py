@@ -288,12 +288,15 @@ def test_a_cancel_during_prompt_evaluation_frees_ollama_at_once(start_server, re
         async with Client(server.url) as client:
             await client.call_tool("ollama_generate", {"model": GEN, "prompt": "Hi", "options": options})  # loaded
             seen = await cancel_after_progress(
-                client, "ollama_generate", {"model": GEN, "prompt": prompt, "options": options}, 2, timeout=60
+                client, "ollama_generate", {"model": GEN, "prompt": prompt, "options": options}, 3, timeout=60
             )
             started = time.monotonic()
             after = await client.call_tool("ollama_generate", {"model": GEN, "prompt": "Hi", "options": options})
             return seen, after, time.monotonic() - started
 
     seen, after, elapsed = anyio.run(main)
-    assert all(m.startswith("Ollama is reading the prompt") for m in seen), seen
+    # /api/ps may not list the model for a moment after a request reaches it, so a first heartbeat
+    # can say "loading"; the prompt evaluation itself must be named.
+    assert any(m.startswith("Ollama is reading the prompt") for m in seen), seen
+    assert all(m.startswith(("Ollama is reading the prompt", f"Ollama is loading {GEN}")) for m in seen), seen
     assert after.is_error is False and elapsed < 8, f"the next call took {elapsed:.1f} s"
