@@ -414,6 +414,13 @@ class Config:
         "folders, `:`-separated, a Modelfile `FROM`/`ADAPTER` path may read",
         shown="none (stdio: the working directory)",
     )
+    image_dirs: tuple = setting(
+        (),
+        "MCP_IMAGE_DIRS",
+        _paths,
+        "folders, `:`-separated, an image path in `images` may read (at most MCP_MAX_BODY_BYTES each)",
+        shown="none (image paths refused)",
+    )
     batch_concurrency: int = setting(
         4, "MCP_BATCH_CONCURRENCY", _int(1, 64), "prompts `ollama_batch_generate` runs in parallel by default"
     )
@@ -6090,17 +6097,26 @@ KEEP_ALIVE = checked(
     },
     anyOf=[_NUM, {"type": "string", "maxLength": 64, "pattern": whole(_DURATION)}],
 )
+# Published without its description: for batch and compare, whose neighbours explain it (the
+# model view stays small); the same checks.
+_BARE_KEEP_ALIVE = checked({"anyOf": [_NUM, _STR]}, anyOf=KEEP_ALIVE["anyOf"])
 FORMAT = {
     "anyOf": [{"type": "string", "enum": ["json"]}, _OPEN],
     "description": "or a JSON Schema",
 }
+FORMAT_ERRORS = 5  # validation errors a result lists at most
+FORMAT_CHECK = {"format_valid": _BOOL, "format_errors": {"type": "array", "items": _STR}}
 THINK = {
-    "anyOf": [_BOOL, {"type": "string", "enum": ["low", "medium", "high"]}],
+    "anyOf": [_BOOL, {"type": "string", "enum": ["low", "medium", "high", "max"]}],
 }
 IMAGES = checked(
-    {"type": "array", "items": _STR, "description": "base64"},
+    {"type": "array", "items": _STR, "description": "base64 or a path"},
     maxItems=16,
-    items={"type": "string", "minLength": 4, "description": "an image as base64 (no data: prefix)"},
+    items={
+        "type": "string",
+        "minLength": 4,
+        "description": "an image as base64 (no data: prefix), or a .png/.jpg/.gif/.webp path inside MCP_IMAGE_DIRS",
+    },
 )
 SESSION_ID = checked(
     {"type": "string", "pattern": whole(r"[A-Za-z0-9._-]{1,128}")},
@@ -6116,6 +6132,13 @@ IGNORED_OPTIONS = {
     "f16_kv": ("boolean", "the KV cache type is a server setting (OLLAMA_KV_CACHE_TYPE)"),
     "vocab_only": ("boolean", "a vocabulary-only load is no longer offered"),
     "embedding_only": ("boolean", "use an embedding model with ollama_embeddings"),
+    # Current Ollama (v0.32) has them in neither api.Options nor its runner: deprecated in
+    # parser/parser.go's deprecatedParameters (mirostat*, penalize_newline) or gone (numa).
+    "penalize_newline": ("boolean", "deprecated: no sampler reads it"),
+    "mirostat": ("integer", "deprecated: Mirostat sampling was removed"),
+    "mirostat_tau": ("number", "deprecated: Mirostat sampling was removed"),
+    "mirostat_eta": ("number", "deprecated: Mirostat sampling was removed"),
+    "numa": ("boolean", "NUMA is no longer a model option"),
 }
 # Published as an open object (the typed table would cost a model 2 KB of context in each of
 # eight tools); every key is still checked against the table, so a misspelt option is an error.
@@ -6140,22 +6163,20 @@ OPTIONS = checked(
         "repeat_last_n": {"type": "integer", "minimum": -1},
         "presence_penalty": _NUM,
         "frequency_penalty": _NUM,
-        "penalize_newline": _BOOL,
-        "mirostat": {"type": "integer", "minimum": 0, "maximum": 2},
-        "mirostat_tau": _NUM,
-        "mirostat_eta": _NUM,
         "num_batch": {"type": "integer", "minimum": 1},
         "num_gpu": {"type": "integer", "minimum": -1},
         "main_gpu": {"type": "integer", "minimum": 0},
         "num_thread": {"type": "integer", "minimum": 0},
         "use_mmap": _BOOL,
-        "numa": _BOOL,
         **{
             name: {"type": kind, "description": f"accepted for compatibility; Ollama ignores it: {why}"}
             for name, (kind, why) in IGNORED_OPTIONS.items()
         },
     },
 )
+_BARE_OPTIONS = checked(_OPEN, additionalProperties=False, properties=OPTIONS["properties"])  # as _BARE_KEEP_ALIVE
+
+
 STATS = {
     "type": "object",
     "description": "token counts, durations in milliseconds, and generation speed",
@@ -6585,6 +6606,7 @@ _GENERATE_OUTPUT = open_object(
         "ignored_options": IGNORED,
         "truncated": _BOOL,
         "truncation": TRUNCATION,
+        **FORMAT_CHECK,
     },
     ["model", "response", "done_reason", "stats"],
 )
@@ -6608,13 +6630,127 @@ _GENERATE_FIELDS = (
 )
 
 
+def _inside(raw, allowed):
+    """`raw` resolved (symlinks followed) when it lies inside one of the `allowed` folders, else
+    None: one answer for every path outside, whatever exists there. `~user` is never expanded
+    (which users exist is not the caller's business), nor is a path that cannot be resolved told
+    apart."""
+    if raw.startswith("~") and not raw.startswith(("~/", "~\\")) and raw != "~":
+        return None
+    try:
+        path = Path(raw).expanduser()
+        path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    except (RuntimeError, OSError, ValueError):  # a symlink loop, a name too long, a NUL byte
+        return None
+    return path if any(path == d or path.is_relative_to(d) for d in allowed) else None
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")  # PNG, JPEG, GIF; WEBP below
+
+
+def _image(config, raw, field):
+    """One entry of `images` as Ollama takes it (base64). Base64 has no '.' nor ':', so a value with
+    an image suffix is a path (read inside MCP_IMAGE_DIRS only) and one with '://' a URI; which is
+    which is decided from the text alone."""
+    if "://" in raw:
+        raise ToolError(
+            f"{field}: {raw[:100]!r} is a URI, and this server serves no image resources (its ollama:// resources "
+            "are JSON): pass the image as base64, or as a file path inside MCP_IMAGE_DIRS"
+        )
+    if not raw.lower().endswith(_IMAGE_SUFFIXES):
+        return raw
+    allowed = tuple(Path(d).expanduser().resolve() for d in config.image_dirs)
+    path = _inside(raw, allowed) if allowed else None
+    if path is None:  # the same words for every path outside, whether it exists or not
+        raise ToolError(
+            f"{field}: image path {raw[:300]!r} refused: it is outside MCP_IMAGE_DIRS (the folders the operator "
+            "lets this server read images from; none when unset): pass the image as base64"
+        )
+    if not path.is_file():  # inside the folders, so saying so tells nothing new; a FIFO would block
+        raise ToolError(f"{field}: {raw[:300]!r} is not a file (inside MCP_IMAGE_DIRS)")
+    limit = config.max_body_bytes
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise ToolError(f"{field}: cannot read {raw[:300]!r}: {e.strerror or e}") from None
+    if len(data) > limit:
+        raise ToolError(f"{field}: {raw[:300]!r} is over {limit} bytes (MCP_MAX_BODY_BYTES): use a smaller image")
+    webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    if not webp and not data.startswith(_IMAGE_MAGIC):
+        raise ToolError(f"{field}: {raw[:300]!r} is not a PNG, JPEG, GIF or WEBP image (by its first bytes)")
+    return base64.b64encode(data).decode("ascii")
+
+
+def _with_images(config, body):
+    """`body` with every image given by path read into base64 (generate's `images`, and each chat
+    message's); an image refused names its field."""
+    if body.get("images"):
+        body = {**body, "images": [_image(config, v, f"images[{i}]") for i, v in enumerate(body["images"])]}
+    if any(m.get("images") for m in body.get("messages") or ()):
+        messages = []
+        for n, m in enumerate(body["messages"]):
+            if m.get("images"):
+                m = {
+                    **m,
+                    "images": [_image(config, v, f"messages[{n}].images[{i}]") for i, v in enumerate(m["images"])],
+                }
+            messages.append(m)
+        body = {**body, "messages": messages}
+    return body
+
+
+THINKING_MARK = "[thinking] "  # starts a streamed progress message that carries thinking, not answer
+
+
+def _without_regexes(node, keyed=False):
+    """A caller's JSON Schema without its regular expressions (`pattern`, `patternProperties`):
+    Python's re holds the GIL while it backtracks, so a caller's regex could stall the whole server.
+    `keyed`: `node` maps names to schemas (properties, $defs), so none of its keys is a keyword."""
+    if isinstance(node, list):
+        return [_without_regexes(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if keyed:
+        return {k: _without_regexes(v) for k, v in node.items()}
+    return {
+        k: _without_regexes(v, keyed=k in ("properties", "$defs", "definitions", "dependentSchemas"))
+        for k, v in node.items()
+        if k not in ("pattern", "patternProperties")
+    }
+
+
+def _format_check(fmt, text):
+    """`format_valid` and `format_errors` for an answer asked for in a format: "json" is checked
+    as JSON, a JSON Schema with jsonschema (at most FORMAT_ERRORS errors, each bounded; its
+    regexes are not run, see _without_regexes)."""
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        return {"format_valid": False, "format_errors": [f"not JSON: {e}"[:200]]}
+    if not isinstance(fmt, dict):
+        return {"format_valid": True}
+    fmt = _without_regexes(fmt)
+    try:
+        validator = jsonschema.validators.validator_for(fmt, default=jsonschema.Draft202012Validator)(fmt)
+        errors = [
+            f"{e.json_path}: {e.message}"[:200] for e in itertools.islice(validator.iter_errors(value), FORMAT_ERRORS)
+        ]
+    except Exception as e:  # noqa: BLE001 - a schema jsonschema cannot apply (bad $ref, unknown type, ...)
+        return {"format_valid": False, "format_errors": [f"the format schema cannot be checked: {e}"[:200]]}
+    return {"format_valid": not errors, **({"format_errors": errors} if errors else {})}
+
+
 def _run_generation(call, path, body, deltas):
     """Stream one generation from Ollama; yield Progress; return the accumulated parts.
 
     With `deltas` every chunk that carries text becomes a notification whose message is the
-    text; otherwise a token count goes out a few times a second.
+    text (thinking text after THINKING_MARK, so a client tells it from the answer); otherwise a
+    token count goes out a few times a second.
     """
     call.model = body.get("model")
+    body = _with_images(call.config, body)
     client = call.ollama.for_model(body["model"])
     options = body.get("options") or {}
     if call.config.default_num_ctx and "num_ctx" not in options:
@@ -6640,7 +6776,7 @@ def _run_generation(call, path, body, deltas):
         if piece or thought:
             count += 1
             if deltas:
-                yield Progress(count, None, piece or thought)
+                yield Progress(count, None, piece or THINKING_MARK + thought)
             elif time.monotonic() - last_sent >= PROGRESS_INTERVAL:
                 last_sent = time.monotonic()
                 yield Progress(count, None, f"{count} tokens")
@@ -6738,6 +6874,8 @@ def _generate(call, args, deltas):
         result["logprobs"] = run["logprobs"]
     if ignored:
         result["ignored_options"] = ignored
+    if args.get("format"):
+        result.update(_format_check(args["format"], run["text"]))
     return _with_truncation(result, run)
 
 
@@ -6767,7 +6905,7 @@ def ollama_generate(call, args):
 
 @tool(
     title="Generate a completion, streaming",
-    description="ollama_generate, sending each token as a progress notification.",
+    description="ollama_generate, each token a progress notification; thinking ones start '[thinking] '.",
     input_schema=_GENERATE_INPUT,
     output_schema=_GENERATE_OUTPUT,
     read_only=True,
@@ -6794,7 +6932,7 @@ MESSAGE = checked(
         "properties": {"role": _ROLE, "content": _STR, "images": IMAGES},
         "required": ["role", "content"],
         "additionalProperties": True,
-        "description": "may also carry thinking, tool_calls, tool_name",
+        "description": "may also carry thinking, tool_calls, tool_name, tool_call_id",
     },
     **strict_object(
         {
@@ -6804,6 +6942,7 @@ MESSAGE = checked(
             "thinking": _STR,
             "tool_calls": {"type": "array", "items": TOOL_CALL},
             "tool_name": {"type": "string", "description": "for role 'tool': the tool whose result this is"},
+            "tool_call_id": {"type": "string", "description": "for role 'tool': the id of the call it answers"},
         },
         ["role", "content"],
         description="a chat message: role and content, optional images, tool calls and tool results",
@@ -6856,6 +6995,7 @@ _CHAT_OUTPUT = open_object(
         "ignored_options": IGNORED,
         "truncated": _BOOL,
         "truncation": TRUNCATION,
+        **FORMAT_CHECK,
     },
     ["model", "message", "done_reason", "stats"],
 )
@@ -6903,6 +7043,8 @@ def _chat(call, args, deltas):
         result["logprobs"] = run["logprobs"]
     if ignored:
         result["ignored_options"] = ignored
+    if args.get("format") and not (run["tool_calls"] and not run["text"]):  # a tool call is no answer to check
+        result.update(_format_check(args["format"], run["text"]))
     if session_id:
         saved = call.store.save(
             call.principal, session_id, args["messages"] + [message], model=args["model"], append=True
@@ -6936,7 +7078,7 @@ def ollama_chat(call, args):
 
 @tool(
     title="Chat, streaming",
-    description="ollama_chat, sending each token as a progress notification.",
+    description="ollama_chat, each token a progress notification; thinking ones start '[thinking] '.",
     input_schema=_CHAT_INPUT,
     output_schema=_CHAT_OUTPUT,
     read_only=False,
@@ -7043,7 +7185,21 @@ class ModelfileError(ToolError):
     """A Modelfile that cannot be parsed or used; the message names the line."""
 
 
-_MODELFILE_COMMANDS = ("from", "parameter", "template", "system", "adapter", "license", "message")
+# parser/parser.go of Ollama v0.32.15: its commands (DRAFT, RENDERER, PARSER, REQUIRES are newer).
+_MODELFILE_COMMANDS = (
+    "from",
+    "parameter",
+    "template",
+    "system",
+    "adapter",
+    "license",
+    "message",
+    "draft",
+    "renderer",
+    "parser",
+    "requires",
+)
+_SEMVER = re.compile(r"v?\d+(\.\d+){0,2}(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")  # golang.org/x/mod/semver's forms
 _MESSAGE_ROLES = ("system", "user", "assistant")
 
 
@@ -7096,8 +7252,9 @@ def _typed_parameter(key, raw, line_no):
 def parse_modelfile(text):
     """Parse Modelfile text as the ollama CLI does; return a dict of create-request fields.
 
-    Keys: from, adapters (paths or names, resolved later), template, system, parameters,
-    license (list), messages. Keywords are case-insensitive; `#` starts a comment line.
+    Keys: from, draft, adapters (paths or names, resolved later), template, system, renderer,
+    parser, requires, parameters, license (list), messages. Keywords are case-insensitive; `#`
+    starts a comment line.
     """
     lines = text.splitlines()
     out = {"parameters": {}, "license": [], "messages": [], "adapters": []}
@@ -7145,7 +7302,18 @@ def parse_modelfile(text):
         else:
             if command in out:
                 raise ModelfileError(f"Modelfile line {line_no}: {word.upper()} given twice")
-            out[command] = (value, line_no) if command == "from" else value
+            if command == "requires":
+                if not _SEMVER.fullmatch(value):
+                    raise ModelfileError(
+                        f"Modelfile line {line_no}: REQUIRES needs an Ollama version such as 0.14.0, got {value!r}"
+                    )
+                value = value.removeprefix("v")  # as Ollama's own parser sends it
+            if command == "draft" and not _is_local_path(value):
+                raise ModelfileError(
+                    f"Modelfile line {line_no}: DRAFT takes a local .gguf file or safetensors folder (inside "
+                    "MCP_MODEL_DIRS), not a model name"
+                )
+            out[command] = (value, line_no) if command in ("from", "draft") else value
     return out
 
 
@@ -7163,21 +7331,12 @@ def _allowed_path(config, raw, line_no):
             f"Modelfile line {line_no}: local path {raw!r} refused: this server reads no local files "
             "(set MCP_MODEL_DIRS to the folders it may read models from)"
         )
-    # One answer for every path outside, whatever exists there: `~user` is never expanded (which
-    # users exist is not the caller's business), nor is a path that cannot be resolved told apart.
-    outside = ModelfileError(
-        f"Modelfile line {line_no}: local path {raw!r} refused: it is outside MCP_MODEL_DIRS (the folders the "
-        "operator lets this server read)"
-    )
-    if raw.startswith("~") and not raw.startswith(("~/", "~\\")) and raw != "~":
-        raise outside
-    try:
-        path = Path(raw).expanduser()
-        path = (path if path.is_absolute() else Path.cwd() / path).resolve()
-    except (RuntimeError, OSError):  # a symlink loop, a name too long
-        raise outside from None
-    if not any(path == d or path.is_relative_to(d) for d in allowed):
-        raise outside
+    path = _inside(raw, allowed)
+    if path is None:
+        raise ModelfileError(
+            f"Modelfile line {line_no}: local path {raw!r} refused: it is outside MCP_MODEL_DIRS (the folders the "
+            "operator lets this server read)"
+        )
     if not path.exists():
         raise ModelfileError(f"Modelfile line {line_no}: {raw!r} does not exist")
     return path
@@ -7246,14 +7405,17 @@ def _create_request(call, client, model, parsed, quantize=None):
             adapters.update(_upload_files(call, client, path))
     if adapters:
         body["adapters"] = adapters
-    for key in ("template", "system"):
+    if "draft" in parsed:
+        value, line_no = parsed["draft"]
+        body["draft_files"] = _upload_files(call, client, _allowed_path(call.config, value, line_no))
+    for key in ("template", "system", "renderer", "parser", "requires"):
         if key in parsed:
             body[key] = parsed[key]
     for key in ("parameters", "messages", "license"):
         if parsed.get(key):
             body[key] = parsed[key]
     if quantize:
-        body["quantize"] = quantize
+        body["quantize"] = quantize.upper()  # Ollama's own spelling (it upper-cases the name itself)
     return body
 
 
@@ -7278,26 +7440,13 @@ MODELFILE = checked(
     minLength=1,
     maxLength=1_000_000,
 )
-QUANTIZE = {
-    "type": "string",
-    "enum": [
-        "q4_K_M",
-        "q4_K_S",
-        "q8_0",
-        "q5_K_M",
-        "q5_K_S",
-        "q6_K",
-        "q3_K_M",
-        "q3_K_S",
-        "q2_K",
-        "q4_0",
-        "q4_1",
-        "q5_0",
-        "q5_1",
-        "f16",
-    ],
-    "description": "quantize an F16/F32 source to this type",
-}
+# What Ollama quantizes to (fs/ggml/type.go ParseFileType, v0.32.15: its list of supported types;
+# the lower-case spellings of its docs are accepted too and sent upper-cased).
+_QUANTIZE_TYPES = ["F32", "F16", "Q4_K_S", "Q4_K_M", "Q8_0"]
+QUANTIZE = checked(
+    {"type": "string", "enum": _QUANTIZE_TYPES, "description": "quantize an F16/F32 source to this type"},
+    enum=[*_QUANTIZE_TYPES, "f32", "f16", "q4_K_S", "q4_K_M", "q8_0"],
+)
 _CREATE_OUTPUT = open_object(
     {"model": _STR, "status": _STR, "statuses": {"type": "array", "items": _STR}, "request": {"type": "object"}},
     ["model", "status"],
@@ -7308,7 +7457,7 @@ _CREATE_OUTPUT = open_object(
     title="Create a model from a Modelfile",
     description=(
         "Create or replace a model from Modelfile text: FROM a model or an allowed file; PARAMETER, TEMPLATE, "
-        "SYSTEM, ADAPTER, LICENSE, MESSAGE."
+        "SYSTEM, ADAPTER, LICENSE, MESSAGE, DRAFT, RENDERER, PARSER, REQUIRES."
     ),
     input_schema=strict_object(
         {
@@ -7868,15 +8017,17 @@ def _generate_once(call, body):
 
 @tool(
     title="Generate for many prompts",
-    description="Run one model on many prompts in parallel; results in order, each with its own error.",
+    description="One model on many prompts in parallel; results in order, each with its own error.",
     input_schema=strict_object(
         {
             "model": MODEL,
             "prompts": checked({"type": "array", "items": _STR, "minItems": 1}, maxItems=10000),
             "system": _STR,
             "format": FORMAT,
-            "keep_alive": KEEP_ALIVE,
-            "options": OPTIONS,
+            "images": IMAGES,
+            "think": THINK,
+            "keep_alive": _BARE_KEEP_ALIVE,
+            "options": _BARE_OPTIONS,
             "concurrency": checked(
                 {"type": "integer", "minimum": 1},
                 maximum=64,
@@ -7894,9 +8045,11 @@ def _generate_once(call, body):
                         "index": _INT,
                         "prompt": _STR,
                         "response": _STR,
+                        "thinking": _STR,
                         "done_reason": _STR,
                         "stats": STATS,
                         "error": _STR,
+                        **FORMAT_CHECK,
                     },
                     ["index", "prompt"],
                 ),
@@ -7927,7 +8080,8 @@ def ollama_batch_generate(call, args):
 
 def _batch(call, args, workers):
     prompts = args["prompts"]
-    common, ignored = _request(args, "model", "system", "format", "keep_alive", "options")
+    common, ignored = _request(args, "model", "system", "format", "images", "think", "keep_alive", "options")
+    common = _with_images(call.config, common)  # read once, not once per prompt
     started = time.perf_counter()
     results = [None] * len(prompts)
 
@@ -7940,8 +8094,10 @@ def _batch(call, args, workers):
                 "index": index,
                 "prompt": prompts[index],
                 "response": run["text"],
+                **({"thinking": run["thinking"]} if run["thinking"] else {}),
                 "done_reason": run["final"].get("done_reason") or "",
                 "stats": run["stats"],
+                **(_format_check(args["format"], run["text"]) if args.get("format") else {}),
             }
         except ToolError as e:
             return {"index": index, "prompt": prompts[index], "error": str(e)}
@@ -7984,15 +8140,17 @@ COMPARE_SEED = 42
 @tool(
     title="Compare models on one prompt",
     description=(
-        "Run one prompt (same options; seed 42 unless given) on several models: answers, tokens and speed side by side."
+        "One prompt on several models (same options; seed 42 unless given): answers, tokens, speed side by side."
     ),
     input_schema=strict_object(
         {
             "models": checked({"type": "array", "items": MODEL, "minItems": 1}, maxItems=16, uniqueItems=True),
             "prompt": checked(_STR, minLength=1),
             "system": _STR,
-            "options": OPTIONS,
-            "keep_alive": KEEP_ALIVE,
+            "images": IMAGES,
+            "think": THINK,
+            "options": _BARE_OPTIONS,
+            "keep_alive": _BARE_KEEP_ALIVE,
         },
         ["models", "prompt"],
     ),
@@ -8006,6 +8164,7 @@ COMPARE_SEED = 42
                     {
                         "model": _STR,
                         "response": _STR,
+                        "thinking": _STR,
                         "done_reason": _STR,
                         "completion_tokens": _INT,
                         "prompt_tokens": _INT,
@@ -8026,10 +8185,11 @@ COMPARE_SEED = 42
 def ollama_compare_models(call, args):
     given, ignored = _request(args, "options")
     options = {"seed": COMPARE_SEED, **given.get("options", {})}
+    args = _with_images(call.config, args)  # read once, not once per model
     results = []
     for index, model in enumerate(args["models"]):
         call.model = model
-        body = {**_pick(args, "prompt", "system", "keep_alive"), "model": model, "options": options}
+        body = {**_pick(args, "prompt", "system", "images", "think", "keep_alive"), "model": model, "options": options}
         try:
             run = _generate_once(call, body)
             stats = run["stats"]
@@ -8037,6 +8197,7 @@ def ollama_compare_models(call, args):
                 {
                     "model": model,
                     "response": run["text"],
+                    **({"thinking": run["thinking"]} if run["thinking"] else {}),
                     "done_reason": run["final"].get("done_reason") or "",
                     "completion_tokens": stats["completion_tokens"],
                     "prompt_tokens": stats["prompt_tokens"],
