@@ -86,7 +86,7 @@ class LiveServer:
         self.mcp.cancel_all()
         self.srv.shutdown()
         self.srv.server_close()
-        self.mcp.ollama.close()
+        self.mcp.close()
 
     def client(self, **kwargs):
         return McpHttpClient(self.url, **kwargs)
