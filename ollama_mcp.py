@@ -660,12 +660,12 @@ class Config:
         group="ollama",
     )
     unload_on_cancel: bool = setting(
-        True,
+        False,
         "MCP_UNLOAD_ON_CANCEL",
         _bool,
-        "a generation cancelled before Ollama sent anything (still reading its prompt) unloads its model when no "
-        "other call of this server uses it: Ollama goes on evaluating a prompt whose client left, and only an "
-        "unload stops it (the next call loads the model again); `false` keeps the model loaded",
+        "`true`: a generation cancelled before Ollama sent anything (still reading its prompt) asks Ollama to unload "
+        "its model when no other call of this server uses it (Ollama v0.24 still finishes that prompt first, so it "
+        "is off by default; the next call loads the model again)",
         group="ollama",
     )
     ollama_retries: int = setting(
