@@ -74,18 +74,29 @@ from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 
-import jsonschema
-import requests
-import tenacity
-import urllib3
-from dotenv import dotenv_values
-from werkzeug.datastructures import Authorization, MIMEAccept
-from werkzeug.http import parse_accept_header
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
-from werkzeug.wsgi import LimitedStream
+try:
+    import jsonschema
+    import requests
+    import tenacity
+    import urllib3
+    from dotenv import dotenv_values
+    from werkzeug.datastructures import Authorization, MIMEAccept
+    from werkzeug.http import parse_accept_header
+    from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+    from werkzeug.wsgi import LimitedStream
 
-if int(urllib3.__version__.split(".")[0]) < 2:  # requests still allows 1.26, which lacks what section 5 uses
-    raise ImportError(f"ollama-mcp needs urllib3 2 (found {urllib3.__version__}): pip install 'urllib3>=2'")
+    if int(urllib3.__version__.split(".")[0]) < 2:  # requests still allows 1.26, which lacks what section 5 uses
+        raise ImportError(f"urllib3 2 is needed (found {urllib3.__version__})", name="urllib3")
+except ImportError as e:  # run as a program: one line saying what to install, no traceback
+    _missing = (
+        f"ollama-mcp: {e.name or 'a required package'} is missing or too old for {sys.executable} ({e}). "
+        f"Install the requirements with this interpreter: {sys.executable} -m pip install -r requirements.txt "
+        "(beside ollama_mcp.py), or: pip install requests 'urllib3>=2' werkzeug jsonschema python-dotenv tenacity"
+    )
+    if __name__ == "__main__" or Path(sys.argv[0] if sys.argv else "").name == "ollama-mcp":
+        print(_missing, file=sys.stderr)
+        sys.exit(2)
+    raise ImportError(_missing, name=e.name) from None
 
 log = logging.getLogger("ollama_mcp")
 
@@ -306,7 +317,7 @@ def _read_token_file(path):
 def setting(default, variable, convert, meaning, *, flag=None, shown=None, group="server", **field):
     """A Config field declared with everything about it: its environment variable, the command
     line flag that overrides it, the converter of its text, and its meaning; `shown` is its
-    default as the docs show it. README's table and .env.example are generated from these."""
+    default as the docs show it. docs/configuration.md's table and .env.example are generated from these."""
     metadata = {
         "variable": variable,
         "convert": convert,
@@ -362,7 +373,7 @@ class Config:
         "MCP_YIELD_CPU",
         _bool,
         "Linux: the server's threads run under the SCHED_BATCH policy, so waking up to relay a token does not "
-        "preempt the Ollama that sent it (see README, Performance); `false` for the default policy",
+        "preempt the Ollama that sent it (see docs/performance.md); `false` for the default policy",
     )
     allowed_origins: tuple = setting(
         (),
@@ -3952,7 +3963,10 @@ class Metrics:
         "ollama_mcp_rejected_requests_total": ("counter", "HTTP requests refused before reaching MCP, by reason"),
         "ollama_mcp_tool_calls_in_flight": ("gauge", "tool calls running now"),
         "ollama_mcp_sessions": ("gauge", "live MCP sessions"),
-        "ollama_mcp_ollama_host_up": ("gauge", "1 while an Ollama host answers, by host (OLLAMA_HOSTS)"),
+        "ollama_mcp_ollama_host_up": (
+            "gauge",
+            "1 while an Ollama host answers, by host (the one, or each of OLLAMA_HOSTS)",
+        ),
         "ollama_mcp_ollama_host_calls_in_flight": ("gauge", "calls this server has running on an Ollama host, by host"),
     }
 
@@ -5441,6 +5455,22 @@ class _Response:
 WHO = "ollama_mcp.who"  # the environ key where AccessGuard says who is asking (None: no valid token)
 
 
+# A static token, not OAuth: the challenge names no resource_metadata (RFC 9728) and no scope, so
+# nothing points a client at discovery or Dynamic Client Registration; its description, and the
+# body, say what to configure.
+TOKEN_NEEDED = (
+    "Unauthorized: this server needs a static bearer token (no OAuth): "
+    "configure the client to send Authorization: Bearer <token>, one of the server's MCP_AUTH_TOKEN"
+)
+# Where an OAuth client looks when discovery finds nothing (the MCP spec's fallbacks): answered with
+# an OAuth error object whose description the client shows, instead of a bare 404.
+OAUTH_PATHS = ("/register", "/token", "/authorize")
+TOKEN_CHALLENGE = (
+    'Bearer realm="ollama-mcp", error="invalid_token", error_description="this server needs a static bearer '
+    'token: set Authorization: Bearer <MCP_AUTH_TOKEN>"'
+)
+
+
 def _refusal(e, start_response, metrics):
     """An HttpError as its HTTP status and a JSON-RPC error body."""
     metrics.inc("ollama_mcp_rejected_requests_total", reason=e.reason)
@@ -5479,12 +5509,7 @@ class AccessGuard:
             self._check_origin_and_host(environ)  # every path: a rebinding page may read none of them
             who = environ[WHO] = self._who(environ)
             if who is None and path in (MCP_PATH, "/metrics"):
-                raise HttpError(
-                    401,
-                    "Unauthorized: send Authorization: Bearer <token> (one of MCP_AUTH_TOKEN)",
-                    headers=[("WWW-Authenticate", 'Bearer realm="ollama-mcp"')],
-                    reason="auth",
-                )
+                raise HttpError(401, TOKEN_NEEDED, headers=[("WWW-Authenticate", TOKEN_CHALLENGE)], reason="auth")
             if path == MCP_PATH:
                 check_rate(self.limiter, self.metrics, who.client)
         except HttpError as e:
@@ -5563,6 +5588,12 @@ class HttpTransport:
                 start_response(
                     "200 OK",
                     [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))],
+                )
+                return [body]
+            if path in OAUTH_PATHS or path.startswith("/.well-known/oauth"):  # an OAuth client's guesses
+                body = dumps({"error": "access_denied", "error_description": TOKEN_NEEDED}).encode()
+                start_response(
+                    "404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
                 )
                 return [body]
             return self._plain(start_response, "404 Not Found", b"not found: the MCP endpoint is /mcp\n")
@@ -8918,14 +8949,26 @@ def _default_text(f):
     return (f.metadata["shown"] or env_text(f.default) or "empty").replace("`", "")
 
 
+def _one_line(meaning, width=90):
+    """A setting's meaning for one line of --help: its first clauses that fit, else cut at a word."""
+    text = meaning.replace("`", "")
+    fits = ""
+    for part in itertools.accumulate(text.split("; "), lambda a, b: f"{a}; {b}"):
+        if len(part) > width:
+            break
+        fits = part
+    fits = fits or text[: width - 1].rsplit(" ", 1)[0] + "…"
+    return fits if fits.count("(") == fits.count(")") else fits.split(" (")[0]
+
+
 def _parser():
     """The command line, built from the settings: each one that declares a flag, then every
     variable (the same settings, from the environment or .env) in the epilog."""
     lines = ["settings (environment variables, or lines of a .env file; a flag wins over both):"]
     for f in SETTINGS:
-        lines.append(f"  {f.metadata['variable']:<34} default {_default_text(f)}")
-    lines += [f"  {variable:<34} (read beside the others)" for variable, _, _ in OTHER_VARIABLES]
-    lines.append("every setting's meaning: README.md, Configuration, or .env.example")
+        lines.append(f"  {f.metadata['variable']:<34} {_one_line(f.metadata['meaning'])} (default {_default_text(f)})")
+    lines += [f"  {variable:<34} {_one_line(meaning)}" for variable, _, meaning in OTHER_VARIABLES]
+    lines.append("every setting in full: docs/configuration.md, or .env.example")
     p = argparse.ArgumentParser(
         prog="ollama-mcp",
         description="MCP server for Ollama: Streamable HTTP on /mcp, or stdio.",
@@ -8947,12 +8990,17 @@ def _parser():
 def run_check(config, out=sys.stdout):
     """Print the effective configuration and whether Ollama is usable; return the exit code."""
     print(f"ollama-mcp {__version__}", file=out)
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        shown = f"<{len(value)} token(s)>" if field.name == "auth_tokens" else repr(value)
-        if field.name == "state_url":
-            shown = repr(redacted_url(value))
-        print(f"  {field.name:<26} {shown}", file=out)
+    for f in SETTINGS:  # by the names a user sets: the variable, its value, and whether it is the default
+        value = getattr(config, f.name)
+        if f.name == "auth_tokens":
+            shown = f"<{len(value)} token(s)>" if value else "none (open to whoever can reach the port)"
+        elif value == f.default:
+            shown = f"{_default_text(f)} (default)"
+        elif f.name == "state_url":
+            shown = redacted_url(value)  # its password never shows
+        else:
+            shown = env_text(value) or "empty"
+        print(f"  {f.metadata['variable']:<34} {printable(shown)}", file=out)
     usable = 0
     for url in config.ollama_hosts or (config.ollama_url,):  # every host
         client = OllamaClient(dataclasses.replace(config, ollama_url=url, ollama_retries=0))

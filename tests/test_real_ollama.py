@@ -1,4 +1,4 @@
-"""Against a real Ollama (OLLAMA_TEST_URL; ../shared/real-ollama/start.sh). Skipped when none answers.
+"""Against a real Ollama (OLLAMA_TEST_URL). Skipped when none answers.
 
 Kept few and small: generation on 2 CPU cores is slow.
 """
