@@ -219,7 +219,6 @@ def readme_python_client(url, model):
     return code.replace(README_URL, url).replace('"gemma3:270m"', json.dumps(model))
 
 
-@pytest.mark.skip(reason="unfinished (issue 24): fails as written, not yet diagnosed")
 def test_the_python_client_example_streams_and_says_when_the_model_is_missing(server, tmp_path):
     run = [sys.executable, "-c"]
     ok = subprocess.run(
@@ -326,7 +325,6 @@ def venv(path):
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="unfinished (issue 24): fails as written, not yet diagnosed")
 def test_a_venv_made_the_readmes_way_installs_and_starts(fake, tmp_path):
     clone = checkout_copy(tmp_path)
     bin_dir = venv(clone / ".venv")  # python3 -m venv .venv && . .venv/bin/activate: its bin first on PATH
@@ -349,6 +347,8 @@ def test_a_venv_made_the_readmes_way_installs_and_starts(fake, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+        proc.stdout.close()
+        proc.stderr.close()
 
 
 @pytest.mark.slow
@@ -479,7 +479,6 @@ def test_codex_adds_the_readme_entry_and_lists_it(client_home):
     assert written["env"] == readme["env"] and written["args"] == [str(ROOT / "ollama_mcp.py")]
 
 
-@pytest.mark.skip(reason="unfinished (issue 24): fails as written, not yet diagnosed")
 def test_gemini_adds_the_readme_entry_and_lists_it_connected(client_home, fake):
     gemini = cli("gemini")
     project = client_home / "project"
@@ -493,5 +492,6 @@ def test_gemini_adds_the_readme_entry_and_lists_it_connected(client_home, fake):
     )
     written = json.loads((project / ".gemini" / "settings.json").read_text())["mcpServers"]["ollama"]
     assert written["env"] == parsed_snippets()["gemini"]["ollama"]["env"]
-    listed = run_cli_tool([gemini, "mcp", "list"], client_home, project, **env).stdout
+    done = run_cli_tool([gemini, "mcp", "list"], client_home, project, **env)
+    listed = done.stdout + done.stderr  # gemini writes its list to either, by version
     assert re.search(r"ollama: .*\(stdio\) - Connected", listed), listed
