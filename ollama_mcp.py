@@ -5411,7 +5411,12 @@ def ollama_check_health(call, args):
         version = ollama.version()
         latency = (time.perf_counter() - start) * 1000
         installed = ollama.installed()
-        loaded = ollama.loaded()
+        try:
+            loaded = ollama.loaded()
+        except OllamaError as e:  # ollama.com as a host has no /api/ps: healthy all the same
+            if e.status not in (404, 405):
+                raise
+            loaded = []
     except OllamaError as e:
         return {
             "healthy": False,
@@ -5431,9 +5436,25 @@ def ollama_check_health(call, args):
         "models_installed": len(installed),
         "models_loaded": [m.get("name") for m in loaded],
     }
+    cloud = _cloud_status(ollama)
+    if cloud:
+        result["cloud"] = cloud
     if ollama.several:  # each host, a down one with its error
         result["hosts"] = ollama.report()
     return result
+
+
+def _cloud_status(ollama):
+    """Ollama's /api/status (since v0.12-ish): whether its cloud models are disabled, and by what
+    (`none`, `env`, `config`, `both`); {} from an Ollama without it."""
+    try:
+        status = ollama.any().json("GET", "/api/status", timeout=(2.0, 5.0)) or {}
+    except OllamaError:
+        return {}
+    cloud = status.get("cloud") if isinstance(status, dict) else None
+    if not isinstance(cloud, dict):
+        return {}
+    return {"disabled": bool(cloud.get("disabled")), "source": str(cloud.get("source") or "")[:40]}
 
 
 # --- models: list, show, pull -------------------------------------------------------------
@@ -7577,7 +7598,7 @@ def ollama_save_context(call, args):
 
 @tool(
     title="Load a chat context",
-    description="A session_id's saved messages.",
+    description="The messages saved under a session_id.",
     input_schema=strict_object({"session_id": SESSION_ID}, ["session_id"]),
     output_schema=open_object(
         {"session_id": _STR, "model": _NULLABLE_STR, "messages": {"type": "array"}, "count": _INT, "updated_at": _STR},

@@ -410,6 +410,9 @@ class FakeOllama:
     def newest(self):
         """Serve what Ollama v0.32.15 has beyond the captures: a cloud model, show's newer fields."""
         _newest_models(self.models)
+        self.route(  # routes.go StatusHandler: api.StatusResponse
+            "GET", "/api/status", lambda sr, *_: self._json(sr, 200, {"cloud": {"disabled": False, "source": "none"}})
+        )
         return self
 
     def start(self, port=0):

@@ -333,3 +333,17 @@ def test_read_only_mode_hides_push_but_keeps_the_web_tools(start_server):
     response, _ = client.request("tools/list")
     names = {t["name"] for t in response["result"]["tools"]}
     assert "ollama_push_model" not in names and {"ollama_web_search", "ollama_web_fetch"} <= names
+
+
+# --- /api/status, and a host without /api/ps ------------------------------------------------------
+
+
+def test_health_reports_ollamas_cloud_status_and_copes_with_a_host_without_ps(fake, client, server):
+    out, _ = call_ok(client, server, "ollama_check_health")
+    assert "cloud" not in out  # v0.24.0 has no /api/status
+    fake.newest()
+    out, _ = call_ok(client, server, "ollama_check_health")
+    assert out["cloud"] == {"disabled": False, "source": "none"} and ("GET", "/api/status", None) in fake.requests
+    fake.fail("/api/ps", 404, "404 page not found")  # as ollama.com, a cloud host
+    out, _ = call_ok(client, server, "ollama_check_health")
+    assert out["healthy"] is True and out["models_loaded"] == []
