@@ -74,18 +74,29 @@ from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 
-import jsonschema
-import requests
-import tenacity
-import urllib3
-from dotenv import dotenv_values
-from werkzeug.datastructures import Authorization, MIMEAccept
-from werkzeug.http import parse_accept_header
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
-from werkzeug.wsgi import LimitedStream
+try:
+    import jsonschema
+    import requests
+    import tenacity
+    import urllib3
+    from dotenv import dotenv_values
+    from werkzeug.datastructures import Authorization, MIMEAccept
+    from werkzeug.http import parse_accept_header
+    from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+    from werkzeug.wsgi import LimitedStream
 
-if int(urllib3.__version__.split(".")[0]) < 2:  # requests still allows 1.26, which lacks what section 5 uses
-    raise ImportError(f"ollama-mcp needs urllib3 2 (found {urllib3.__version__}): pip install 'urllib3>=2'")
+    if int(urllib3.__version__.split(".")[0]) < 2:  # requests still allows 1.26, which lacks what section 5 uses
+        raise ImportError(f"urllib3 2 is needed (found {urllib3.__version__})", name="urllib3")
+except ImportError as e:  # run as a program: one line saying what to install, no traceback
+    _missing = (
+        f"ollama-mcp: {e.name or 'a required package'} is missing or too old for {sys.executable} ({e}). "
+        f"Install the requirements with this interpreter: {sys.executable} -m pip install -r requirements.txt "
+        "(beside ollama_mcp.py), or: pip install requests 'urllib3>=2' werkzeug jsonschema python-dotenv tenacity"
+    )
+    if __name__ == "__main__" or Path(sys.argv[0] if sys.argv else "").name == "ollama-mcp":
+        print(_missing, file=sys.stderr)
+        sys.exit(2)
+    raise ImportError(_missing, name=e.name) from None
 
 log = logging.getLogger("ollama_mcp")
 
@@ -235,6 +246,30 @@ def _url(name, raw):
     return str(raw).strip().rstrip("/")
 
 
+def _state_url(name, raw):
+    """MCP_STATE_URL: a Redis (or Valkey) URL; the redis package must be installed to use it."""
+    url = str(raw).strip()
+    if not url:
+        return ""
+    if urllib.parse.urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{name}: {redacted_url(url)!r} is not a redis://, rediss:// or unix:// URL")
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigError(
+            f"{name} needs the redis package: pip install -r requirements-redis.txt "
+            "(or pip install 'ollama-mcp[redis]')"
+        )
+    return url
+
+
+def redacted_url(url):
+    """`url` without its password (what logs, errors and --check may show)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
+
+
 def _bool(name, raw):
     value = str(raw).strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -282,7 +317,7 @@ def _read_token_file(path):
 def setting(default, variable, convert, meaning, *, flag=None, shown=None, group="server", **field):
     """A Config field declared with everything about it: its environment variable, the command
     line flag that overrides it, the converter of its text, and its meaning; `shown` is its
-    default as the docs show it. README's table and .env.example are generated from these."""
+    default as the docs show it. docs/configuration.md's table and .env.example are generated from these."""
     metadata = {
         "variable": variable,
         "convert": convert,
@@ -338,7 +373,7 @@ class Config:
         "MCP_YIELD_CPU",
         _bool,
         "Linux: the server's threads run under the SCHED_BATCH policy, so waking up to relay a token does not "
-        "preempt the Ollama that sent it (see README, Performance); `false` for the default policy",
+        "preempt the Ollama that sent it (see docs/performance.md); `false` for the default policy",
     )
     allowed_origins: tuple = setting(
         (),
@@ -372,12 +407,30 @@ class Config:
         "where saved chat contexts live (SQLite, created on first use)",
         shown="`~/.local/share/ollama-mcp`",
     )
+    state_url: str = setting(
+        "",
+        "MCP_STATE_URL",
+        _state_url,
+        "`redis://[:password@]host:port/db` (or `rediss://`; Valkey too): replicas and workers share contexts, "
+        "sessions, running calls, changes, limits and tasks there (docs/deploy.md)",
+        shown="none: this process's memory, contexts in SQLite",
+    )
+    state_prefix: str = setting(
+        "ollama-mcp:", "MCP_STATE_PREFIX", _text, "prefix of this deployment's Redis keys and channels"
+    )
     model_dirs: tuple = setting(
         (),
         "MCP_MODEL_DIRS",
         _paths,
         "folders, `:`-separated, a Modelfile `FROM`/`ADAPTER` path may read",
         shown="none (stdio: the working directory)",
+    )
+    image_dirs: tuple = setting(
+        (),
+        "MCP_IMAGE_DIRS",
+        _paths,
+        "folders, `:`-separated, an image path in `images` may read (at most MCP_MAX_BODY_BYTES each)",
+        shown="none (image paths refused)",
     )
     batch_concurrency: int = setting(
         4, "MCP_BATCH_CONCURRENCY", _int(1, 64), "prompts `ollama_batch_generate` runs in parallel by default"
@@ -651,12 +704,12 @@ class Config:
         group="ollama",
     )
     unload_on_cancel: bool = setting(
-        True,
+        False,
         "MCP_UNLOAD_ON_CANCEL",
         _bool,
-        "a generation cancelled before Ollama sent anything (still reading its prompt) unloads its model when no "
-        "other call of this server uses it: Ollama goes on evaluating a prompt whose client left, and only an "
-        "unload stops it (the next call loads the model again); `false` keeps the model loaded",
+        "`true`: a generation cancelled before Ollama sent anything (still reading its prompt) asks Ollama to unload "
+        "its model when no other call of this server uses it (Ollama v0.24 still finishes that prompt first, so it "
+        "is off by default; the next call loads the model again)",
         group="ollama",
     )
     ollama_retries: int = setting(
@@ -888,6 +941,12 @@ class ServerStopping(ServerBusy):
 
 class SessionsFull(ServerBusy):
     """Every session a new one could replace has calls running (MCP_MAX_SESSIONS*)."""
+
+    http_status = 503
+
+
+class StateUnavailable(ServerBusy):
+    """The shared state (MCP_STATE_URL) does not answer: HTTP 503."""
 
     http_status = 503
 
@@ -1689,6 +1748,7 @@ class OllamaClient:
             error = self._translate(e, timeout)
             if isinstance(e, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)):
                 self.up, self.error = False, str(error)  # nobody there: the host is down until it answers
+                error.host_down = True  # and nothing reached it: another host may take the request
             raise error from e
         finally:
             ATTACHING.upstream = None
@@ -1915,6 +1975,59 @@ class HostState:
         self.checked = time.monotonic()
 
 
+class _Failover:
+    """The client `Ollama.for_model()` gives when there are several hosts: the chosen host's,
+    except that a request its host refuses at connect time (so nothing reached it; the host is
+    now marked down) goes to the next host that has the model, and so on while hosts remain."""
+
+    def __init__(self, ollama, name, client):
+        self._ollama, self._name, self.client = ollama, name, client
+
+    def __getattr__(self, attr):
+        return getattr(self.client, attr)
+
+    def _moved(self, error):
+        """Whether the request may go to another host after `error`, and if so to which."""
+        if not getattr(error, "host_down", False):
+            return False
+        try:
+            self.client = self._ollama._choose(self._name)
+        except OllamaError:
+            return False
+        log.info("Ollama host down (%s); %s goes to %s", error, self._name, self.client.base_url)
+        return True
+
+    def _each(self, method, *args, **kwargs):
+        for _ in self._ollama.members:
+            try:
+                return getattr(self.client, method)(*args, **kwargs)
+            except OllamaError as e:
+                if not self._moved(e):
+                    raise
+        return getattr(self.client, method)(*args, **kwargs)
+
+    def request(self, *args, **kwargs):
+        return self._each("request", *args, **kwargs)
+
+    def json(self, *args, **kwargs):
+        return self._each("json", *args, **kwargs)
+
+    def stream(self, *args, **kwargs):
+        for _ in self._ollama.members:
+            chunks = self.client.stream(*args, **kwargs)
+            try:
+                first = next(chunks)
+            except StopIteration as stop:
+                return stop.value
+            except OllamaError as e:
+                if self._moved(e):
+                    continue
+                raise
+            yield first
+            return (yield from chunks)
+        return (yield from self.client.stream(*args, **kwargs))
+
+
 class Ollama:
     """The Ollama hosts this server fronts, behind one interface whatever their number. One host
     (OLLAMA_HOST) is a pool of one and costs nothing extra. Several (OLLAMA_HOSTS) each keep an
@@ -1993,9 +2106,13 @@ class Ollama:
     # --- where a call goes ----------------------------------------------------------------------------
 
     def for_model(self, name):
-        """The client of the host to run `name` on; OllamaError naming the hosts when none has it."""
+        """The client of the host to run `name` on; OllamaError naming the hosts when none has it.
+        With several hosts, a request the chosen host refuses goes to the next one with the model."""
         if not self.several:
             return self.members[0].client
+        return _Failover(self, name, self._choose(name))
+
+    def _choose(self, name):
         up = self._up()
         wanted = full_model_name(name)
         having = [h for h in up if wanted in h.installed]
@@ -2091,8 +2208,9 @@ class Ollama:
 # =============================================================================
 # What the server keeps between requests: saved chat contexts, the handshake-era sessions, the
 # running calls and subscriptions, the change feed behind subscriptions/listen, the rate
-# limits and the caps on what runs at once. Each kind of state has one interface; these are the
-# in-process implementations (SQLite for the contexts).
+# limits and the caps on what runs at once. Each kind of state has one interface and two
+# implementations: in this process (SQLite for the contexts), and shared by every replica on Redis
+# (MCP_STATE_URL, at the end of this section). make_state() picks them.
 
 
 class StorageError(ToolError):
@@ -2394,6 +2512,9 @@ class SessionTable:
             )
         self._end(min(idle, key=lambda s: s.last_seen))
 
+    def update(self, session):
+        """Store what changed in a session (kept in memory here: nothing to do)."""
+
     def get(self, session_id, principal=""):
         """The live session with this id owned by `principal`, or None (unknown, someone
         else's, ended or expired: the caller cannot tell which)."""
@@ -2530,6 +2651,9 @@ class CallTable:
     def __len__(self):
         return len(self._calls)
 
+    def cancel_elsewhere(self, scope, request_id=None, by=None):
+        """Cancel a call that runs on another replica (there is none without shared state)."""
+
 
 class Subscription:
     """One subscriptions/listen stream: what it asked for, and the changes waiting to be sent."""
@@ -2649,6 +2773,825 @@ class Slots:
                     self._by_key[key] = left
                 else:
                     self._by_key.pop(key, None)
+
+
+# --- shared state on Redis (MCP_STATE_URL) ----------------------------------------------------
+# Replicas and workers that share one Redis (or Valkey) behave as one server: the classes below
+# keep the interfaces above and put what must hold across processes there. Each replica has an
+# id; what it holds (running calls, slots, working tasks) carries that id and a lease its keeper
+# thread renews, so a killed replica's share expires on its own. Cancels and changes travel by
+# pub/sub. The `redis` package is imported only here, when the setting is used.
+
+STATE_KEEP_SECONDS = 2.0  # how often a replica renews what it holds
+STATE_LEASE_SECONDS = 10  # what a replica holds outlives its last renewal by this much
+
+_TOKEN_BUCKET = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) + tonumber(now[2]) / 1e6
+local rate, burst, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(bucket[1]) or burst
+local at = tonumber(bucket[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens >= count then tokens = tokens - count else wait = (count - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+_TAKE_SLOT = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local cap, lease = tonumber(ARGV[1]), tonumber(ARGV[3])
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local held = redis.call('ZCARD', key)
+  if held >= cap then return {i, held} end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + lease, ARGV[2])
+  redis.call('PEXPIRE', key, lease * 2)
+end
+return {0, 0}
+"""
+
+_RENEW_SLOTS = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', now + tonumber(ARGV[1]), ARGV[i + 1])
+  redis.call('PEXPIRE', key, tonumber(ARGV[1]) * 2)
+end
+return 0
+"""
+
+# KEYS: the context, its owner's ids (zset), the owners' byte totals (hash), the store's total.
+# ARGV: owner, id, new messages (a JSON array), their number, model, append, now, then the limits:
+# messages, bytes, contexts per owner, bytes per owner, bytes in the store.
+_SAVE_CONTEXT = """
+local owner, id, new, added = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local model, append, now = ARGV[5], ARGV[6], ARGV[7]
+local old = redis.call('HMGET', KEYS[1], 'messages', 'count', 'bytes', 'model', 'created')
+if not old[1] and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[10]) then
+  return {1, redis.call('ZCARD', KEYS[2])}
+end
+local data, count = new, added
+if old[1] and append == '1' then
+  count = tonumber(old[2]) + added
+  if old[1] == '[]' then data = new elseif new == '[]' then data = old[1] else
+    data = string.sub(old[1], 1, -2) .. ',' .. string.sub(new, 2)
+  end
+end
+if count > tonumber(ARGV[8]) then return {2, count} end
+local size = string.len(data)
+if size > tonumber(ARGV[9]) then return {3, size} end
+local before = tonumber(old[3]) or 0
+local mine = (tonumber(redis.call('HGET', KEYS[3], owner)) or 0) - before
+if mine + size > tonumber(ARGV[11]) then return {4, mine + size} end
+local everyone = (tonumber(redis.call('GET', KEYS[4])) or 0) - before
+if everyone + size > tonumber(ARGV[12]) then return {5, everyone + size} end
+if model == '' then model = old[4] or '' end
+redis.call('HSET', KEYS[1], 'messages', data, 'count', count, 'bytes', size, 'model', model,
+  'created', old[5] or now, 'updated', now)
+redis.call('ZADD', KEYS[2], now, id)
+redis.call('HINCRBY', KEYS[3], owner, size - before)
+redis.call('INCRBY', KEYS[4], size - before)
+return {0, count, size, model}
+"""
+
+_CLEAR_CONTEXT = """
+local size = tonumber(redis.call('HGET', KEYS[1], 'bytes'))
+if not size then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('HINCRBY', KEYS[3], ARGV[1], -size)
+redis.call('INCRBY', KEYS[4], -size)
+return 1
+"""
+
+# KEYS: the session; ARGV: its ttl, now, the sessions zset, the zset of its client (by prefix).
+_TOUCH_SESSION = """
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return fields end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+local client = redis.call('HGET', KEYS[1], 'client')
+redis.call('ZADD', ARGV[3], 'XX', ARGV[2], KEYS[1])
+redis.call('ZADD', ARGV[4] .. client, 'XX', ARGV[2], KEYS[1])
+return fields
+"""
+
+
+class SharedState:
+    """The Redis of a deployment: its connections (a bounded pool), this replica's id, and the
+    two threads a replica runs once it uses the state: the keeper (every STATE_KEEP_SECONDS it
+    renews this replica's liveness and what it holds) and the listener (pub/sub: it hands each
+    message to the handler registered for its channel, reconnecting when Redis comes back)."""
+
+    def __init__(self, url, prefix):
+        import redis  # an optional dependency: MCP_STATE_URL's converter checked it is there
+
+        self.url = redacted_url(url)
+        self.prefix = prefix
+        self.replica = secrets.token_hex(6)
+        self.errors = (redis.exceptions.RedisError, OSError)
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=64,
+            timeout=5,
+            decode_responses=True,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            health_check_interval=15,
+        )
+        self.redis = redis.Redis(connection_pool=pool)
+        self._handlers = {}  # channel -> function(message dict)
+        self._keepers = []  # functions(pipeline) the keeper runs each round
+        self._started = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._warned = 0.0
+        # SSE event ids unique across replicas (map and count, both in C: safe from many threads)
+        self.event_ids = map(f"{self.replica}-{{}}".format, itertools.count(1))
+
+    def key(self, *parts):
+        return self.prefix + ":".join(str(p) for p in parts)
+
+    def script(self, source):
+        return self.redis.register_script(source)
+
+    def down(self, e, what):
+        """A StorageError-like text for `what` failing because Redis does not answer; logged at
+        most every 30 s (a Redis that is down would otherwise flood the log)."""
+        text = (
+            f"{what}: the shared state at {self.url} does not answer ({type(e).__name__}: {e}); check that Redis runs "
+            "there (MCP_STATE_URL)"
+        )
+        if time.monotonic() - self._warned > 30:
+            self._warned = time.monotonic()
+            log.warning("%s", text)
+        return text
+
+    def ping(self):
+        """None when Redis answers, else what is wrong."""
+        try:
+            self.redis.ping()
+            return None
+        except self.errors as e:
+            return f"the shared state at {self.url} does not answer ({e})"
+
+    def on(self, channel, handler):
+        self._handlers[self.key(channel)] = handler
+
+    def keep(self, keeper):
+        self._keepers.append(keeper)
+
+    def publish(self, channel, message):
+        return self.redis.publish(self.key(channel), dumps(message))
+
+    def start(self):
+        """Start the keeper and the listener (on first use, never at import or construction)."""
+        if self._started:
+            return
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            with contextlib.suppress(*self.errors):  # at once: the other replicas see this one's calls as live
+                self.redis.set(self.key("replica", self.replica), "1", ex=STATE_LEASE_SECONDS)
+            threading.Thread(target=self._keep, name="state-keeper", daemon=True).start()
+            threading.Thread(target=self._listen, name="state-listener", daemon=True).start()
+
+    def alive(self, replicas):
+        """The replicas among `replicas` whose keeper renewed their lease in time."""
+        replicas = sorted(set(replicas))
+        if not replicas:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for r in replicas:
+            pipe.exists(self.key("replica", r))
+        return {r for r, there in zip(replicas, pipe.execute(), strict=True) if there}
+
+    def _keep(self):
+        while not self._stop.wait(STATE_KEEP_SECONDS):
+            try:
+                self.redis.set(self.key("replica", self.replica), "1", ex=STATE_LEASE_SECONDS)
+                for keeper in list(self._keepers):
+                    keeper()
+            except self.errors as e:
+                self.down(e, "renewing this replica's share")
+            except Exception:  # a keeper must never stop
+                log.exception("the shared-state keeper failed")
+
+    def _listen(self):
+        backoff = 0.5
+        while not self._stop.is_set():
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(*self._handlers)
+                backoff = 0.5
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    handler = self._handlers.get(message["channel"])
+                    try:
+                        handler(json.loads(message["data"]))
+                    except Exception:
+                        log.exception("a shared-state message could not be handled")
+            except self.errors as e:
+                if self._stop.is_set():
+                    break
+                self.down(e, "listening for cancels and changes")
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+
+    def close(self):
+        self._stop.set()
+
+
+class SharedContextStore:
+    """Saved chat contexts in Redis, with ContextStore's interface, limits and owners: a hash per
+    context, a sorted set of each owner's ids (most recent first), the byte totals per owner and
+    in all; every save and clear is one Lua script, so concurrent replicas cannot overrun a limit."""
+
+    def __init__(self, shared, max_messages, max_bytes, max_count, max_total_bytes, max_store_bytes):
+        self.shared = shared
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self.max_count = max_count
+        self.max_total_bytes = max_total_bytes
+        self.max_store_bytes = max_store_bytes
+        self._save = shared.script(_SAVE_CONTEXT)
+        self._clear = shared.script(_CLEAR_CONTEXT)
+
+    def _keys(self, owner, session_id):
+        who = f"{len(owner)}:{owner}"  # owners may hold ':'; the length keeps keys apart
+        s = self.shared
+        return [s.key("ctx", who, session_id), s.key("ctxs", who), s.key("ctxbytes"), s.key("ctxbytes-all")]
+
+    @contextlib.contextmanager
+    def _redis(self):
+        try:
+            yield
+        except self.shared.errors as e:
+            raise StorageError(self.shared.down(e, "saved contexts are unavailable")) from None
+
+    def save(self, owner, session_id, messages, model=None, append=False):
+        limits = (self.max_messages, self.max_bytes, self.max_count, self.max_total_bytes, self.max_store_bytes)
+        args = [owner, session_id, dumps(list(messages)), len(messages), model or "", int(bool(append)), time.time()]
+        with self._redis():
+            code, *rest = self._save(keys=self._keys(owner, session_id), args=args + list(limits))
+        value = rest[0] if rest else 0
+        if code == 1:
+            raise ToolError(
+                f"{value} contexts are saved, the limit (MCP_CONTEXT_MAX_COUNT={self.max_count}): clear one with "
+                "ollama_clear_context first"
+            )
+        if code == 2:
+            raise ToolError(
+                f"context {session_id!r} would hold {value} messages, over the limit of {self.max_messages} "
+                "(MCP_CONTEXT_MAX_MESSAGES): clear it or save a shorter history"
+            )
+        if code == 3:
+            raise ToolError(
+                f"context {session_id!r} would be {value} bytes, over the limit of {self.max_bytes} "
+                "(MCP_CONTEXT_MAX_BYTES): clear it or save a shorter history"
+            )
+        if code == 4:
+            raise ToolError(
+                f"your saved contexts would hold {value} bytes, over the limit of {self.max_total_bytes} "
+                "(MCP_CONTEXT_MAX_TOTAL_BYTES): clear some with ollama_clear_context"
+            )
+        if code == 5:
+            raise ToolError(
+                f"the context store would hold {value} bytes, over its limit of {self.max_store_bytes} "
+                "(MCP_CONTEXT_STORE_MAX_BYTES): clear contexts, or ask the operator to raise it"
+            )
+        count, size, kept_model = rest
+        return {"session_id": session_id, "model": kept_model or None, "count": int(count), "bytes": int(size)}
+
+    def load(self, owner, session_id):
+        with self._redis():
+            row = self.shared.redis.hgetall(self._keys(owner, session_id)[0])
+        if not row:
+            return None
+        return {
+            "session_id": session_id,
+            "model": row.get("model") or None,
+            "messages": json.loads(row["messages"]),
+            "count": int(row["count"]),
+            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(row["updated"]))),
+        }
+
+    def ids(self, owner, prefix="", limit=100):
+        with self._redis():
+            ids = self.shared.redis.zrevrange(self._keys(owner, "")[1], 0, -1)
+        return [i for i in ids if i.startswith(prefix)][:limit]
+
+    def clear(self, owner, session_id):
+        with self._redis():
+            return bool(self._clear(keys=self._keys(owner, session_id), args=[owner, session_id]))
+
+    def close(self):
+        pass
+
+
+class RemoteCall:
+    """A call running on another replica, as ollama_cancel_request lists it; `cancel()` asks
+    that replica to stop it (it answers its client)."""
+
+    def __init__(self, table, scope, request_id, record):
+        self._table = table
+        self.scope = scope
+        self.request_id = request_id
+        self.tool = record.get("tool")
+        self.model = record.get("model")
+        self.principal = record.get("principal", "")
+        self.started_at = record.get("started_at") or time.time()
+        self.started = time.monotonic() - (time.time() - self.started_at)
+        self.cancel_event = threading.Event()
+
+    def cancel(self, by=None):
+        self.cancel_event.set()
+        self._table.cancel_elsewhere(self.scope, self.request_id, by)
+
+
+class SharedCallTable(CallTable):
+    """This replica's running calls (a CallTable) and a record of each tool call in Redis (a hash
+    per principal; a field per call, named by replica, scope and request id), so that
+    ollama_cancel_request lists and cancels the calls of a principal on every replica. A cancel
+    of a call elsewhere, or of a whole scope (a session ended on another replica), is published;
+    the replica running it stops it and answers."""
+
+    def __init__(self, shared):
+        super().__init__()
+        self.shared = shared
+        shared.on("cancel", self._heard)
+        shared.keep(self._renew)
+
+    def _field(self, call):
+        return f"{self.shared.replica}|{dumps([call.scope, call.request_id])}"
+
+    def _record(self, call):
+        return dumps({"tool": call.tool, "model": call.model, "started_at": call.started_at})
+
+    def add(self, call):
+        super().add(call)
+        self.shared.start()
+        if call.tool is None:
+            return
+        try:
+            key = self.shared.key("calls", call.principal)
+            pipe = self.shared.redis.pipeline(transaction=False)
+            pipe.hset(key, self._field(call), self._record(call))
+            pipe.expire(key, STATE_LEASE_SECONDS * 3)
+            pipe.execute()
+        except self.shared.errors as e:
+            self.shared.down(e, "listing this call for the other replicas")
+
+    def remove(self, call):
+        super().remove(call)
+        if call.tool is None:
+            return
+        try:
+            self.shared.redis.hdel(self.shared.key("calls", call.principal), self._field(call))
+        except self.shared.errors as e:
+            self.shared.down(e, "unlisting a call")
+
+    def _renew(self):
+        """Rewrite the records of this replica's calls (their model may be known by now)."""
+        mine = {}
+        for call in self.all():
+            if call.tool is not None:
+                mine.setdefault(call.principal, {})[self._field(call)] = self._record(call)
+        if not mine:
+            return
+        pipe = self.shared.redis.pipeline(transaction=False)
+        for principal, fields in mine.items():
+            key = self.shared.key("calls", principal)
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, STATE_LEASE_SECONDS * 3)
+        pipe.execute()
+
+    def of(self, principal):
+        local = super().of(principal)
+        try:
+            key = self.shared.key("calls", principal)
+            fields = self.shared.redis.hgetall(key)
+            others = {f: v for f, v in fields.items() if not f.startswith(self.shared.replica + "|")}
+            alive = self.shared.alive(f.partition("|")[0] for f in others)
+        except self.shared.errors as e:
+            self.shared.down(e, "listing the calls of the other replicas")
+            return local
+        remote, dead = [], []
+        for field, value in others.items():
+            if field.partition("|")[0] not in alive:
+                dead.append(field)
+                continue
+            scope, request_id = json.loads(field.partition("|")[2])
+            remote.append(RemoteCall(self, scope, request_id, {**json.loads(value), "principal": principal}))
+        if dead:
+            with contextlib.suppress(*self.shared.errors):
+                self.shared.redis.hdel(key, *dead)
+        return local + remote
+
+    def cancel_elsewhere(self, scope, request_id=None, by=None):
+        """Ask every replica to cancel the call `request_id` of `scope` (every call of it when None)."""
+        try:
+            self.shared.publish(
+                "cancel", {"scope": scope, "request_id": request_id, "by": by, "from": self.shared.replica}
+            )
+        except self.shared.errors as e:
+            self.shared.down(e, "cancelling a call on another replica")
+
+    def _heard(self, message):
+        if message.get("from") == self.shared.replica:
+            return
+        scope, request_id, by = message.get("scope"), message.get("request_id"), message.get("by")
+        calls = self.in_scope(scope) if request_id is None else [self.find(scope, request_id)]
+        for call in calls:
+            if call is not None:
+                call.cancel(by=by)
+
+
+class SharedChangeFeed(ChangeFeed):
+    """The change feed of the whole deployment: a change made here reaches this replica's
+    subscriptions at once and the others' through pub/sub (and each replica's Ollama inventory)."""
+
+    def __init__(self, shared):
+        super().__init__()
+        self.shared = shared
+        shared.on("changes", self._heard)
+
+    def add(self, subscription):
+        super().add(subscription)
+        if isinstance(subscription, Subscription):
+            self.shared.start()
+
+    def publish(self, uri, principal=None, listed=False):
+        super().publish(uri, principal, listed)
+        try:
+            self.shared.publish(
+                "changes", {"uri": uri, "principal": principal, "listed": listed, "from": self.shared.replica}
+            )
+        except self.shared.errors as e:
+            self.shared.down(e, "telling the other replicas of a change")
+
+    def _heard(self, message):
+        if message.get("from") != self.shared.replica:
+            super().publish(message.get("uri"), message.get("principal"), bool(message.get("listed")))
+
+
+class SharedRateLimiter(RateLimiter):
+    """RateLimiter's token buckets in Redis, one per client for the whole deployment (a Lua
+    script on Redis's clock); while Redis does not answer, each replica counts on its own."""
+
+    def __init__(self, shared, per_minute, burst):
+        super().__init__(per_minute, burst)
+        self.shared = shared
+        self._bucket = shared.script(_TOKEN_BUCKET)
+
+    def wait_time(self, client, count=1):
+        if self.rate <= 0:
+            return 0.0
+        try:
+            return float(self._bucket(keys=[self.shared.key("rate", client)], args=[self.rate, self.burst, count]))
+        except self.shared.errors as e:
+            self.shared.down(e, "the deployment's rate limit (counting on this replica meanwhile)")
+            return super().wait_time(client, count)
+
+
+class SharedSlots(Slots):
+    """Slots whose per-key caps hold for the whole deployment: each slot taken is a member of a
+    sorted set per key in Redis, leased and renewed by the keeper (a killed replica's slots free
+    themselves). The total stays this process's own (it protects its threads). While Redis does
+    not answer, the caps count on this replica only."""
+
+    def __init__(self, shared, total, per_key, what, settings, error=ServerBusy):
+        super().__init__(total, per_key, what, settings, error)
+        self.shared = shared
+        self._take = shared.script(_TAKE_SLOT)
+        self._renew_script = shared.script(_RENEW_SLOTS)
+        self._held = {}  # key -> the members this replica holds under it
+        shared.keep(self._renew)
+
+    def _key(self, key):
+        return self.shared.key("slots", self._what, key)
+
+    def acquire(self, *keys):
+        super().acquire(*keys)
+        member = f"{self.shared.replica}:{secrets.token_hex(6)}"
+        try:
+            where, held = self._take(
+                keys=[self._key(k) for k in keys], args=[self.per_key, member, STATE_LEASE_SECONDS * 1000]
+            )
+        except self.shared.errors as e:
+            self.shared.down(e, f"the deployment's caps on {self._what} (counting on this replica meanwhile)")
+            member, where = None, 0
+        if where:
+            super().release(*keys)
+            raise self._error(
+                f"Server busy: {held} {self._what} of this client are running across the deployment "
+                f"({self._settings[1]}={self.per_key}); retry when one finishes"
+            )
+        with self._lock:
+            for key in keys:
+                self._held.setdefault(key, []).append(member)
+        if member is not None:
+            self.shared.start()
+
+    def release(self, *keys):
+        members = []
+        with self._lock:
+            for key in keys:
+                held = self._held.get(key) or [None]
+                members.append(held.pop())
+                if not held:
+                    self._held.pop(key, None)
+        super().release(*keys)
+        try:
+            pipe = self.shared.redis.pipeline(transaction=False)
+            for key, member in zip(keys, members, strict=True):
+                if member is not None:
+                    pipe.zrem(self._key(key), member)
+            pipe.execute()
+        except self.shared.errors as e:
+            self.shared.down(e, f"freeing a slot of {self._what} (it expires on its own)")
+
+    def _renew(self):
+        with self._lock:
+            pairs = [(self._key(k), m) for k, members in self._held.items() for m in members if m is not None]
+        if pairs:
+            self._renew_script(keys=[k for k, _ in pairs], args=[STATE_LEASE_SECONDS * 1000] + [m for _, m in pairs])
+
+
+class SharedSessionTable(SessionTable):
+    """The handshake era's sessions in Redis, so that any replica serves any session (plain round
+    robin works): a hash per session expiring when idle (a session with calls running is renewed
+    by the keeper of the replica that runs them), and sorted sets by last use, in all and per
+    client, for the caps. While Redis does not answer, requests that need a session get 503."""
+
+    BUSY_SECONDS = STATE_KEEP_SECONDS * 3  # a session used this recently may be running calls
+
+    def __init__(self, config, calls, shared):
+        super().__init__(config, calls)
+        self.shared = shared
+        self._touch = shared.script(_TOUCH_SESSION)
+        shared.keep(self._renew)
+
+    def _unavailable(self, e):
+        return StateUnavailable(self.shared.down(e, "Service Unavailable: sessions are unavailable"))
+
+    def __len__(self):
+        try:
+            return self.shared.redis.zcount(self.shared.key("sessions"), time.time() - self.config.session_ttl, "+inf")
+        except self.shared.errors:
+            return 0
+
+    def _restore(self, session_id, fields):
+        session = Session(fields.get("principal", ""), fields.get("client", ""))
+        session.id, session.label = session_id, short_hash(session_id)
+        session.protocol_version = fields.get("version") or DEFAULT_PROTOCOL_VERSION
+        session.log_level = fields.get("level") or "info"
+        session.event_ids = self.shared.event_ids
+        return session
+
+    def open(self, principal, client):
+        session = Session(principal, client)
+        session.event_ids = self.shared.event_ids
+        r, now, ttl = self.shared.redis, time.time(), self.config.session_ttl
+        every, mine = self.shared.key("sessions"), self.shared.key("sessions-of", client)
+        try:
+            for zset, cap, setting, whose in (
+                (mine, self.config.max_sessions_per_client, "MCP_MAX_SESSIONS_PER_CLIENT", "of this client "),
+                (every, self.config.max_sessions, "MCP_MAX_SESSIONS", ""),
+            ):
+                r.zremrangebyscore(zset, "-inf", now - ttl)
+                held = r.zcard(zset)
+                while held >= cap:
+                    oldest = r.zrange(zset, 0, 0, withscores=True)
+                    if not oldest or oldest[0][1] > now - self.BUSY_SECONDS:
+                        raise SessionsFull(
+                            f"Server busy: {held} sessions {whose}are in use ({setting}={cap}); end one (DELETE) "
+                            "or retry when a call finishes"
+                        )
+                    self._drop(oldest[0][0].rpartition(":")[2])
+                    held = r.zcard(zset)
+            key = self.shared.key("session", session.id)
+            pipe = r.pipeline()
+            pipe.hset(key, mapping={"principal": principal, "client": client, "version": session.protocol_version,
+                                    "level": session.log_level})  # fmt: skip
+            pipe.expire(key, math.ceil(ttl))
+            pipe.zadd(every, {key: now})
+            pipe.zadd(mine, {key: now})
+            pipe.execute()
+        except self.shared.errors as e:
+            raise self._unavailable(e) from None
+        return session
+
+    def update(self, session):
+        """Store what changed in a session (its version after initialize, its log level)."""
+        try:
+            self.shared.redis.hset(
+                self.shared.key("session", session.id),
+                mapping={"version": session.protocol_version, "level": session.log_level},
+            )
+        except self.shared.errors as e:
+            raise self._unavailable(e) from None
+
+    def get(self, session_id, principal=""):
+        if not isinstance(session_id, str) or len(session_id) > 64:
+            return None
+        s = self.shared
+        try:
+            flat = self._touch(
+                keys=[s.key("session", session_id)],
+                args=[math.ceil(self.config.session_ttl), time.time(), s.key("sessions"), s.key("sessions-of", "")],
+            )
+        except s.errors as e:
+            raise self._unavailable(e) from None
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        if not fields or not hmac.compare_digest(fields.get("principal", ""), principal):
+            return None
+        return self._restore(session_id, fields)
+
+    def end(self, session_id, principal=""):
+        session = self.get(session_id, principal)
+        if session is None:
+            return False
+        try:
+            self._drop(session_id)
+        except self.shared.errors as e:
+            raise self._unavailable(e) from None
+        return True
+
+    def _drop(self, session_id):
+        """Forget a session and cancel its calls, here and on every replica."""
+        r, key = self.shared.redis, self.shared.key("session", session_id)
+        client = r.hget(key, "client") or ""
+        pipe = r.pipeline()
+        pipe.delete(key)
+        pipe.zrem(self.shared.key("sessions"), key)
+        pipe.zrem(self.shared.key("sessions-of", client), key)
+        pipe.execute()
+        for call in self._calls.in_scope(session_id):
+            call.cancel()
+        self._calls.cancel_elsewhere(session_id)
+
+    def _renew(self):
+        """Keep the sessions with calls running here alive and recent."""
+        scopes = {c.scope for c in self._calls.all() if c.tool is not None}
+        keys = [self.shared.key("session", s) for s in scopes]
+        if keys:
+            self._touch_many(keys)
+
+    def _touch_many(self, keys):
+        s = self.shared
+        for key in keys:
+            self._touch(
+                keys=[key],
+                args=[math.ceil(self.config.session_ttl), time.time(), s.key("sessions"), s.key("sessions-of", "")],
+            )
+
+
+class SharedTaskStore(TaskStore):
+    """TaskStore in Redis: any replica answers tasks/get and tasks/cancel (the replica running
+    the task stops it); the keeper keeps the records of working tasks alive and their status
+    message fresh. A task whose replica died is reported failed."""
+
+    def __init__(self, shared, keep, per_principal, calls):
+        super().__init__(keep, per_principal)
+        self.shared = shared
+        self._calls = calls
+        self._working = set()  # ids of the tasks working on this replica
+        shared.keep(self._renew)
+
+    def _store(self, task, ttl):
+        self.shared.redis.set(self.shared.key("task", task["taskId"]), dumps(task), ex=max(1, math.ceil(ttl)))
+
+    def create(self, principal, tool_name):
+        now = time.time()
+        held_key = self.shared.key("tasks-of", principal)
+        try:
+            r = self.shared.redis
+            r.zremrangebyscore(held_key, "-inf", now)
+            held = r.zcard(held_key)
+            if held >= self.per_principal:
+                raise ServerBusy(
+                    f"Server busy: {held} tasks of this client are running or kept (MCP_MAX_TASKS_PER_CLIENT="
+                    f"{self.per_principal}); wait for one to finish and expire, or cancel one"
+                )
+            task = {"taskId": secrets.token_urlsafe(24), "principal": principal, "tool": tool_name,
+                    "status": "working", "created": now, "updated": now, "expires": None, "result": None,
+                    "error": None, "message": None, "replica": self.shared.replica}  # fmt: skip
+            self._store(task, self.keep + STATE_LEASE_SECONDS * 3)
+            r.zadd(held_key, {task["taskId"]: now + self.keep + STATE_LEASE_SECONDS * 3})
+            r.expire(held_key, math.ceil(self.keep + STATE_LEASE_SECONDS * 3))
+        except self.shared.errors as e:
+            raise StateUnavailable(self.shared.down(e, "Service Unavailable: tasks are unavailable")) from None
+        with self._lock:
+            self._working.add(task["taskId"])
+        self.shared.start()
+        return dict(task)
+
+    def get(self, principal, task_id):
+        if not isinstance(task_id, str) or len(task_id) > 64:
+            return None
+        try:
+            raw = self.shared.redis.get(self.shared.key("task", task_id))
+            task = json.loads(raw) if raw else None
+            if task is None or not hmac.compare_digest(task["principal"], principal):
+                return None
+            if task["status"] == "working" and task["replica"] not in self.shared.alive([task["replica"]]):
+                message = "interrupted: the replica that ran it stopped"
+                task.update(status="failed", error={"code": ProtocolError.code, "message": message}, message=message)
+        except self.shared.errors as e:
+            raise StateUnavailable(self.shared.down(e, "Service Unavailable: tasks are unavailable")) from None
+        return task
+
+    def finish(self, task_id, status, result=None, error=None, message=None):
+        now = time.time()
+        with self._lock:
+            self._working.discard(task_id)
+        try:
+            raw = self.shared.redis.get(self.shared.key("task", task_id))
+            task = json.loads(raw) if raw else None
+            if task is None or task["status"] != "working":
+                return
+            task.update(
+                status=status, result=result, error=error, message=message, updated=now, expires=now + self.keep
+            )
+            self._store(task, self.keep)
+            self.shared.redis.zadd(self.shared.key("tasks-of", task["principal"]), {task_id: now + self.keep})
+        except self.shared.errors as e:
+            self.shared.down(e, f"recording the end of task {task_id} (it is lost)")
+
+    def _renew(self):
+        with self._lock:
+            working = list(self._working)
+        for task_id in working:
+            raw = self.shared.redis.get(self.shared.key("task", task_id))
+            task = json.loads(raw) if raw else None
+            if task is None or task["status"] != "working":
+                continue
+            running = self._calls.in_scope(f"task:{task_id}")
+            if running:
+                call = running[0]
+                task["message"] = call.status
+                task["updated"] = call.started_at + (call.said - call.started)
+            self._store(task, self.keep + STATE_LEASE_SECONDS * 3)
+            self.shared.redis.zadd(
+                self.shared.key("tasks-of", task["principal"]),
+                {task_id: time.time() + self.keep + STATE_LEASE_SECONDS * 3},
+            )
+
+
+State = namedtuple("State", "store calls tasks sessions feed slots listeners limiter shared")
+State.__doc__ = "What an McpServer keeps between requests, in this process or shared on Redis (make_state)."
+
+
+def make_state(config):
+    """The state of a server with `config`: in this process (SQLite for the contexts), or on the
+    Redis MCP_STATE_URL names, shared by every replica and worker that names it."""
+    shared = SharedState(config.state_url, config.state_prefix) if config.state_url else None
+    call_caps = (config.max_concurrent, config.max_concurrent_per_client, "tool calls",
+                 ("MCP_MAX_CONCURRENT", "MCP_MAX_CONCURRENT_PER_CLIENT"))  # fmt: skip
+    # Each subscription holds a connection and a thread for as long as it lasts: at most half of
+    # them, so that ordinary calls always find room.
+    listen_caps = (max(1, min(config.max_subscriptions, config.max_connections // 2)),
+                   config.max_subscriptions_per_client, "subscriptions",
+                   ("MCP_MAX_SUBSCRIPTIONS", "MCP_MAX_SUBSCRIPTIONS_PER_CLIENT"), SubscriptionsFull)  # fmt: skip
+    limits = (config.context_max_messages, config.context_max_bytes, config.context_max_count,
+              config.context_max_total_bytes, config.context_store_max_bytes)  # fmt: skip
+    if shared is None:
+        calls = CallTable()
+        return State(
+            store=ContextStore(config.context_path, *limits, private_folder=not config.data_dir),
+            calls=calls,
+            tasks=TaskStore(config.task_keep, config.max_tasks_per_client),
+            sessions=SessionTable(config, calls),
+            feed=ChangeFeed(),
+            slots=Slots(*call_caps),
+            listeners=Slots(*listen_caps),
+            limiter=RateLimiter(config.rate_limit, config.rate_burst),
+            shared=None,
+        )
+    calls = SharedCallTable(shared)
+    return State(
+        store=SharedContextStore(shared, *limits),
+        calls=calls,
+        tasks=SharedTaskStore(shared, config.task_keep, config.max_tasks_per_client, calls),
+        sessions=SharedSessionTable(config, calls, shared),
+        feed=SharedChangeFeed(shared),
+        slots=SharedSlots(shared, *call_caps),
+        listeners=SharedSlots(shared, *listen_caps),
+        limiter=SharedRateLimiter(shared, config.rate_limit, config.rate_burst),
+        shared=shared,
+    )
 
 
 # =============================================================================
@@ -3093,7 +4036,10 @@ class Metrics:
         "ollama_mcp_rejected_requests_total": ("counter", "HTTP requests refused before reaching MCP, by reason"),
         "ollama_mcp_tool_calls_in_flight": ("gauge", "tool calls running now"),
         "ollama_mcp_sessions": ("gauge", "live MCP sessions"),
-        "ollama_mcp_ollama_host_up": ("gauge", "1 while an Ollama host answers, by host (OLLAMA_HOSTS)"),
+        "ollama_mcp_ollama_host_up": (
+            "gauge",
+            "1 while an Ollama host answers, by host (the one, or each of OLLAMA_HOSTS)",
+        ),
         "ollama_mcp_ollama_host_calls_in_flight": ("gauge", "calls this server has running on an Ollama host, by host"),
     }
 
@@ -3598,36 +4544,12 @@ class McpServer:
         self.config = config
         self.registry = registry if registry is not None else build_registry(config, catalogue)
         self.ollama = ollama or Ollama(config)
-        self.store = ContextStore(
-            config.context_path,
-            config.context_max_messages,
-            config.context_max_bytes,
-            config.context_max_count,
-            config.context_max_total_bytes,
-            config.context_store_max_bytes,
-            private_folder=not config.data_dir,
-        )
-        self.calls = CallTable()
-        self.tasks = TaskStore(config.task_keep, config.max_tasks_per_client)
-        self.sessions = SessionTable(config, self.calls)
-        self.feed = ChangeFeed()
-        self.feed.add(self.ollama)  # the inventories of several hosts are read again when a model changes here
+        state = make_state(config)  # in this process, or shared with every replica on Redis
+        self.store, self.calls, self.tasks, self.sessions = state.store, state.calls, state.tasks, state.sessions
+        self.feed, self.slots, self.listeners, self.limiter = state.feed, state.slots, state.listeners, state.limiter
+        self.shared = state.shared
+        self.feed.add(self.ollama)  # the inventories of several hosts are read again when a model changes
         self.metrics = Metrics()
-        self.slots = Slots(
-            config.max_concurrent,
-            config.max_concurrent_per_client,
-            "tool calls",
-            ("MCP_MAX_CONCURRENT", "MCP_MAX_CONCURRENT_PER_CLIENT"),
-        )
-        # Each stream holds a connection and a thread for as long as it lasts: at most half of
-        # them, so that ordinary calls always find room.
-        self.listeners = Slots(
-            max(1, min(config.max_subscriptions, config.max_connections // 2)),
-            config.max_subscriptions_per_client,
-            "subscriptions",
-            ("MCP_MAX_SUBSCRIPTIONS", "MCP_MAX_SUBSCRIPTIONS_PER_CLIENT"),
-            SubscriptionsFull,
-        )
         self.closing = threading.Event()  # set at shutdown: subscriptions end with a result
         self.stopping = threading.Event()  # set at shutdown: no new tool call starts
         self._exchanges = itertools.count(1)  # scopes of exchanges without a session or stream: each its own
@@ -3688,6 +4610,13 @@ class McpServer:
         while (self.slots.running or len(self.calls)) and time.monotonic() < deadline:
             time.sleep(0.02)
         return not self.slots.running and not len(self.calls)
+
+    def close(self):
+        """Let go of Ollama's connections, the contexts' files and the shared state's threads."""
+        self.ollama.close()
+        self.store.close()
+        if self.shared is not None:
+            self.shared.close()
 
     def gauges(self):
         gauges = {"ollama_mcp_tool_calls_in_flight": self.slots.running, "ollama_mcp_sessions": len(self.sessions)}
@@ -4130,6 +5059,7 @@ class McpServer:
         if request.session is None:  # HTTP: the session starts here; stdio passes the stream's own
             request.session = self.sessions.open(request.principal, request.client)
         request.session.protocol_version = requested if requested in PROTOCOL_VERSIONS else LATEST_PROTOCOL_VERSION
+        self.sessions.update(request.session)
         return {
             "protocolVersion": request.session.protocol_version,
             "capabilities": self.capabilities(modern=False),
@@ -4156,6 +5086,7 @@ class McpServer:
             raise InvalidParams(f"Invalid params: level must be one of {', '.join(MCP_LOG_LEVELS)}")
         if request.session is not None:
             request.session.log_level = level
+            self.sessions.update(request.session)
         return {}
 
     def rpc_tools_list(self, params, request):
@@ -4287,6 +5218,7 @@ class McpServer:
         task = self._task(params, request)
         for call in self.calls.in_scope(f"task:{task['taskId']}"):
             call.cancel(by="tasks/cancel")  # its connection to Ollama closes at once; the task then ends
+        self.calls.cancel_elsewhere(f"task:{task['taskId']}", by="tasks/cancel")  # or on the replica running it
         return {}
 
     @staticmethod
@@ -4462,6 +5394,8 @@ class McpServer:
         call = self.calls.find(request.scope, params.get("requestId"))
         if call is not None:
             call.cancel()
+        elif request.session is not None and request.scope == request.session.id:  # maybe on another replica
+            self.calls.cancel_elsewhere(request.scope, params.get("requestId"))
 
 
 def is_modern(payload, version_header=None):
@@ -4594,6 +5528,22 @@ class _Response:
 WHO = "ollama_mcp.who"  # the environ key where AccessGuard says who is asking (None: no valid token)
 
 
+# A static token, not OAuth: the challenge names no resource_metadata (RFC 9728) and no scope, so
+# nothing points a client at discovery or Dynamic Client Registration; its description, and the
+# body, say what to configure.
+TOKEN_NEEDED = (
+    "Unauthorized: this server needs a static bearer token (no OAuth): "
+    "configure the client to send Authorization: Bearer <token>, one of the server's MCP_AUTH_TOKEN"
+)
+# Where an OAuth client looks when discovery finds nothing (the MCP spec's fallbacks): answered with
+# an OAuth error object whose description the client shows, instead of a bare 404.
+OAUTH_PATHS = ("/register", "/token", "/authorize")
+TOKEN_CHALLENGE = (
+    'Bearer realm="ollama-mcp", error="invalid_token", error_description="this server needs a static bearer '
+    'token: set Authorization: Bearer <MCP_AUTH_TOKEN>"'
+)
+
+
 def _refusal(e, start_response, metrics):
     """An HttpError as its HTTP status and a JSON-RPC error body."""
     metrics.inc("ollama_mcp_rejected_requests_total", reason=e.reason)
@@ -4632,12 +5582,7 @@ class AccessGuard:
             self._check_origin_and_host(environ)  # every path: a rebinding page may read none of them
             who = environ[WHO] = self._who(environ)
             if who is None and path in (MCP_PATH, "/metrics"):
-                raise HttpError(
-                    401,
-                    "Unauthorized: send Authorization: Bearer <token> (one of MCP_AUTH_TOKEN)",
-                    headers=[("WWW-Authenticate", 'Bearer realm="ollama-mcp"')],
-                    reason="auth",
-                )
+                raise HttpError(401, TOKEN_NEEDED, headers=[("WWW-Authenticate", TOKEN_CHALLENGE)], reason="auth")
             if path == MCP_PATH:
                 check_rate(self.limiter, self.metrics, who.client)
         except HttpError as e:
@@ -4718,6 +5663,12 @@ class HttpTransport:
                     [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))],
                 )
                 return [body]
+            if path in OAUTH_PATHS or path.startswith("/.well-known/oauth"):  # an OAuth client's guesses
+                body = dumps({"error": "access_denied", "error_description": TOKEN_NEEDED}).encode()
+                start_response(
+                    "404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+                )
+                return [body]
             return self._plain(start_response, "404 Not Found", b"not found: the MCP endpoint is /mcp\n")
         except HttpError as e:
             return _refusal(e, start_response, self.metrics)
@@ -4732,11 +5683,15 @@ class HttpTransport:
         token holder, or when no tokens are set."""
         checked, answer = self._ready
         if answer is None or time.monotonic() - checked > READY_CACHE_SECONDS:
-            try:
-                version = self.server.ollama.version(timeout=(2.0, 2.0))
-                answer = ("200 OK", "ready", f"Ollama {version} at {self.server.ollama.url}")
-            except OllamaError as e:
-                answer = ("503 Service Unavailable", "not ready", str(e))
+            hosts = self.server.ollama.report(timeout=(2.0, 2.0))
+            up = [h for h in hosts if h["up"]]
+            state = self.server.shared.ping() if self.server.shared is not None else None
+            if state is not None:
+                answer = ("503 Service Unavailable", "not ready", state)
+            elif up:
+                answer = ("200 OK", "ready", "; ".join(f"Ollama {h['version']} at {h['url']}" for h in up))
+            else:
+                answer = ("503 Service Unavailable", "not ready", "; ".join(h["error"] for h in hosts))
             self._ready = (time.monotonic(), answer)
         status, verdict, detail = answer
         if environ.get(WHO) is None:
@@ -4922,7 +5877,7 @@ class McpApp(AccessGuard):
     McpServer, `.transport` the HttpTransport, `.metrics` their metrics."""
 
     def __init__(self, server):
-        limiter = RateLimiter(server.config.rate_limit, server.config.rate_burst)
+        limiter = server.limiter
         self.server = server
         self.transport = HttpTransport(server, limiter)
         super().__init__(self.transport, server.config, server.metrics, limiter)
@@ -5200,8 +6155,7 @@ def serve(config):
             log.info("stopping: %d calls get %g s to finish", mcp.slots.running, config.shutdown_grace)
         if not mcp.stop(config.shutdown_grace):
             log.warning("%d tool calls still running at exit", mcp.slots.running)
-        mcp.ollama.close()
-        mcp.store.close()
+        mcp.close()
         log.info("ollama-mcp stopped")
 
 
@@ -5247,17 +6201,26 @@ KEEP_ALIVE = checked(
     },
     anyOf=[_NUM, {"type": "string", "maxLength": 64, "pattern": whole(_DURATION)}],
 )
+# Published without its description: for batch and compare, whose neighbours explain it (the
+# model view stays small); the same checks.
+_BARE_KEEP_ALIVE = checked({"anyOf": [_NUM, _STR]}, anyOf=KEEP_ALIVE["anyOf"])
 FORMAT = {
     "anyOf": [{"type": "string", "enum": ["json"]}, _OPEN],
     "description": "or a JSON Schema",
 }
+FORMAT_ERRORS = 5  # validation errors a result lists at most
+FORMAT_CHECK = {"format_valid": _BOOL, "format_errors": {"type": "array", "items": _STR}}
 THINK = {
-    "anyOf": [_BOOL, {"type": "string", "enum": ["low", "medium", "high"]}],
+    "anyOf": [_BOOL, {"type": "string", "enum": ["low", "medium", "high", "max"]}],
 }
 IMAGES = checked(
-    {"type": "array", "items": _STR, "description": "base64"},
+    {"type": "array", "items": _STR, "description": "base64 or a path"},
     maxItems=16,
-    items={"type": "string", "minLength": 4, "description": "an image as base64 (no data: prefix)"},
+    items={
+        "type": "string",
+        "minLength": 4,
+        "description": "an image as base64 (no data: prefix), or a .png/.jpg/.gif/.webp path inside MCP_IMAGE_DIRS",
+    },
 )
 SESSION_ID = checked(
     {"type": "string", "pattern": whole(r"[A-Za-z0-9._-]{1,128}")},
@@ -5273,6 +6236,13 @@ IGNORED_OPTIONS = {
     "f16_kv": ("boolean", "the KV cache type is a server setting (OLLAMA_KV_CACHE_TYPE)"),
     "vocab_only": ("boolean", "a vocabulary-only load is no longer offered"),
     "embedding_only": ("boolean", "use an embedding model with ollama_embeddings"),
+    # Current Ollama (v0.32) has them in neither api.Options nor its runner: deprecated in
+    # parser/parser.go's deprecatedParameters (mirostat*, penalize_newline) or gone (numa).
+    "penalize_newline": ("boolean", "deprecated: no sampler reads it"),
+    "mirostat": ("integer", "deprecated: Mirostat sampling was removed"),
+    "mirostat_tau": ("number", "deprecated: Mirostat sampling was removed"),
+    "mirostat_eta": ("number", "deprecated: Mirostat sampling was removed"),
+    "numa": ("boolean", "NUMA is no longer a model option"),
 }
 # Published as an open object (the typed table would cost a model 2 KB of context in each of
 # eight tools); every key is still checked against the table, so a misspelt option is an error.
@@ -5297,22 +6267,20 @@ OPTIONS = checked(
         "repeat_last_n": {"type": "integer", "minimum": -1},
         "presence_penalty": _NUM,
         "frequency_penalty": _NUM,
-        "penalize_newline": _BOOL,
-        "mirostat": {"type": "integer", "minimum": 0, "maximum": 2},
-        "mirostat_tau": _NUM,
-        "mirostat_eta": _NUM,
         "num_batch": {"type": "integer", "minimum": 1},
         "num_gpu": {"type": "integer", "minimum": -1},
         "main_gpu": {"type": "integer", "minimum": 0},
         "num_thread": {"type": "integer", "minimum": 0},
         "use_mmap": _BOOL,
-        "numa": _BOOL,
         **{
             name: {"type": kind, "description": f"accepted for compatibility; Ollama ignores it: {why}"}
             for name, (kind, why) in IGNORED_OPTIONS.items()
         },
     },
 )
+_BARE_OPTIONS = checked(_OPEN, additionalProperties=False, properties=OPTIONS["properties"])  # as _BARE_KEEP_ALIVE
+
+
 STATS = {
     "type": "object",
     "description": "token counts, durations in milliseconds, and generation speed",
@@ -5909,6 +6877,7 @@ _GENERATE_OUTPUT = open_object(
         "ignored_options": IGNORED,
         "truncated": _BOOL,
         "truncation": TRUNCATION,
+        **FORMAT_CHECK,
     },
     ["model", "response", "done_reason", "stats"],
 )
@@ -5932,13 +6901,127 @@ _GENERATE_FIELDS = (
 )
 
 
+def _inside(raw, allowed):
+    """`raw` resolved (symlinks followed) when it lies inside one of the `allowed` folders, else
+    None: one answer for every path outside, whatever exists there. `~user` is never expanded
+    (which users exist is not the caller's business), nor is a path that cannot be resolved told
+    apart."""
+    if raw.startswith("~") and not raw.startswith(("~/", "~\\")) and raw != "~":
+        return None
+    try:
+        path = Path(raw).expanduser()
+        path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    except (RuntimeError, OSError, ValueError):  # a symlink loop, a name too long, a NUL byte
+        return None
+    return path if any(path == d or path.is_relative_to(d) for d in allowed) else None
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")  # PNG, JPEG, GIF; WEBP below
+
+
+def _image(config, raw, field):
+    """One entry of `images` as Ollama takes it (base64). Base64 has no '.' nor ':', so a value with
+    an image suffix is a path (read inside MCP_IMAGE_DIRS only) and one with '://' a URI; which is
+    which is decided from the text alone."""
+    if "://" in raw:
+        raise ToolError(
+            f"{field}: {raw[:100]!r} is a URI, and this server serves no image resources (its ollama:// resources "
+            "are JSON): pass the image as base64, or as a file path inside MCP_IMAGE_DIRS"
+        )
+    if not raw.lower().endswith(_IMAGE_SUFFIXES):
+        return raw
+    allowed = tuple(Path(d).expanduser().resolve() for d in config.image_dirs)
+    path = _inside(raw, allowed) if allowed else None
+    if path is None:  # the same words for every path outside, whether it exists or not
+        raise ToolError(
+            f"{field}: image path {raw[:300]!r} refused: it is outside MCP_IMAGE_DIRS (the folders the operator "
+            "lets this server read images from; none when unset): pass the image as base64"
+        )
+    if not path.is_file():  # inside the folders, so saying so tells nothing new; a FIFO would block
+        raise ToolError(f"{field}: {raw[:300]!r} is not a file (inside MCP_IMAGE_DIRS)")
+    limit = config.max_body_bytes
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise ToolError(f"{field}: cannot read {raw[:300]!r}: {e.strerror or e}") from None
+    if len(data) > limit:
+        raise ToolError(f"{field}: {raw[:300]!r} is over {limit} bytes (MCP_MAX_BODY_BYTES): use a smaller image")
+    webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    if not webp and not data.startswith(_IMAGE_MAGIC):
+        raise ToolError(f"{field}: {raw[:300]!r} is not a PNG, JPEG, GIF or WEBP image (by its first bytes)")
+    return base64.b64encode(data).decode("ascii")
+
+
+def _with_images(config, body):
+    """`body` with every image given by path read into base64 (generate's `images`, and each chat
+    message's); an image refused names its field."""
+    if body.get("images"):
+        body = {**body, "images": [_image(config, v, f"images[{i}]") for i, v in enumerate(body["images"])]}
+    if any(m.get("images") for m in body.get("messages") or ()):
+        messages = []
+        for n, m in enumerate(body["messages"]):
+            if m.get("images"):
+                m = {
+                    **m,
+                    "images": [_image(config, v, f"messages[{n}].images[{i}]") for i, v in enumerate(m["images"])],
+                }
+            messages.append(m)
+        body = {**body, "messages": messages}
+    return body
+
+
+THINKING_MARK = "[thinking] "  # starts a streamed progress message that carries thinking, not answer
+
+
+def _without_regexes(node, keyed=False):
+    """A caller's JSON Schema without its regular expressions (`pattern`, `patternProperties`):
+    Python's re holds the GIL while it backtracks, so a caller's regex could stall the whole server.
+    `keyed`: `node` maps names to schemas (properties, $defs), so none of its keys is a keyword."""
+    if isinstance(node, list):
+        return [_without_regexes(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if keyed:
+        return {k: _without_regexes(v) for k, v in node.items()}
+    return {
+        k: _without_regexes(v, keyed=k in ("properties", "$defs", "definitions", "dependentSchemas"))
+        for k, v in node.items()
+        if k not in ("pattern", "patternProperties")
+    }
+
+
+def _format_check(fmt, text):
+    """`format_valid` and `format_errors` for an answer asked for in a format: "json" is checked
+    as JSON, a JSON Schema with jsonschema (at most FORMAT_ERRORS errors, each bounded; its
+    regexes are not run, see _without_regexes)."""
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        return {"format_valid": False, "format_errors": [f"not JSON: {e}"[:200]]}
+    if not isinstance(fmt, dict):
+        return {"format_valid": True}
+    fmt = _without_regexes(fmt)
+    try:
+        validator = jsonschema.validators.validator_for(fmt, default=jsonschema.Draft202012Validator)(fmt)
+        errors = [
+            f"{e.json_path}: {e.message}"[:200] for e in itertools.islice(validator.iter_errors(value), FORMAT_ERRORS)
+        ]
+    except Exception as e:  # noqa: BLE001 - a schema jsonschema cannot apply (bad $ref, unknown type, ...)
+        return {"format_valid": False, "format_errors": [f"the format schema cannot be checked: {e}"[:200]]}
+    return {"format_valid": not errors, **({"format_errors": errors} if errors else {})}
+
+
 def _run_generation(call, path, body, deltas):
     """Stream one generation from Ollama; yield Progress; return the accumulated parts.
 
     With `deltas` every chunk that carries text becomes a notification whose message is the
-    text; otherwise a token count goes out a few times a second.
+    text (thinking text after THINKING_MARK, so a client tells it from the answer); otherwise a
+    token count goes out a few times a second.
     """
     call.model = body.get("model")
+    body = _with_images(call.config, body)
     client = call.ollama.for_model(body["model"])
     options = body.get("options") or {}
     if call.config.default_num_ctx and "num_ctx" not in options:
@@ -5964,7 +7047,7 @@ def _run_generation(call, path, body, deltas):
         if piece or thought:
             count += 1
             if deltas:
-                yield Progress(count, None, piece or thought)
+                yield Progress(count, None, piece or THINKING_MARK + thought)
             elif time.monotonic() - last_sent >= PROGRESS_INTERVAL:
                 last_sent = time.monotonic()
                 yield Progress(count, None, f"{count} tokens")
@@ -6062,6 +7145,8 @@ def _generate(call, args, deltas):
         result["logprobs"] = run["logprobs"]
     if ignored:
         result["ignored_options"] = ignored
+    if args.get("format"):
+        result.update(_format_check(args["format"], run["text"]))
     return _with_truncation(result, run)
 
 
@@ -6091,7 +7176,7 @@ def ollama_generate(call, args):
 
 @tool(
     title="Generate a completion, streaming",
-    description="ollama_generate, sending each token as a progress notification.",
+    description="ollama_generate, each token a progress notification; thinking ones start '[thinking] '.",
     input_schema=_GENERATE_INPUT,
     output_schema=_GENERATE_OUTPUT,
     read_only=True,
@@ -6118,7 +7203,7 @@ MESSAGE = checked(
         "properties": {"role": _ROLE, "content": _STR, "images": IMAGES},
         "required": ["role", "content"],
         "additionalProperties": True,
-        "description": "may also carry thinking, tool_calls, tool_name",
+        "description": "may also carry thinking, tool_calls, tool_name, tool_call_id",
     },
     **strict_object(
         {
@@ -6128,6 +7213,7 @@ MESSAGE = checked(
             "thinking": _STR,
             "tool_calls": {"type": "array", "items": TOOL_CALL},
             "tool_name": {"type": "string", "description": "for role 'tool': the tool whose result this is"},
+            "tool_call_id": {"type": "string", "description": "for role 'tool': the id of the call it answers"},
         },
         ["role", "content"],
         description="a chat message: role and content, optional images, tool calls and tool results",
@@ -6180,6 +7266,7 @@ _CHAT_OUTPUT = open_object(
         "ignored_options": IGNORED,
         "truncated": _BOOL,
         "truncation": TRUNCATION,
+        **FORMAT_CHECK,
     },
     ["model", "message", "done_reason", "stats"],
 )
@@ -6227,6 +7314,8 @@ def _chat(call, args, deltas):
         result["logprobs"] = run["logprobs"]
     if ignored:
         result["ignored_options"] = ignored
+    if args.get("format") and not (run["tool_calls"] and not run["text"]):  # a tool call is no answer to check
+        result.update(_format_check(args["format"], run["text"]))
     if session_id:
         saved = call.store.save(
             call.principal, session_id, args["messages"] + [message], model=args["model"], append=True
@@ -6260,7 +7349,7 @@ def ollama_chat(call, args):
 
 @tool(
     title="Chat, streaming",
-    description="ollama_chat, sending each token as a progress notification.",
+    description="ollama_chat, each token a progress notification; thinking ones start '[thinking] '.",
     input_schema=_CHAT_INPUT,
     output_schema=_CHAT_OUTPUT,
     read_only=False,
@@ -6367,7 +7456,21 @@ class ModelfileError(ToolError):
     """A Modelfile that cannot be parsed or used; the message names the line."""
 
 
-_MODELFILE_COMMANDS = ("from", "parameter", "template", "system", "adapter", "license", "message")
+# parser/parser.go of Ollama v0.32.15: its commands (DRAFT, RENDERER, PARSER, REQUIRES are newer).
+_MODELFILE_COMMANDS = (
+    "from",
+    "parameter",
+    "template",
+    "system",
+    "adapter",
+    "license",
+    "message",
+    "draft",
+    "renderer",
+    "parser",
+    "requires",
+)
+_SEMVER = re.compile(r"v?\d+(\.\d+){0,2}(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")  # golang.org/x/mod/semver's forms
 _MESSAGE_ROLES = ("system", "user", "assistant")
 
 
@@ -6420,8 +7523,9 @@ def _typed_parameter(key, raw, line_no):
 def parse_modelfile(text):
     """Parse Modelfile text as the ollama CLI does; return a dict of create-request fields.
 
-    Keys: from, adapters (paths or names, resolved later), template, system, parameters,
-    license (list), messages. Keywords are case-insensitive; `#` starts a comment line.
+    Keys: from, draft, adapters (paths or names, resolved later), template, system, renderer,
+    parser, requires, parameters, license (list), messages. Keywords are case-insensitive; `#`
+    starts a comment line.
     """
     lines = text.splitlines()
     out = {"parameters": {}, "license": [], "messages": [], "adapters": []}
@@ -6469,7 +7573,18 @@ def parse_modelfile(text):
         else:
             if command in out:
                 raise ModelfileError(f"Modelfile line {line_no}: {word.upper()} given twice")
-            out[command] = (value, line_no) if command == "from" else value
+            if command == "requires":
+                if not _SEMVER.fullmatch(value):
+                    raise ModelfileError(
+                        f"Modelfile line {line_no}: REQUIRES needs an Ollama version such as 0.14.0, got {value!r}"
+                    )
+                value = value.removeprefix("v")  # as Ollama's own parser sends it
+            if command == "draft" and not _is_local_path(value):
+                raise ModelfileError(
+                    f"Modelfile line {line_no}: DRAFT takes a local .gguf file or safetensors folder (inside "
+                    "MCP_MODEL_DIRS), not a model name"
+                )
+            out[command] = (value, line_no) if command in ("from", "draft") else value
     return out
 
 
@@ -6487,21 +7602,12 @@ def _allowed_path(config, raw, line_no):
             f"Modelfile line {line_no}: local path {raw!r} refused: this server reads no local files "
             "(set MCP_MODEL_DIRS to the folders it may read models from)"
         )
-    # One answer for every path outside, whatever exists there: `~user` is never expanded (which
-    # users exist is not the caller's business), nor is a path that cannot be resolved told apart.
-    outside = ModelfileError(
-        f"Modelfile line {line_no}: local path {raw!r} refused: it is outside MCP_MODEL_DIRS (the folders the "
-        "operator lets this server read)"
-    )
-    if raw.startswith("~") and not raw.startswith(("~/", "~\\")) and raw != "~":
-        raise outside
-    try:
-        path = Path(raw).expanduser()
-        path = (path if path.is_absolute() else Path.cwd() / path).resolve()
-    except (RuntimeError, OSError):  # a symlink loop, a name too long
-        raise outside from None
-    if not any(path == d or path.is_relative_to(d) for d in allowed):
-        raise outside
+    path = _inside(raw, allowed)
+    if path is None:
+        raise ModelfileError(
+            f"Modelfile line {line_no}: local path {raw!r} refused: it is outside MCP_MODEL_DIRS (the folders the "
+            "operator lets this server read)"
+        )
     if not path.exists():
         raise ModelfileError(f"Modelfile line {line_no}: {raw!r} does not exist")
     return path
@@ -6570,14 +7676,17 @@ def _create_request(call, client, model, parsed, quantize=None):
             adapters.update(_upload_files(call, client, path))
     if adapters:
         body["adapters"] = adapters
-    for key in ("template", "system"):
+    if "draft" in parsed:
+        value, line_no = parsed["draft"]
+        body["draft_files"] = _upload_files(call, client, _allowed_path(call.config, value, line_no))
+    for key in ("template", "system", "renderer", "parser", "requires"):
         if key in parsed:
             body[key] = parsed[key]
     for key in ("parameters", "messages", "license"):
         if parsed.get(key):
             body[key] = parsed[key]
     if quantize:
-        body["quantize"] = quantize
+        body["quantize"] = quantize.upper()  # Ollama's own spelling (it upper-cases the name itself)
     return body
 
 
@@ -6602,26 +7711,13 @@ MODELFILE = checked(
     minLength=1,
     maxLength=1_000_000,
 )
-QUANTIZE = {
-    "type": "string",
-    "enum": [
-        "q4_K_M",
-        "q4_K_S",
-        "q8_0",
-        "q5_K_M",
-        "q5_K_S",
-        "q6_K",
-        "q3_K_M",
-        "q3_K_S",
-        "q2_K",
-        "q4_0",
-        "q4_1",
-        "q5_0",
-        "q5_1",
-        "f16",
-    ],
-    "description": "quantize an F16/F32 source to this type",
-}
+# What Ollama quantizes to (fs/ggml/type.go ParseFileType, v0.32.15: its list of supported types;
+# the lower-case spellings of its docs are accepted too and sent upper-cased).
+_QUANTIZE_TYPES = ["F32", "F16", "Q4_K_S", "Q4_K_M", "Q8_0"]
+QUANTIZE = checked(
+    {"type": "string", "enum": _QUANTIZE_TYPES, "description": "quantize an F16/F32 source to this type"},
+    enum=[*_QUANTIZE_TYPES, "f32", "f16", "q4_K_S", "q4_K_M", "q8_0"],
+)
 _CREATE_OUTPUT = open_object(
     {"model": _STR, "status": _STR, "statuses": {"type": "array", "items": _STR}, "request": {"type": "object"}},
     ["model", "status"],
@@ -6632,7 +7728,7 @@ _CREATE_OUTPUT = open_object(
     title="Create a model from a Modelfile",
     description=(
         "Create or replace a model from Modelfile text: FROM a model or an allowed file; PARAMETER, TEMPLATE, "
-        "SYSTEM, ADAPTER, LICENSE, MESSAGE."
+        "SYSTEM, ADAPTER, LICENSE, MESSAGE, DRAFT, RENDERER, PARSER, REQUIRES."
     ),
     input_schema=strict_object(
         {
@@ -7192,15 +8288,17 @@ def _generate_once(call, body):
 
 @tool(
     title="Generate for many prompts",
-    description="Run one model on many prompts in parallel; results in order, each with its own error.",
+    description="One model on many prompts in parallel; results in order, each with its own error.",
     input_schema=strict_object(
         {
             "model": MODEL,
             "prompts": checked({"type": "array", "items": _STR, "minItems": 1}, maxItems=10000),
             "system": _STR,
             "format": FORMAT,
-            "keep_alive": KEEP_ALIVE,
-            "options": OPTIONS,
+            "images": IMAGES,
+            "think": THINK,
+            "keep_alive": _BARE_KEEP_ALIVE,
+            "options": _BARE_OPTIONS,
             "concurrency": checked(
                 {"type": "integer", "minimum": 1},
                 maximum=64,
@@ -7218,9 +8316,11 @@ def _generate_once(call, body):
                         "index": _INT,
                         "prompt": _STR,
                         "response": _STR,
+                        "thinking": _STR,
                         "done_reason": _STR,
                         "stats": STATS,
                         "error": _STR,
+                        **FORMAT_CHECK,
                     },
                     ["index", "prompt"],
                 ),
@@ -7251,7 +8351,8 @@ def ollama_batch_generate(call, args):
 
 def _batch(call, args, workers):
     prompts = args["prompts"]
-    common, ignored = _request(args, "model", "system", "format", "keep_alive", "options")
+    common, ignored = _request(args, "model", "system", "format", "images", "think", "keep_alive", "options")
+    common = _with_images(call.config, common)  # read once, not once per prompt
     started = time.perf_counter()
     results = [None] * len(prompts)
 
@@ -7264,8 +8365,10 @@ def _batch(call, args, workers):
                 "index": index,
                 "prompt": prompts[index],
                 "response": run["text"],
+                **({"thinking": run["thinking"]} if run["thinking"] else {}),
                 "done_reason": run["final"].get("done_reason") or "",
                 "stats": run["stats"],
+                **(_format_check(args["format"], run["text"]) if args.get("format") else {}),
             }
         except ToolError as e:
             return {"index": index, "prompt": prompts[index], "error": str(e)}
@@ -7308,15 +8411,17 @@ COMPARE_SEED = 42
 @tool(
     title="Compare models on one prompt",
     description=(
-        "Run one prompt (same options; seed 42 unless given) on several models: answers, tokens and speed side by side."
+        "One prompt on several models (same options; seed 42 unless given): answers, tokens, speed side by side."
     ),
     input_schema=strict_object(
         {
             "models": checked({"type": "array", "items": MODEL, "minItems": 1}, maxItems=16, uniqueItems=True),
             "prompt": checked(_STR, minLength=1),
             "system": _STR,
-            "options": OPTIONS,
-            "keep_alive": KEEP_ALIVE,
+            "images": IMAGES,
+            "think": THINK,
+            "options": _BARE_OPTIONS,
+            "keep_alive": _BARE_KEEP_ALIVE,
         },
         ["models", "prompt"],
     ),
@@ -7330,6 +8435,7 @@ COMPARE_SEED = 42
                     {
                         "model": _STR,
                         "response": _STR,
+                        "thinking": _STR,
                         "done_reason": _STR,
                         "completion_tokens": _INT,
                         "prompt_tokens": _INT,
@@ -7350,10 +8456,11 @@ COMPARE_SEED = 42
 def ollama_compare_models(call, args):
     given, ignored = _request(args, "options")
     options = {"seed": COMPARE_SEED, **given.get("options", {})}
+    args = _with_images(call.config, args)  # read once, not once per model
     results = []
     for index, model in enumerate(args["models"]):
         call.model = model
-        body = {**_pick(args, "prompt", "system", "keep_alive"), "model": model, "options": options}
+        body = {**_pick(args, "prompt", "system", "images", "think", "keep_alive"), "model": model, "options": options}
         try:
             run = _generate_once(call, body)
             stats = run["stats"]
@@ -7361,6 +8468,7 @@ def ollama_compare_models(call, args):
                 {
                     "model": model,
                     "response": run["text"],
+                    **({"thinking": run["thinking"]} if run["thinking"] else {}),
                     "done_reason": run["final"].get("done_reason") or "",
                     "completion_tokens": stats["completion_tokens"],
                     "prompt_tokens": stats["prompt_tokens"],
@@ -8100,14 +9208,26 @@ def _default_text(f):
     return (f.metadata["shown"] or env_text(f.default) or "empty").replace("`", "")
 
 
+def _one_line(meaning, width=90):
+    """A setting's meaning for one line of --help: its first clauses that fit, else cut at a word."""
+    text = meaning.replace("`", "")
+    fits = ""
+    for part in itertools.accumulate(text.split("; "), lambda a, b: f"{a}; {b}"):
+        if len(part) > width:
+            break
+        fits = part
+    fits = fits or text[: width - 1].rsplit(" ", 1)[0] + "…"
+    return fits if fits.count("(") == fits.count(")") else fits.split(" (")[0]
+
+
 def _parser():
     """The command line, built from the settings: each one that declares a flag, then every
     variable (the same settings, from the environment or .env) in the epilog."""
     lines = ["settings (environment variables, or lines of a .env file; a flag wins over both):"]
     for f in SETTINGS:
-        lines.append(f"  {f.metadata['variable']:<34} default {_default_text(f)}")
-    lines += [f"  {variable:<34} (read beside the others)" for variable, _, _ in OTHER_VARIABLES]
-    lines.append("every setting's meaning: README.md, Configuration, or .env.example")
+        lines.append(f"  {f.metadata['variable']:<34} {_one_line(f.metadata['meaning'])} (default {_default_text(f)})")
+    lines += [f"  {variable:<34} {_one_line(meaning)}" for variable, _, meaning in OTHER_VARIABLES]
+    lines.append("every setting in full: docs/configuration.md, or .env.example")
     p = argparse.ArgumentParser(
         prog="ollama-mcp",
         description="MCP server for Ollama: Streamable HTTP on /mcp, or stdio.",
@@ -8129,15 +9249,19 @@ def _parser():
 def run_check(config, out=sys.stdout):
     """Print the effective configuration and whether Ollama is usable; return the exit code."""
     print(f"ollama-mcp {__version__}", file=out)
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if field.name == "auth_tokens":
-            shown = f"<{len(value)} token(s)>"
-        elif not field.repr:  # a secret (the API keys): only whether it is set
-            shown = f"<{len(value)} host(s)>" if isinstance(value, tuple) else ("<set>" if value else "<not set>")
+    for f in SETTINGS:  # by the names a user sets: the variable, its value, and whether it is the default
+        value = getattr(config, f.name)
+        if f.name == "auth_tokens":
+            shown = f"<{len(value)} token(s)>" if value else "none (open to whoever can reach the port)"
+        elif value == f.default:
+            shown = f"{_default_text(f)} (default)"
+        elif not f.repr:  # a secret (the API keys): only whether it is set
+            shown = f"<{len(value)} host(s)>" if isinstance(value, tuple) else "<set>"
+        elif f.name == "state_url":
+            shown = redacted_url(value)  # its password never shows
         else:
-            shown = repr(value)
-        print(f"  {field.name:<26} {shown}", file=out)
+            shown = env_text(value) or "empty"
+        print(f"  {f.metadata['variable']:<34} {printable(shown)}", file=out)
     usable = 0
     for url in config.ollama_hosts or (config.ollama_url,):  # every host
         client = OllamaClient(dataclasses.replace(config, ollama_url=url, ollama_retries=0))
@@ -8151,6 +9275,11 @@ def run_check(config, out=sys.stdout):
         print(f"Ollama: {printable(version)} at {url}", file=out)  # what Ollama says, escaped for the terminal
         shown = ", ".join(printable(m) for m in models) if models else "none yet: ollama pull llama3.2"
         print(f"Models ({len(models)}): {shown}", file=out)
+    if config.state_url:  # replicas share their state there: without it they cannot serve
+        problem = SharedState(config.state_url, config.state_prefix).ping()
+        print(f"Shared state: {problem or 'Redis answers at ' + redacted_url(config.state_url)}", file=out)
+        if problem:
+            return 1
     return 0 if usable else 1
 
 

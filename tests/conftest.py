@@ -37,7 +37,9 @@ def real_ollama_url():
 
 def pytest_collection_modifyitems(config, items):
     if real_ollama_url() is None:
-        skip = pytest.mark.skip(reason="no real Ollama: set OLLAMA_TEST_URL (../shared/real-ollama/start.sh)")
+        skip = pytest.mark.skip(
+            reason="no real Ollama: set OLLAMA_TEST_URL to one (with gemma3:270m and all-minilm pulled)"
+        )
         for item in items:
             if "real_ollama" in item.keywords:
                 item.add_marker(skip)
@@ -86,7 +88,7 @@ class LiveServer:
         self.mcp.cancel_all()
         self.srv.shutdown()
         self.srv.server_close()
-        self.mcp.ollama.close()
+        self.mcp.close()
 
     def client(self, **kwargs):
         return McpHttpClient(self.url, **kwargs)

@@ -23,6 +23,9 @@ Its state is plain attributes a test may set: `models` (name -> tags entry and s
 files is what the model of that name already was (Ollama reuses the layers, as capture 38 shows),
 or a copy of gemma3:270m when the name is new.
 
+From Ollama v0.32.15's source (api/types.go ThinkValue, server/create.go): the think levels
+("max" included) and the "invalid think value" error; create's draft_files checked like files.
+
     fake = FakeOllama().start()
     fake.url                      # http://127.0.0.1:PORT
     fake.chunk_delay = 0.05       # seconds between streamed chunks
@@ -679,6 +682,9 @@ class FakeOllama:
     def _check_generation(self, body, kind):
         """Ollama's checks before generating, in the order GenerateHandler and ChatHandler make them:
         (status, error) or None. An unload (no prompt or messages, keep_alive 0) passes for any model."""
+        think = body.get("think")
+        if isinstance(think, str) and think not in ("high", "medium", "low", "max"):  # api.ThinkValue, v0.32.15
+            return 400, f'invalid think value: "{think}" (must be "high", "medium", "low", "max", true, or false)'
         if not 0 <= (body.get("top_logprobs") or 0) <= 20:
             return 400, "top_logprobs must be between 0 and 20"
         name = body.get("model") or ""
@@ -1125,8 +1131,8 @@ class FakeOllama:
         files = body.get("files")
         if not source and not files:
             return self._json(start_response, 400, {"error": "neither 'from' or 'files' was specified"})
-        if files:
-            for digest in files.values():
+        if files or body.get("draft_files"):  # draft_files: v0.32.15's DRAFT line, checked like files
+            for digest in [*(files or {}).values(), *(body.get("draft_files") or {}).values()]:
                 if digest not in self.blobs:
                     return self._json(
                         start_response,

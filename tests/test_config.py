@@ -175,7 +175,7 @@ def test_cli_bad_value_stops_with_one_line(tmp_path):
 def test_cli_check_when_ollama_answers(fake, tmp_path):
     r = run_cli("--check", "--ollama-url", fake.url, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "Ollama: 0.24.0" in r.stdout and "gemma3:270m" in r.stdout and "ollama_timeout" in r.stdout
+    assert "Ollama: 0.24.0" in r.stdout and "gemma3:270m" in r.stdout and "OLLAMA_TIMEOUT" in r.stdout
 
 
 def test_cli_check_when_ollama_is_down(tmp_path):

@@ -30,7 +30,7 @@ def test_readme_tools_table_lists_every_tool():
 
 def test_readme_settings_table_and_env_example_are_up_to_date():
     generator = load_script("make_settings")
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "configuration.md").read_text()
     assert generator.readme_with_table(readme) == readme, "run: python docs/make_settings.py"
     assert (ROOT / ".env.example").read_text() == generator.env_example(), "run: python docs/make_settings.py"
     for name in ollama_mcp.VARIABLES:

@@ -417,7 +417,7 @@ def unloads(fake):
 
 @pytest.mark.parametrize("setting, expected", [(True, 1), (False, 0)])
 def test_a_generation_cancelled_while_ollama_reads_its_prompt_unloads_the_model(start_server, fake, setting, expected):
-    # Ollama goes on evaluating the prompt of a client that left; only an unload stops its runner.
+    # With MCP_UNLOAD_ON_CANCEL=true the model of a prompt still being read is unloaded; off by default.
     fake.silence = 30.0
     server = start_server(unload_on_cancel=setting, heartbeat=0.2)
     c = server.client()

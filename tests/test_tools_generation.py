@@ -212,7 +212,7 @@ def test_stream_sends_thinking_deltas_then_text(client):
         progress=True,
     )
     deltas = [n["params"]["message"] for n in notes]
-    assert deltas[:4] == ["Let", " me", " think", "."]
+    assert deltas[:4] == ["[thinking] Let", "[thinking]  me", "[thinking]  think", "[thinking] ."]  # marked apart
     assert structured(result)["message"]["thinking"] == "Let me think."
 
 

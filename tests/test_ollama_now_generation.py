@@ -1,0 +1,391 @@
+"""Ollama as it is now (issue 23, part B), each through MCP over a real socket against the fake,
+checked in what reaches Ollama: tool round trips, think levels, thinking in progress, batch and
+compare with think and images, checked formats, current Modelfile lines and quantize types,
+deprecated options, images by path and by URI."""
+
+import base64
+import hashlib
+
+import pytest
+
+from conftest import error_text, structured
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+USER = {"role": "user", "content": "What is the weather in Paris?"}
+
+
+def chat_args(**extra):
+    return {"model": "qwen3:0.6b", "messages": [USER], **extra}
+
+
+# --- chat messages: the tool round trip -----------------------------------------------------------
+
+
+def test_a_tool_round_trip_with_tool_call_id_reaches_ollama_intact(client, fake):
+    call = {"id": "call_1", "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Paris"}}}
+    messages = [
+        USER,
+        {"role": "assistant", "content": "", "thinking": "I need the weather.", "tool_calls": [call]},
+        {"role": "tool", "content": "11 degrees", "tool_name": "get_weather", "tool_call_id": "call_1"},
+    ]
+    result = client.call("ollama_chat", {"model": "qwen3:0.6b", "messages": messages})[0]
+    assert not result.get("isError"), error_text(result)
+    assert fake.bodies("/api/chat")[-1]["messages"] == messages
+
+
+def test_a_message_field_ollama_does_not_know_is_still_refused(client):
+    bad = {"role": "tool", "content": "x", "tool_call": "call_1"}
+    result = client.call("ollama_chat", {"model": "qwen3:0.6b", "messages": [bad]})[0]
+    assert result["isError"] and "tool_call" in error_text(result)
+
+
+# --- think levels and thinking in progress ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", [True, False, "low", "medium", "high", "max"])
+def test_every_think_level_of_ollama_is_sent(client, fake, level):
+    result = client.call("ollama_generate", {"model": "qwen3:0.6b", "prompt": "x", "think": level})[0]
+    assert not result.get("isError"), error_text(result)
+    assert fake.bodies("/api/generate")[-1]["think"] == level
+
+
+def test_an_unknown_think_level_is_refused_naming_the_field(client, fake):
+    result = client.call("ollama_generate", {"model": "qwen3:0.6b", "prompt": "x", "think": "extreme"})[0]
+    assert result["isError"] and "think" in error_text(result)
+    assert fake.bodies("/api/generate") == []
+
+
+def test_fake_refuses_a_think_value_as_ollama_does(fake):
+    import requests
+
+    r = requests.post(f"{fake.url}/api/generate", json={"model": "qwen3:0.6b", "prompt": "x", "think": "x"}, timeout=5)
+    assert r.status_code == 400 and "invalid think value" in r.json()["error"]
+
+
+@pytest.mark.parametrize("tool", ["ollama_generate_stream", "ollama_chat_stream"])
+def test_streamed_thinking_is_marked_apart_from_the_answer(client, tool):
+    args = (
+        {"model": "qwen3:0.6b", "prompt": "x", "think": "high"}
+        if tool == "ollama_generate_stream"
+        else chat_args(think="high")
+    )
+    result, notes = client.call(tool, args, progress=True)
+    deltas = [n["params"]["message"] for n in notes]
+    assert deltas[:4] == ["[thinking] Let", "[thinking]  me", "[thinking]  think", "[thinking] ."]
+    assert deltas[4:] == ["The", " sky", " is", " blue", " because", " of", " Rayleigh", " scattering", "."]
+    out = structured(result)
+    assert out.get("thinking", out.get("message", {}).get("thinking")) == "Let me think."
+
+
+# --- batch and compare: think, images, thinking apart ----------------------------------------------------
+
+
+def test_batch_takes_think_and_images_and_returns_thinking(client, fake):
+    fake.models["qwen3:0.6b"].show["capabilities"].append("vision")
+    image = base64.b64encode(PNG).decode()
+    out = structured(
+        client.call(
+            "ollama_batch_generate",
+            {"model": "qwen3:0.6b", "prompts": ["a", "b"], "think": "low", "images": [image]},
+        )[0]
+    )
+    for body in fake.bodies("/api/generate"):
+        assert body["think"] == "low" and body["images"] == [image]
+    assert [r["thinking"] for r in out["results"]] == ["Let me think."] * 2
+    assert all(r["response"].startswith("The sky") for r in out["results"])
+
+
+def test_compare_takes_think_and_images_and_returns_thinking(client, fake):
+    fake.models["qwen3:0.6b"].show["capabilities"].append("vision")
+    image = base64.b64encode(PNG).decode()
+    out = structured(
+        client.call(
+            "ollama_compare_models",
+            {"models": ["qwen3:0.6b"], "prompt": "what is this?", "think": True, "images": [image]},
+        )[0]
+    )
+    body = fake.bodies("/api/generate")[-1]
+    assert body["think"] is True and body["images"] == [image]
+    assert out["results"][0]["thinking"] == "Let me think."
+
+
+# --- format: checked -------------------------------------------------------------------------------
+
+
+SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+
+
+def test_an_answer_matching_the_format_schema_is_format_valid(client, fake):
+    fake.tokens = ['{"a":', " 1}"]
+    out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "format": SCHEMA})[0])
+    assert out["format_valid"] is True and "format_errors" not in out
+    assert fake.bodies("/api/generate")[-1]["format"] == SCHEMA
+
+
+def test_a_cut_off_answer_is_not_format_valid(client, fake):
+    fake.tokens = ['{"a":']
+    out = structured(client.call("ollama_chat", chat_args(model="gemma3:270m", format=SCHEMA))[0])
+    assert out["format_valid"] is False and out["format_errors"][0].startswith("not JSON")
+
+
+def test_an_answer_off_the_schema_lists_its_errors_bounded(client, fake):
+    fake.tokens = ['{"a": "one"}']
+    out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "format": SCHEMA})[0])
+    assert out["format_valid"] is False
+    assert out["format_errors"] == ["$.a: 'one' is not of type 'integer'"]
+    many = {"type": "object", "properties": {k: {"type": "integer"} for k in "abcdefgh"}}
+    fake.tokens = ['{"a":"x","b":"x","c":"x","d":"x","e":"x","f":"x","g":"x","h":"x"}']
+    out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "format": many})[0])
+    assert out["format_valid"] is False and len(out["format_errors"]) == 5
+
+
+def test_format_json_is_checked_as_json(client, fake):
+    fake.tokens = ["[1, 2]"]
+    out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "format": "json"})[0])
+    assert out["format_valid"] is True
+    fake.tokens = ["not json"]
+    out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "format": "json"})[0])
+    assert out["format_valid"] is False
+
+
+def test_no_format_no_format_valid(client):
+    out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x"})[0])
+    assert "format_valid" not in out
+
+
+def test_batch_results_carry_format_valid(client, fake):
+    fake.tokens = ['{"a": 1}']
+    out = structured(
+        client.call("ollama_batch_generate", {"model": "gemma3:270m", "prompts": ["x"], "format": SCHEMA})[0]
+    )
+    assert out["results"][0]["format_valid"] is True
+
+
+# --- Modelfiles of current Ollama, quantize types, deprecated options -------------------------------------
+
+
+def create(client, modelfile, **extra):
+    return client.call("ollama_create_model", {"model": "mine", "modelfile": modelfile, **extra})[0]
+
+
+def test_renderer_parser_and_requires_lines_become_create_fields(client, fake):
+    out = structured(create(client, "FROM qwen3:0.6b\nRENDERER qwen3-coder\nPARSER qwen3-coder\nREQUIRES v0.12.6"))
+    body = fake.bodies("/api/create")[-1]
+    assert (body["renderer"], body["parser"], body["requires"]) == ("qwen3-coder", "qwen3-coder", "0.12.6")
+    assert out["request"]["requires"] == "0.12.6"
+
+
+def test_requires_must_be_a_version(client, fake):
+    result = create(client, "FROM qwen3:0.6b\nREQUIRES soon")
+    assert result["isError"] and "line 2" in error_text(result) and "REQUIRES" in error_text(result)
+    assert fake.bodies("/api/create") == []
+
+
+def test_a_draft_line_uploads_its_file_as_draft_files(start_server, fake, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "draft.gguf").write_bytes(b"GGUF draft")
+    digest = "sha256:" + hashlib.sha256(b"GGUF draft").hexdigest()
+    server = start_server(model_dirs=(str(models),))
+    c = server.client()
+    c.initialize()
+    result = create(c, f"FROM qwen3:0.6b\nDRAFT {models / 'draft.gguf'}")
+    assert not result.get("isError"), error_text(result)
+    assert fake.bodies("/api/create")[-1]["draft_files"] == {"draft.gguf": digest}
+    assert fake.blobs[digest] == b"GGUF draft"
+    outside = create(c, f"FROM qwen3:0.6b\nDRAFT {tmp_path / 'elsewhere.gguf'}")
+    assert outside["isError"] and "outside MCP_MODEL_DIRS" in error_text(outside)
+
+
+def test_a_draft_must_be_a_file(client):
+    result = create(client, "FROM qwen3:0.6b\nDRAFT qwen3:0.6b")
+    assert result["isError"] and "DRAFT takes a local" in error_text(result)
+
+
+@pytest.mark.parametrize(("given", "sent"), [("Q8_0", "Q8_0"), ("q4_K_M", "Q4_K_M"), ("F32", "F32")])
+def test_quantize_takes_what_ollama_quantizes_to(client, fake, given, sent):
+    fake.models["gemma3:270m"].tag["details"]["quantization_level"] = "F16"
+    result = create(client, "FROM gemma3:270m", quantize=given)
+    assert not result.get("isError"), error_text(result)
+    assert fake.bodies("/api/create")[-1]["quantize"] == sent
+
+
+def test_quantize_refuses_a_type_ollama_refuses(client, fake):
+    result = create(client, "FROM gemma3:270m", quantize="q5_K_M")
+    assert result["isError"] and "quantize" in error_text(result)
+    assert fake.bodies("/api/create") == []
+
+
+DEPRECATED = {"mirostat": 2, "mirostat_tau": 5.0, "mirostat_eta": 0.1, "penalize_newline": True, "numa": False}
+
+
+@pytest.mark.parametrize("tool", ["ollama_generate", "ollama_batch_generate"])
+def test_deprecated_options_are_reported_not_forwarded(client, fake, tool):
+    args = {"model": "gemma3:270m", "options": {"temperature": 0, **DEPRECATED}}
+    args.update({"prompt": "x"} if tool == "ollama_generate" else {"prompts": ["x"]})
+    out = structured(client.call(tool, args)[0])
+    assert sorted(out["ignored_options"]) == sorted(DEPRECATED)
+    assert "Mirostat" in out["ignored_options"]["mirostat"]
+    assert fake.bodies("/api/generate")[-1]["options"] == {"temperature": 0}
+
+
+# --- images by path and by URI --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "cat.png").write_bytes(PNG)
+    (folder / "fake.png").write_bytes(b"#!/bin/sh\necho not an image\n")
+    (tmp_path / "secret.png").write_bytes(PNG)
+    (folder / "link.png").symlink_to(tmp_path / "secret.png")
+    return folder
+
+
+@pytest.fixture
+def vision_client(start_server, fake, images):
+    fake.models["qwen3:0.6b"].show["capabilities"].append("vision")
+    c = start_server(image_dirs=(str(images),), max_body_bytes=4096).client()
+    c.initialize()
+    return c
+
+
+def generate_image(c, image, tool="ollama_generate"):
+    return c.call(tool, {"model": "qwen3:0.6b", "prompt": "what is this?", "images": [image]})[0]
+
+
+@pytest.mark.parametrize("tool", ["ollama_generate", "ollama_generate_stream"])
+def test_an_image_by_path_inside_the_allowed_dirs_reaches_ollama_as_base64(vision_client, fake, images, tool):
+    result = generate_image(vision_client, str(images / "cat.png"), tool)
+    assert not result.get("isError"), error_text(result)
+    assert fake.bodies("/api/generate")[-1]["images"] == [base64.b64encode(PNG).decode()]
+
+
+def test_chat_batch_and_compare_read_images_by_path(vision_client, fake, images):
+    encoded = base64.b64encode(PNG).decode()
+    path = str(images / "cat.png")
+    message = {"role": "user", "content": "what is this?", "images": [path]}
+    r = vision_client.call("ollama_chat", {"model": "qwen3:0.6b", "messages": [message]})[0]
+    assert not r.get("isError"), error_text(r)
+    assert fake.bodies("/api/chat")[-1]["messages"][0]["images"] == [encoded]
+    vision_client.call("ollama_batch_generate", {"model": "qwen3:0.6b", "prompts": ["a", "b"], "images": [path]})
+    vision_client.call("ollama_compare_models", {"models": ["qwen3:0.6b"], "prompt": "a", "images": [path]})
+    assert [b["images"] for b in fake.bodies("/api/generate")] == [[encoded]] * 3
+
+
+def test_every_path_outside_the_allowed_dirs_gets_the_same_refusal(vision_client, fake, images, tmp_path):
+    texts = []
+    for path in (tmp_path / "secret.png", tmp_path / "missing.png", images / "link.png", images / ".." / "secret.png"):
+        result = generate_image(vision_client, str(path))
+        assert result["isError"]
+        texts.append(error_text(result).replace(repr(str(path)), "PATH"))
+    assert len(set(texts)) == 1 and "images[0]" in texts[0] and "outside MCP_IMAGE_DIRS" in texts[0]
+    assert fake.bodies("/api/generate") == []
+
+
+def test_image_paths_are_refused_when_no_dir_is_allowed(client, fake, tmp_path):
+    (tmp_path / "cat.png").write_bytes(PNG)
+    result = generate_image(client, str(tmp_path / "cat.png"))
+    assert result["isError"] and "outside MCP_IMAGE_DIRS" in error_text(result)
+
+
+def test_an_image_file_must_be_an_image_and_not_too_large(vision_client, fake, images):
+    result = generate_image(vision_client, str(images / "fake.png"))
+    assert result["isError"] and "not a PNG, JPEG, GIF or WEBP" in error_text(result)
+    (images / "big.png").write_bytes(PNG + b"\x00" * 5000)
+    result = generate_image(vision_client, str(images / "big.png"))
+    assert result["isError"] and "MCP_MAX_BODY_BYTES" in error_text(result)
+    (images / "pic.webp").write_bytes(b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 8)
+    assert not generate_image(vision_client, str(images / "pic.webp")).get("isError")
+    assert fake.bodies("/api/generate")[-1]["images"][0].startswith("UklGR")
+
+
+def test_a_message_image_refused_names_its_field(vision_client):
+    message = {"role": "user", "content": "x", "images": [base64.b64encode(PNG).decode(), "/etc/x.png"]}
+    result = vision_client.call("ollama_chat", {"model": "qwen3:0.6b", "messages": [message]})[0]
+    assert result["isError"] and "messages[0].images[1]" in error_text(result)
+
+
+def test_an_image_by_resource_uri_is_refused_clearly(vision_client, fake):
+    result = generate_image(vision_client, "ollama://models/qwen3:0.6b")
+    assert result["isError"] and "serves no image resources" in error_text(result)
+    assert fake.bodies("/api/generate") == []
+
+
+# --- against a real Ollama v0.24.0 (OLLAMA_TEST_URL): what it supports of these -----------------------
+
+REAL_GEN = "gemma3:270m"  # no thinking: Ollama parses the level, then says the model cannot think
+REAL_SMALL = {"num_predict": 4, "temperature": 0, "seed": 1}
+
+
+@pytest.fixture
+def real_client(start_server, real_url):
+    c = start_server(ollama_url=real_url, ollama_timeout=120).client()
+    c.initialize()
+    return c
+
+
+@pytest.mark.real_ollama
+@pytest.mark.parametrize("level", ["low", "medium", "high", "max"])
+def test_real_ollama_takes_every_think_level(real_client, level):
+    result = real_client.call("ollama_generate", {"model": REAL_GEN, "prompt": "Hi", "think": level})[0]
+    # an unknown level would be "invalid think value"; a known one reaches the model check
+    assert result["isError"] and "does not support thinking" in error_text(result)
+    assert "invalid think value" not in error_text(result)
+    out = structured(
+        real_client.call("ollama_generate", {"model": REAL_GEN, "prompt": "Hi", "think": False, "options": REAL_SMALL})[
+            0
+        ]
+    )
+    assert out["response"] and "thinking" not in out
+
+
+@pytest.mark.real_ollama
+def test_real_ollama_takes_a_tool_round_trip_with_tool_call_id(real_client):
+    call = {"id": "call_1", "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Paris"}}}
+    messages = [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "content": "11 degrees and rain", "tool_name": "get_weather", "tool_call_id": "call_1"},
+    ]
+    result = real_client.call("ollama_chat", {"model": REAL_GEN, "messages": messages, "options": REAL_SMALL})[0]
+    assert not result.get("isError"), error_text(result)
+    assert structured(result)["message"]["role"] == "assistant"
+
+
+@pytest.mark.real_ollama
+def test_real_ollama_refuses_a_prompt_over_the_window_with_truncate_false(real_client):
+    words = " ".join(f"word{i}" for i in range(400))
+    args = {"model": REAL_GEN, "prompt": words, "truncate": False, "options": {**REAL_SMALL, "num_ctx": 256}}
+    result = real_client.call("ollama_generate", args)[0]
+    assert result["isError"] and "num_ctx" in error_text(result)
+
+
+def test_the_format_schemas_regexes_are_not_run(client, fake):
+    # a catastrophic regex of the caller's would hold the GIL for ever: it is left to Ollama's grammar
+    evil = {"type": "object", "properties": {"pattern": {"type": "string", "pattern": "^(a+)+$"}}}
+    fake.tokens = ['{"pattern": "' + "a" * 40 + '!"}']
+    out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "format": evil})[0])
+    assert out["format_valid"] is True
+    fake.tokens = ['{"pattern": 1}']  # a property named "pattern" is still checked
+    out = structured(client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x", "format": evil})[0])
+    assert out["format_valid"] is False
+
+
+def test_a_chat_answered_with_a_tool_call_has_no_format_check(client, fake):
+    fake.tool_calls = [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]
+    fake.tokens = []
+    tools = [{"type": "function", "function": {"name": "get_weather"}}]
+    out = structured(client.call("ollama_chat", chat_args(tools=tools, format=SCHEMA))[0])
+    assert out["message"]["tool_calls"] and "format_valid" not in out
+
+
+def test_an_image_path_that_is_no_file_is_refused_without_blocking(vision_client, images):
+    import os
+
+    os.mkfifo(images / "pipe.png")
+    (images / "dir.png").mkdir()
+    for name in ("pipe.png", "dir.png", "missing.png"):
+        result = generate_image(vision_client, str(images / name))
+        assert result["isError"] and "is not a file" in error_text(result)

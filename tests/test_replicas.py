@@ -1,0 +1,107 @@
+"""docs/deploy.md as written: its nginx configuration (taken from the document, addresses and the
+listen line substituted, TLS lines dropped) in front of two `python ollama_mcp.py` replicas, each
+with its own data dir, on a real redis-server. Handshake-era sessions survive plain round robin
+with MCP_STATE_URL; without it (the old per-process behaviour) they do not. Skipped without
+redis-server or nginx (Debian: apt-get install redis-server nginx) or the redis package."""
+
+import importlib.util
+import re
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, McpHttpClient, wait_for
+
+pytestmark = [
+    pytest.mark.replicas,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server (apt-get install redis-server)"),
+    pytest.mark.skipif(shutil.which("nginx") is None, reason="no nginx (apt-get install nginx)"),
+    pytest.mark.skipif(importlib.util.find_spec("redis") is None, reason="pip install -r requirements-redis.txt"),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def doc_nginx(listen_port, replica_ports):
+    """The first nginx block of docs/deploy.md, pointed at these replicas."""
+    block = re.findall(r"```nginx\n(.*?)```", (ROOT / "docs" / "deploy.md").read_text(), re.S)[0]
+    block = block.replace("listen 443 ssl;", f"listen 127.0.0.1:{listen_port};")
+    lines = [line for line in block.splitlines() if not line.strip().startswith(("ssl_", "server 10.0.0."))]
+    at = next(i for i, line in enumerate(lines) if line.startswith("upstream")) + 1
+    lines[at:at] = [f"    server 127.0.0.1:{p};" for p in replica_ports]
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    port = free_port()
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+    assert wait_for(lambda: listening(port), timeout=10), "redis-server did not start"
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def deployment(fake, tmp_path):
+    """Start n replicas (env added to each) behind the document's nginx; yields nginx's /mcp URL."""
+    procs = []
+
+    def start(n=2, **env):
+        ports = [free_port() for _ in range(n)]
+        for port in ports:
+            penv = {"PATH": "/usr/bin:/bin", "MCP_TOOLS_DIR": str(tmp_path / "no-packs"), "LOG_LEVEL": "WARNING"}
+            penv.update(MCP_DATA_DIR=str(tmp_path / f"data{len(procs)}"), **env)
+            cmd = [sys.executable, str(ROOT / "ollama_mcp.py"), "--host", "127.0.0.1", "--port", str(port)]
+            procs.append(subprocess.Popen([*cmd, "--ollama-url", fake.url], env=penv, stderr=subprocess.DEVNULL))
+        listen = free_port()
+        conf = tmp_path / f"nginx{listen}.conf"
+        temp = f"client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;"
+        conf.write_text(f"events {{}}\nhttp {{\naccess_log off; {temp}\n{doc_nginx(listen, ports)}\n}}\n")
+        run = f"daemon off; pid {tmp_path}/nginx{listen}.pid; error_log {tmp_path}/nginx-error.log;"
+        procs.append(subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(conf), "-g", run]))
+        for port in [*ports, listen]:
+            assert wait_for(lambda port=port: listening(port), timeout=20), f"nothing listens on {port}"
+        return f"http://127.0.0.1:{listen}/mcp"
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+
+
+def sessions_served(url, sessions=10, calls=3):
+    """How many handshake-era sessions had every one of their calls answered."""
+    ok = 0
+    for _ in range(sessions):
+        client = McpHttpClient(url)
+        try:
+            client.initialize()
+            ok += all(client.call("ollama_get_version")[0]["isError"] is False for _ in range(calls))
+        except AssertionError:  # "Session not found" on a replica that did not create it
+            pass
+    return ok
+
+
+def test_sessions_survive_the_documented_round_robin_with_shared_state(deployment, redis_url):
+    assert sessions_served(deployment(2, MCP_STATE_URL=redis_url)) == 10
+
+
+def test_without_shared_state_round_robin_loses_sessions(deployment):
+    """The "before": per-process sessions behind plain round robin (the doc says: one replica or ip_hash)."""
+    served = sessions_served(deployment(2))
+    print(f"without MCP_STATE_URL: {served}/10 sessions served through round robin")
+    assert served < 10
