@@ -500,6 +500,14 @@ class Config:
         "is asked",
         group="access",
     )
+    push_registries: tuple = setting(
+        (),
+        "MCP_PUSH_REGISTRIES",
+        _lower_list,
+        "registry hosts `ollama_push_model` may send a model to, e.g. `registry.ollama.ai` (none by default: a push "
+        "sends a model out)",
+        group="access",
+    )
     insecure_registries: tuple = setting(
         (),
         "MCP_INSECURE_REGISTRIES",
@@ -651,6 +659,31 @@ class Config:
         "calls go to a host that has the model (see docs/deploy.md)",
         group="ollama",
     )
+    ollama_api_key: str = setting(
+        "",
+        "OLLAMA_API_KEY",
+        _text,
+        "an ollama.com API key, sent as `Authorization: Bearer <key>` to every Ollama host (needed for "
+        "`https://ollama.com` as a host and for the web tools); never logged",
+        group="ollama",
+        repr=False,
+    )
+    ollama_api_keys: tuple = setting(
+        (),
+        "OLLAMA_API_KEYS",
+        None,
+        "per-host keys where hosts differ: `host=key` pairs, comma-separated, each host as OLLAMA_HOST takes it, e.g. "
+        "`https://ollama.com=abc,gpu1:11434=def`; a host named here uses its own key instead of OLLAMA_API_KEY",
+        group="ollama",
+        repr=False,
+    )
+    web_search_url: str = setting(
+        "https://ollama.com",
+        "OLLAMA_WEB_SEARCH_URL",
+        _text,
+        "where `ollama_web_search` and `ollama_web_fetch` send their calls (Ollama's web search API)",
+        group="ollama",
+    )
     ollama_timeout: float = setting(
         300.0,
         "OLLAMA_TIMEOUT",
@@ -793,7 +826,28 @@ def load_config(flags=None, environ=None, env_file=None):
         port = values.get("OLLAMA_PORT")
         port = _int(1, 65535)("OLLAMA_PORT", port) if port not in (None, "") else None
         fields["ollama_url"] = parse_ollama_host(values.get("OLLAMA_HOST"), port)
+    fields["ollama_api_keys"] = _host_keys(values.get("OLLAMA_API_KEYS") or "")
     return Config(**fields)
+
+
+def _host_keys(raw):
+    """OLLAMA_API_KEYS: `host=key` pairs as ((base URL, key), ...); an error never shows a key."""
+    pairs = []
+    for n, item in enumerate(_list("OLLAMA_API_KEYS", raw), 1):
+        host, sep, key = item.rpartition("=")
+        if not sep or not host.strip() or not key.strip():
+            raise ConfigError(f"OLLAMA_API_KEYS: entry {n} is not `host=key` (the key is not shown)")
+        try:
+            url = parse_ollama_host(host)
+        except ConfigError as e:
+            raise ConfigError(f"OLLAMA_API_KEYS: entry {n}: {str(e).removeprefix('OLLAMA_HOST: ')}") from None
+        pairs.append((url, key.strip()))
+    return tuple(pairs)
+
+
+def api_key_for(config, url):
+    """The API key sent to the Ollama host at `url` (its own in OLLAMA_API_KEYS, or OLLAMA_API_KEY)."""
+    return dict(config.ollama_api_keys).get(url.rstrip("/"), config.ollama_api_key)
 
 
 # =============================================================================
@@ -1491,6 +1545,14 @@ def _next_step(status, text):
     return ""
 
 
+def _signin_step(signin_url):
+    """What to do after a 401: Ollama's sign-in URL when it sent one, and the API key."""
+    where = f"run `ollama signin` on the Ollama host or open {signin_url}" if signin_url else "run `ollama signin`"
+    return (
+        f"{where}; for ollama.com as a host (or the web tools), set OLLAMA_API_KEY (https://ollama.com/settings/keys)"
+    )
+
+
 def _ollama_error(status, text):
     """Ollama's own error text, with the next step for the model when there is one."""
     step = _next_step(status, text)
@@ -1556,6 +1618,8 @@ class OllamaClient:
         self._timeouts = {}  # (connect, read) -> urllib3.Timeout, built once each
         self._path = urllib.parse.urlsplit(self.base_url).path  # Ollama behind a proxy may have one
         self._pool_size = config.max_concurrent + self.SPARE_CONNECTIONS
+        key = api_key_for(config, self.base_url)
+        self._auth = {"Authorization": f"Bearer {key}"} if key else {}  # never logged: headers are not
         self._pool = self._new_pool()
         self._retries = config.ollama_retries
         self._retrying = tenacity.Retrying(
@@ -1596,7 +1660,7 @@ class OllamaClient:
             method,
             self._path + path,
             body=data,
-            headers=headers,
+            headers={**self._auth, **headers} if headers else self._auth or None,
             retries=False,
             redirect=False,
             timeout=self._timeout(timeout),
@@ -1697,7 +1761,7 @@ class OllamaClient:
                 "ask for; refused (a proxy in between compressing it?)"
             )
         if response.status >= 400:
-            raise self._http_error(response, timeout)
+            raise self._http_error(response, timeout, path)
         return response
 
     def json(self, method, path, body=None, **kwargs):
@@ -1822,7 +1886,7 @@ class OllamaClient:
             return OllamaError(f"Ollama at {where} closed the connection before answering completely: {e}")
         return OllamaError(f"Request to Ollama at {where} failed: {e}")
 
-    def _http_error(self, response, timeout=None):
+    def _http_error(self, response, timeout=None, path=""):
         """Ollama's error as an OllamaError: its body read at most MAX_UPSTREAM_ERROR bytes, the
         text cut at ERROR_TEXT_CHARS; the connection is then closed (the rest is not read)."""
         status = response.status
@@ -1832,17 +1896,26 @@ class OllamaClient:
             raw = b""
         finally:
             _close(response)
-        text = ""
+        text, signin = "", ""
         try:
             payload = json.loads(raw)
             if isinstance(payload, dict) and "error" in payload:
                 error = payload["error"]
                 text = error.get("message", "") if isinstance(error, dict) else str(error)
+                signin = str(payload.get("signin_url") or "")[:ERROR_TEXT_CHARS]
         except ValueError:
             text = raw.decode("utf-8", "replace").strip()
         text = str(text)
         if len(text) > ERROR_TEXT_CHARS:
             text = f"{text[:ERROR_TEXT_CHARS]}... (cut: a longer error than Ollama sends)"
+        if status == 401:
+            return OllamaError(f"Ollama at {self.base_url}: {text or 'unauthorized'}; {_signin_step(signin)}", 401)
+        if status in (404, 405) and urllib.parse.urlsplit(self.base_url).hostname == "ollama.com":
+            return OllamaError(
+                f"ollama.com (a cloud host) has no {path or 'such endpoint'}: it serves models, not a local server's "
+                "running models, pulls or blobs; ask a local Ollama host for this",
+                status,
+            )
         return _ollama_error(status, text or f"HTTP {status}")
 
 
@@ -6109,7 +6182,7 @@ MODEL = checked(
 MODEL_NAME = ecma_regex(MODEL["pattern"])  # use .search: the pattern is anchored at both ends
 # With several Ollama hosts (OLLAMA_HOSTS), where a model-management call acts.
 NEW_HOST = nullable(checked({"type": "string", "description": "a host URL, or 'all'"}, minLength=1, maxLength=300))
-WHERE_HOST = described(NEW_HOST, "a host URL (default: every host with the model)")
+WHERE_HOST = described(NEW_HOST, "default: every host with the model")
 _DECIMAL = r"[0-9]+(?:\.[0-9]+)?"
 # A Go duration as Ollama parses it ('300', '5m', '1h30m', '-1'): each unit at most once, in
 # order, so no part of the pattern repeats another repetition (no catastrophic backtracking).
@@ -6281,7 +6354,7 @@ SHIFT = _BOOL  # shift the window when the answer fills it (Ollama's default: tr
 
 @tool(
     title="Check Ollama health",
-    description="Is Ollama up? Its version, latency and models; when it is down, the error and the fix.",
+    description="Is Ollama up? Version, latency, models; if down, error and fix.",
     input_schema=strict_object({}),
     output_schema=open_object(
         {
@@ -6306,7 +6379,12 @@ def ollama_check_health(call, args):
         version = ollama.version()
         latency = (time.perf_counter() - start) * 1000
         installed = ollama.installed()
-        loaded = ollama.loaded()
+        try:
+            loaded = ollama.loaded()
+        except OllamaError as e:  # ollama.com as a host has no /api/ps: healthy all the same
+            if e.status not in (404, 405):
+                raise
+            loaded = []
     except OllamaError as e:
         return {
             "healthy": False,
@@ -6326,9 +6404,25 @@ def ollama_check_health(call, args):
         "models_installed": len(installed),
         "models_loaded": [m.get("name") for m in loaded],
     }
+    cloud = _cloud_status(ollama)
+    if cloud:
+        result["cloud"] = cloud
     if ollama.several:  # each host, a down one with its error
         result["hosts"] = ollama.report()
     return result
+
+
+def _cloud_status(ollama):
+    """Ollama's /api/status (since v0.12-ish): whether its cloud models are disabled, and by what
+    (`none`, `env`, `config`, `both`); {} from an Ollama without it."""
+    try:
+        status = ollama.any().json("GET", "/api/status", timeout=(2.0, 5.0)) or {}
+    except OllamaError:
+        return {}
+    cloud = status.get("cloud") if isinstance(status, dict) else None
+    if not isinstance(cloud, dict):
+        return {}
+    return {"disabled": bool(cloud.get("disabled")), "source": str(cloud.get("source") or "")[:40]}
 
 
 # --- models: list, show, pull -------------------------------------------------------------
@@ -6366,12 +6460,25 @@ def _model_summary(entry):
         "format": details.get("format") or "",
         "parent_model": details.get("parent_model") or "",
         **({"hosts": entry["hosts"]} if "hosts" in entry else {}),
+        **_cloud_fields(entry),
+    }
+
+
+def _cloud_fields(entry):
+    """A cloud model (Ollama's `remote_model`/`remote_host`): marked, its remote host named; what
+    it is given goes to that host, not only to the local machine."""
+    if not entry.get("remote_host") and not entry.get("remote_model"):
+        return {}
+    return {
+        "cloud": True,
+        "remote_model": entry.get("remote_model") or "",
+        "remote_host": entry.get("remote_host") or "",
     }
 
 
 @tool(
     title="List installed models",
-    description="The installed models: name, size, family, parameter size, quantization.",
+    description="Installed models: name, size, family, quantization; cloud ones marked.",
     input_schema=strict_object({}),
     output_schema=open_object(
         {"models": {"type": "array", "items": MODEL_SUMMARY}, "count": _INT}, ["models", "count"]
@@ -6419,14 +6526,14 @@ def _arch_value(model_info, suffix):
 
 
 INCLUDE_LICENSE = checked(
-    {"type": "boolean", "description": "the whole license text"},
+    {"type": "boolean"},
     description="include the whole license text (often tens of KB); default: its first characters",
 )
 
 
 @tool(
     title="Show model details",
-    description=("One model's capabilities, details, context length, parameters, template, system prompt, Modelfile."),
+    description="One model's capabilities, details, parameters, template, system prompt, Modelfile.",
     input_schema=strict_object(
         {
             "model": MODEL,
@@ -6500,7 +6607,24 @@ def model_details(client, name, verbose=False, include_license=False):
         "modelfile": _modelfile_text(shown.get("modelfile") or "", include_license),
         "model_info": info,
         "modified_at": shown.get("modified_at") or "",
+        **_newer_show_fields(shown),
+        **_cloud_fields(shown),
     }
+
+
+TENSORS_SHOWN = 5  # of a verbose show's tensors (thousands in a large model): the count and these
+
+
+def _newer_show_fields(shown):
+    """What current Ollama's show adds (renderer, parser, requires, projector_info, tensors), bounded."""
+    out = {k: str(shown[k])[:LICENSE_SHOWN] for k in ("renderer", "parser", "requires") if shown.get(k)}
+    projector = {k: v for k, v in (shown.get("projector_info") or {}).items() if v is not None}
+    if projector:
+        out["projector_info"] = projector
+    tensors = shown.get("tensors") or []
+    if tensors:
+        out["tensors"] = {"count": len(tensors), "first": tensors[:TENSORS_SHOWN]}
+    return out
 
 
 def registry_host(name):
@@ -6533,11 +6657,9 @@ def _check_registry(config, name, insecure=False):
 
 @tool(
     title="Pull a model",
-    description=(
-        "Download a model from the Ollama library, e.g. 'qwen2.5:0.5b' (minutes: progress with a progressToken)."
-    ),
+    description=("Download a model, e.g. 'qwen2.5:0.5b' (minutes; progress)."),
     input_schema=strict_object(
-        {"model": MODEL, "insecure": {"type": "boolean", "description": "allow an http registry"}, "host": NEW_HOST},
+        {"model": MODEL, "insecure": _BOOL, "host": NEW_HOST},
         ["model"],
     ),
     output_schema=open_object(
@@ -6566,13 +6688,47 @@ def ollama_pull_model(call, args):
     return {**result, "hosts": [c.base_url for c in targets]} if call.ollama.several else result
 
 
-def _pull(call, client, args):
-    """One pull on one host, its progress sent as it goes."""
+@tool(
+    title="Push a model",
+    description="Upload a model to its registry, e.g. 'me/m:tag' (progress).",
+    input_schema=strict_object({"model": MODEL, "insecure": _BOOL}, ["model"]),
+    output_schema=open_object(
+        {"model": _STR, "status": _STR, "total_bytes": _INT, "statuses": {"type": "array", "items": _STR}},
+        ["model", "status"],
+    ),
+    read_only=False,
+    idempotent=True,
+    open_world=True,
+    destructive=True,
+    task=True,
+)
+def ollama_push_model(call, args):
+    call.model = args["model"]
+    host = registry_host(args["model"])
+    if host not in call.config.push_registries:
+        raise ToolError(
+            f"{args['model']!r} would go to registry {host!r}, which this server does not push to (allowed: "
+            f"{', '.join(call.config.push_registries) or 'none'}; the operator sets MCP_PUSH_REGISTRIES: a push "
+            "sends the model out)"
+        )
+    if args.get("insecure") and host not in call.config.insecure_registries:
+        raise ToolError(
+            f"insecure=true is refused for {host!r}: only registries in MCP_INSECURE_REGISTRIES may be reached "
+            "without TLS; call again without insecure"
+        )
+    client = call.ollama.for_model(args["model"])
+    result = yield from _pull(call, client, args, "/api/push")
+    result.pop("size_human", None)
+    return result
+
+
+def _pull(call, client, args, path="/api/pull"):
+    """One pull (or push) on one host, its progress sent as it goes."""
     layers = {}  # digest -> (completed, total)
     statuses = []
     status = ""
     last_sent = 0.0
-    for chunk in client.stream("/api/pull", _pick(args, "model", "insecure"), call):
+    for chunk in client.stream(path, _pick(args, "model", "insecure"), call):
         status = chunk.get("status") or status
         if chunk.get("digest") and chunk.get("total"):
             layers[chunk["digest"]] = (chunk.get("completed") or 0, chunk["total"])
@@ -6588,7 +6744,8 @@ def _pull(call, client, args):
     total = sum(t for _, t in layers.values())
     if status != "success":
         raise OllamaError(
-            f"pull of {args['model']} on {client.base_url} ended without success (last status: {status or 'none'})"
+            f"{path[5:]} of {args['model']} on {client.base_url} ended without success (last status: "
+            f"{status or 'none'})"
         )
     return {
         "model": args["model"],
@@ -6597,6 +6754,89 @@ def _pull(call, client, args):
         "size_human": human_bytes(total) if total else None,
         "statuses": statuses,
     }
+
+
+# --- the web: Ollama's web search API (ollama.com, with an API key) ---------------------------
+
+WEB_CONTENT_CHARS = 1500  # of each search result's content
+WEB_PAGE_CHARS = 12_000  # of a fetched page's content
+WEB_LINKS = 20  # of a fetched page's links
+WEB_TIMEOUT = 30.0
+
+
+def _web(call, path, body):
+    """POST `body` to Ollama's web search API (OLLAMA_WEB_SEARCH_URL) with the API key."""
+    config = call.config
+    try:
+        url = parse_ollama_host(config.web_search_url)
+    except ConfigError:
+        raise ToolError(f"OLLAMA_WEB_SEARCH_URL {config.web_search_url!r} is not an http(s) URL") from None
+    if not (dict(config.ollama_api_keys).get(url) or config.ollama_api_key):
+        raise ToolError(
+            "the web tools need an ollama.com API key: the operator sets OLLAMA_API_KEY (make one at "
+            "https://ollama.com/settings/keys)"
+        )
+    client = OllamaClient(dataclasses.replace(config, ollama_url=url, ollama_timeout=WEB_TIMEOUT, max_concurrent=1))
+    try:
+        return client.json("POST", path, body, call=call) or {}
+    finally:
+        client.close()
+
+
+def _bounded(text, limit):
+    text = str(text or "")
+    return text if len(text) <= limit else f"{text[:limit].rstrip()}... ({len(text)} characters, cut)"
+
+
+@tool(
+    title="Search the web",
+    description="Search the web (Ollama's API): title, url, content of each result.",
+    input_schema=strict_object(
+        {
+            "query": checked({"type": "string"}, minLength=1, maxLength=2000),
+            "max_results": {"type": "integer", "minimum": 1, "maximum": 10},
+        },
+        ["query"],
+    ),
+    output_schema=open_object({"results": {"type": "array", "items": {"type": "object"}}, "count": _INT}, ["results"]),
+    read_only=True,
+    idempotent=False,
+    open_world=True,
+)
+def ollama_web_search(call, args):
+    answer = _web(call, "/api/web_search", _pick(args, "query", "max_results"))
+    results = [
+        {
+            "title": _bounded(r.get("title"), 300),
+            "url": str(r.get("url") or ""),
+            "content": _bounded(r.get("content"), WEB_CONTENT_CHARS),
+        }
+        for r in (answer.get("results") or [])[:10]
+        if isinstance(r, dict)
+    ]
+    return {"results": results, "count": len(results)}
+
+
+@tool(
+    title="Fetch a web page",
+    description="Read a web page (Ollama's API): title, content, links.",
+    input_schema=strict_object({"url": checked({"type": "string"}, minLength=1, maxLength=2000)}, ["url"]),
+    output_schema=open_object({"title": _STR, "content": _STR, "links": {"type": "array", "items": _STR}}, ["content"]),
+    read_only=True,
+    idempotent=False,
+    open_world=True,
+)
+def ollama_web_fetch(call, args):
+    answer = _web(call, "/api/web_fetch", {"url": args["url"]})
+    links = [str(link) for link in (answer.get("links") or [])]
+    out = {
+        "title": _bounded(answer.get("title"), 300),
+        "content": _bounded(answer.get("content"), WEB_PAGE_CHARS),
+        "links": links[:WEB_LINKS],
+    }
+    if len(links) > WEB_LINKS:
+        out["links_total"] = len(links)
+    return out
 
 
 # --- generation: generate and chat, plain and streaming -----------------------------------
@@ -7124,7 +7364,7 @@ def ollama_chat_stream(call, args):
 
 @tool(
     title="Delete a model",
-    description="Delete an installed model (this cannot be undone).",
+    description="Delete a model for good.",
     input_schema=strict_object({"model": MODEL, "host": WHERE_HOST}, ["model"]),
     output_schema=open_object({"model": _STR, "deleted": _BOOL, "message": _STR, "hosts": _STRS}, ["model", "deleted"]),
     read_only=False,
@@ -7148,7 +7388,7 @@ def ollama_delete_model(call, args):
 
 @tool(
     title="Copy a model",
-    description="Copy a model to a new name; an existing model of that name is replaced.",
+    description="Copy a model to a new name (replacing one).",
     input_schema=strict_object({"source": MODEL, "destination": MODEL, "host": WHERE_HOST}, ["source", "destination"]),
     output_schema=open_object(
         {"source": _STR, "destination": _STR, "copied": _BOOL, "message": _STR}, ["source", "destination", "copied"]
@@ -7172,7 +7412,7 @@ def ollama_copy_model(call, args):
 
 @tool(
     title="Get a model's Modelfile",
-    description="A model's Modelfile text, e.g. as a start for ollama_create_model.",
+    description="A model's Modelfile (a start for ollama_create_model).",
     input_schema=strict_object({"model": MODEL, "include_license": INCLUDE_LICENSE}, ["model"]),
     output_schema=open_object({"model": _STR, "modelfile": _STR}, ["model", "modelfile"]),
     read_only=True,
@@ -7202,7 +7442,7 @@ def _blob_exists(client, digest):
 
 @tool(
     title="Check a blob",
-    description="Whether Ollama's blob store has a file with this digest.",
+    description="Has Ollama a blob of this digest?",
     input_schema=strict_object({"digest": DIGEST}, ["digest"]),
     output_schema=open_object({"digest": _STR, "exists": _BOOL}, ["digest", "exists"]),
     read_only=True,
@@ -7785,7 +8025,7 @@ PROCESS = open_object(
 
 @tool(
     title="List loaded models",
-    description="The models loaded in memory: size, VRAM share, context length, when each unloads.",
+    description="Loaded models: size, VRAM, context length, unload time.",
     input_schema=strict_object({}),
     output_schema=open_object({"models": {"type": "array", "items": PROCESS}, "count": _INT}, ["models", "count"]),
     read_only=True,
@@ -7804,7 +8044,7 @@ def ollama_list_processes(call, args):
 
 @tool(
     title="Unload a model from memory",
-    description="Free a model's RAM and VRAM now; it stays installed.",
+    description="Free a model's memory now (it stays installed).",
     input_schema=strict_object({"model": MODEL}, ["model"]),
     output_schema=open_object(
         {"model": _STR, "was_loaded": _BOOL, "unloaded": _BOOL, "freed": _NULLABLE_STR, "message": _STR},
@@ -7831,7 +8071,7 @@ def ollama_unload_model(call, args):
 
 @tool(
     title="Get Ollama's version",
-    description="Ollama's version and address, and this server's version.",
+    description="Versions of Ollama and this server; Ollama's address.",
     input_schema=strict_object({}),
     output_schema=open_object({"version": _STR, "url": _STR, "server_version": _STR}, ["version", "url"]),
     read_only=True,
@@ -7852,7 +8092,7 @@ def _find_model(models, name):
 
 @tool(
     title="Get a model's size",
-    description="A model's disk size and, when it is loaded, its memory and VRAM size.",
+    description="A model's disk size and, if loaded, memory and VRAM.",
     input_schema=strict_object({"model": MODEL}, ["model"]),
     output_schema=open_object(
         {
@@ -7917,7 +8157,7 @@ def _show_all(call, names):
 
 @tool(
     title="Get every model's details",
-    description="Every installed model with its capabilities, context length and parameters.",
+    description="Every model with capabilities, context length, parameters.",
     input_schema=strict_object({}),
     output_schema=open_object(
         {
@@ -7967,13 +8207,13 @@ def ollama_get_models_info(call, args):
 
 REQUEST_ID = {
     "anyOf": [_STR, _INT],
-    "description": "the request_id of the call to cancel, as the listing shows it (a number may be given as a string)",
+    "description": "as the listing shows it",
 }
 
 
 @tool(
     title="List or cancel running calls",
-    description=("List your running calls, or cancel one by request_id (it is answered with the text so far)."),
+    description="List your running calls, or cancel one (it returns its text so far).",
     input_schema=strict_object({"request_id": nullable(REQUEST_ID)}),
     output_schema=open_object(
         {
@@ -8259,7 +8499,7 @@ def _timed_check(name, fn):
 
 @tool(
     title="Validate a model",
-    description=("Check that a model works: installed, readable, loads and answers; each check timed, with a verdict."),
+    description=("Check a model works: installed, loads, answers; timed checks, a verdict."),
     input_schema=strict_object({"model": MODEL}, ["model"]),
     output_schema=open_object(
         {
@@ -8363,13 +8603,12 @@ def _search_score(query_words, model, capabilities):
 @tool(
     title="Search models",
     description=(
-        "Search installed models by name, family, size or capability ('vision', 'qwen 7b'); remote=true asks "
-        "ollama.com too."
+        "Find installed models by name, family, size, capability ('vision', 'qwen 7b'); remote: ollama.com too."
     ),
     input_schema=strict_object(
         {
             "query": checked(_STR, minLength=1, maxLength=200),
-            "remote": {"type": "boolean", "description": "also search ollama.com (needs internet)"},
+            "remote": {"type": "boolean", "description": "also ollama.com"},
             "limit": checked({"type": "integer", "minimum": 1, "default": 20}, maximum=200),
         },
         ["query"],
@@ -8438,7 +8677,7 @@ def ollama_search_models(call, args):
 
 @tool(
     title="Save a chat context",
-    description=("Save messages under a session_id (replace or append), to continue with ollama_chat's session_id."),
+    description="Save messages under a session_id (replace/append) for ollama_chat's session_id.",
     input_schema=strict_object(
         {
             "session_id": SESSION_ID,
@@ -8488,7 +8727,7 @@ def ollama_load_context(call, args):
 
 @tool(
     title="Clear a chat context",
-    description="Delete the messages saved under a session_id.",
+    description="Delete a session_id's saved messages.",
     input_schema=strict_object({"session_id": SESSION_ID}, ["session_id"]),
     output_schema=open_object({"session_id": _STR, "deleted": _BOOL}, ["session_id", "deleted"]),
     read_only=False,
@@ -8692,11 +8931,27 @@ def _render_persona(server, principal, args):
     ]
 
 
+def _remote_host(server, name):
+    """The remote host of a cloud model (Ollama's `remote_host`), "" for a local one or when unknown."""
+    try:
+        entries = server.ollama.installed()
+    except OllamaError:
+        return ""
+    wanted = full_model_name(name)
+    return next((e.get("remote_host") or "" for e in entries if full_model_name(e.get("name") or "") == wanted), "")
+
+
 def _render_summarize(server, principal, args):
     style = args.get("style") or "a short paragraph"
+    remote = _remote_host(server, args["model"])
+    where = (
+        f"the cloud model {args['model']} (the text goes to its remote host, {remote}, not only to this machine)"
+        if remote
+        else f"the local model {args['model']}"
+    )
     return f"Summarise a text with {args['model']}", [
         _user(
-            f"Summarise the text below with the local model {args['model']}: call the ollama_generate tool with "
+            f"Summarise the text below with {where}: call the ollama_generate tool with "
             f"model '{args['model']}' and a prompt that asks for a summary as {style}, followed by the text. "
             "Show me the summary it returns, and say if it missed anything important.\n\n"
             f"Text:\n{args['text']}"
@@ -8748,11 +9003,12 @@ PROMPTS = (
     ),
     Prompt(
         "summarize_text",
-        "Summarise with a local model",
-        "Summarise a text with a model running on this machine, so the text never leaves it.",
+        "Summarise with a model",
+        "Summarise a text with an Ollama model: a local one keeps the text on the Ollama host; a cloud model "
+        "(`cloud: true` in the listings) sends it to its remote host.",
         (
             ("text", "the text to summarise", True),
-            ("model", "the local model to use", True),
+            ("model", "the model to use (a local one keeps the text local)", True),
             ("style", "e.g. 'three bullet points', 'one sentence'", False),
         ),
         "ollama_generate",
@@ -8768,6 +9024,7 @@ BUILTIN.fill(
         ollama_list_models,
         ollama_show_model,
         ollama_pull_model,
+        ollama_push_model,
         ollama_generate,
         ollama_generate_stream,
         ollama_chat,
@@ -8790,6 +9047,8 @@ BUILTIN.fill(
         ollama_compare_models,
         ollama_validate_model,
         ollama_search_models,
+        ollama_web_search,
+        ollama_web_fetch,
         ollama_save_context,
         ollama_load_context,
         ollama_clear_context,
@@ -8996,6 +9255,8 @@ def run_check(config, out=sys.stdout):
             shown = f"<{len(value)} token(s)>" if value else "none (open to whoever can reach the port)"
         elif value == f.default:
             shown = f"{_default_text(f)} (default)"
+        elif not f.repr:  # a secret (the API keys): only whether it is set
+            shown = f"<{len(value)} host(s)>" if isinstance(value, tuple) else "<set>"
         elif f.name == "state_url":
             shown = redacted_url(value)  # its password never shows
         else:

@@ -79,6 +79,9 @@ CALLS = [
     ("ollama_delete_model", {"model": f"{NAME}-backup"}),
     ("ollama_delete_model", {"model": NAME}),
     ("ollama_pull_model", {"model": "tinyllama"}),
+    ("ollama_push_model", {"model": "tinyllama"}),
+    ("ollama_web_search", {"query": "what is ollama?", "max_results": 2}),
+    ("ollama_web_fetch", {"url": "https://ollama.com"}),
     (
         "ollama_save_context",
         {"session_id": "trip-planning", "messages": [{"role": "user", "content": "I am planning a trip to Lisbon."}]},
@@ -102,7 +105,7 @@ def _shorten(value):
 
 def run(ollama_url):
     with tempfile.TemporaryDirectory() as data:
-        # The library URL points at a closed local port: no traffic leaves this machine.
+        # The library and web search URLs point at a closed local port: no traffic leaves this machine.
         config = ollama_mcp.Config(
             host="127.0.0.1",
             port=0,
@@ -111,6 +114,7 @@ def run(ollama_url):
             tools_dir=data,
             ollama_timeout=180,
             model_library_url="http://127.0.0.1:9",
+            web_search_url="http://127.0.0.1:9",
         )
         srv = ollama_mcp.make_http_server(config)
         threading.Thread(target=srv.serve_forever, daemon=True).start()

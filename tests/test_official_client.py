@@ -36,6 +36,9 @@ ALL_CALLS = [
     ("ollama_unload_model", {"model": "gemma3:270m"}),
     ("ollama_search_models", {"query": "gemma"}),
     ("ollama_pull_model", {"model": "tinyllama"}),
+    ("ollama_push_model", {"model": "me/gemma3:270m"}),  # refused: no MCP_PUSH_REGISTRIES by default
+    ("ollama_web_search", {"query": "ollama"}),  # refused: no OLLAMA_API_KEY
+    ("ollama_web_fetch", {"url": "https://ollama.com"}),  # refused: no OLLAMA_API_KEY
     ("ollama_copy_model", {"source": "gemma3:270m", "destination": "client-copy"}),
     ("ollama_create_model", {"model": "client-persona", "modelfile": "FROM gemma3:270m\nSYSTEM You are terse.\n"}),
     ("ollama_update_model", {"model": "client-persona", "modelfile": "PARAMETER temperature 0.2\n"}),
@@ -146,7 +149,12 @@ def test_every_tool_works_in_both_eras(target, mode):
     listed, results = anyio.run(main)
     assert listed == [t.name for t in ollama_mcp.BUILTIN_TOOLS]
     assert sorted({name for name, _ in ALL_CALLS}) == sorted(listed), "ALL_CALLS covers every tool"
+    refused = {"ollama_push_model": "MCP_PUSH_REGISTRIES", "ollama_web_search": "OLLAMA_API_KEY"}
+    refused["ollama_web_fetch"] = "OLLAMA_API_KEY"  # their success: tests/test_ollama_now_cloud.py
     for name, result in results:
+        if name in refused:
+            assert result.is_error is True and refused[name] in result.content[0].text, (name, result.content)
+            continue
         assert result.is_error is False, (name, result.content)
         assert result.structured_content, name
     out = dict(results)

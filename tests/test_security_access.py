@@ -119,6 +119,7 @@ def test_exposure_warning_only_beyond_loopback_without_token():
 
 CHANGING = {
     "ollama_pull_model",
+    "ollama_push_model",
     "ollama_delete_model",
     "ollama_copy_model",
     "ollama_create_model",

@@ -37,6 +37,15 @@ HINTS = {
         "downloads from a registry (open world); replaces an installed model of that name with the registry's "
         "(destructive); pulling again changes nothing more",
     ),
+    "ollama_push_model": (
+        False, True, True, True,
+        "sends a model out to a registry (open world); replaces the registry's model of that name (destructive); "
+        "pushing again changes nothing more",
+    ),
+    "ollama_web_search": (
+        *R, False, True, "asks Ollama's web search API on the internet (open world); results change over time",
+    ),
+    "ollama_web_fetch": (*R, False, True, "fetches a page from the internet (open world); pages change over time"),
     "ollama_delete_model": (False, True, True, False, "removes a model for good; deleting again changes nothing"),
     "ollama_copy_model": (
         False, True, True, False, "writes the destination, replacing a model of that name; the same copy twice is one",
