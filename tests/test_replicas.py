@@ -105,3 +105,51 @@ def test_without_shared_state_round_robin_loses_sessions(deployment):
     served = sessions_served(deployment(2))
     print(f"without MCP_STATE_URL: {served}/10 sessions served through round robin")
     assert served < 10
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+def test_three_replicas_behind_the_documented_nginx_serve_the_official_client(deployment, redis_url, mode):
+    # Round robin sends each request to the next replica: the session, the saved context and every
+    # call must hold whichever replica answers.
+    import anyio
+    from mcp import Client
+
+    url = deployment(3, MCP_STATE_URL=redis_url)
+    messages = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]
+
+    async def main():
+        async with Client(url, mode=mode) as client:
+            tools = [t.name for t in (await client.list_tools()).tools]
+            saved = await client.call_tool("ollama_save_context", {"session_id": f"s-{mode}", "messages": messages})
+            loaded = [await client.call_tool("ollama_load_context", {"session_id": f"s-{mode}"}) for _ in range(3)]
+            versions = [await client.call_tool("ollama_get_version", {}) for _ in range(6)]
+            return tools, saved, loaded, versions
+
+    tools, saved, loaded, versions = anyio.run(main)
+    assert "ollama_save_context" in tools and saved.is_error is False
+    assert all(r.is_error is False and r.structured_content["messages"] == messages for r in loaded)
+    assert all(r.is_error is False for r in versions)
+
+
+def test_a_call_on_one_replica_is_listed_and_cancelled_through_nginx(deployment, redis_url, fake):
+    # The slow stream lands on one replica; the listing and the cancel, round robin, on the others.
+    import json
+
+    from conftest import iter_sse
+
+    url = deployment(2, MCP_STATE_URL=redis_url)
+    fake.chunk_delay = 0.2
+    runner = McpHttpClient(url)
+    runner.initialize()
+    r = runner.start("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, msg_id=41)
+    events = iter_sse(r)
+    next(events)
+    other = McpHttpClient(url)
+    other.initialize()
+    seen = [other.call("ollama_cancel_request")[0]["structuredContent"]["calls"] for _ in range(2)]
+    assert all([c["request_id"] for c in calls] == [41] for calls in seen), seen  # from both replicas
+    assert other.call("ollama_cancel_request", {"request_id": 41})[0]["structuredContent"]["cancelled"] is True
+    answer = [json.loads(e["data"]) for e in events][-1]
+    assert answer["id"] == 41 and "ollama_cancel_request" in answer["result"]["content"][0]["text"]
+    assert fake.aborted.wait(5)
+    r.close()
