@@ -153,3 +153,47 @@ def test_a_call_on_one_replica_is_listed_and_cancelled_through_nginx(deployment,
     assert answer["id"] == 41 and "ollama_cancel_request" in answer["result"]["content"][0]["text"]
     assert fake.aborted.wait(5)
     r.close()
+
+
+def test_gunicorn_with_two_workers_on_shared_state_as_documented(fake, redis_url, tmp_path):
+    # The document's command, its address and Redis replaced: sessions survive whichever worker a
+    # connection lands on, concurrent calls of one session included, and DELETE ends the session.
+    import concurrent.futures
+    import os
+    import shlex
+
+    pytest.importorskip("gunicorn")
+    line = next(
+        line for line in (ROOT / "docs" / "deploy.md").read_text().splitlines() if " gunicorn -k gthread -w 2 " in line
+    )
+    words = shlex.split(line)
+    env = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-") and w.split("=")[0].isupper())
+    command = [w for w in words if not ("=" in w and w.split("=")[0].isupper())]
+    port = free_port()
+    command = [sys.executable, "-m", *[f"127.0.0.1:{port}" if w == "127.0.0.1:4838" else w for w in command]]
+    env |= {"MCP_STATE_URL": redis_url, "OLLAMA_HOST": fake.url, "MCP_DATA_DIR": str(tmp_path / "d")}
+    env |= {"MCP_TOOLS_DIR": str(tmp_path / "none"), "LOG_LEVEL": "WARNING", "PATH": os.environ["PATH"]}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: listening(port), timeout=20), "gunicorn did not start"
+        url = f"http://127.0.0.1:{port}/mcp"
+        assert sessions_served(url) == 10
+        client = McpHttpClient(url)
+        client.initialize()
+
+        def one(i):
+            fresh = McpHttpClient(url)  # a connection of its own: gunicorn may hand it to either worker
+            fresh.session_id = client.session_id
+            return fresh.call("ollama_get_version", msg_id=100 + i)[0]["isError"]
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(one, range(8))) == [False] * 8
+        import requests
+
+        assert requests.delete(url, headers=client.headers(), timeout=5).status_code in (200, 204)
+        gone = McpHttpClient(url)
+        gone.session_id = client.session_id
+        assert gone.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(10)
