@@ -1329,6 +1329,10 @@ class _RequestHandler(WSGIRequestHandler):
         if problem:
             self._refuse(problem)
             return
+        with self.server.answering():
+            self._answer()
+
+    def _answer(self):
         environ = self.environ = self.make_environ()
         body = None
         if environ.get("wsgi.input_terminated"):  # a chunked request body ends the connection
@@ -1457,6 +1461,25 @@ class _HttpServer(ThreadedWSGIServer):
         self._open = {}  # client address -> open connections
         self._open_total = 0
         self._open_lock = threading.Lock()
+        self._answering = 0  # requests whose response is not written to its end yet
+        self._answered = threading.Condition()
+
+    @contextlib.contextmanager
+    def answering(self):
+        with self._answered:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._answered:
+                self._answering -= 1
+                self._answered.notify_all()
+
+    def wait_answered(self, timeout):
+        """Wait until every request being served has its response written (shutdown: a call that
+        finished is answered before the process exits); True if so."""
+        with self._answered:
+            return self._answered.wait_for(lambda: not self._answering, timeout)
 
     def _take(self, address):
         with self._open_lock:
@@ -6155,6 +6178,8 @@ def serve(config):
             log.info("stopping: %d calls get %g s to finish", mcp.slots.running, config.shutdown_grace)
         if not mcp.stop(config.shutdown_grace):
             log.warning("%d tool calls still running at exit", mcp.slots.running)
+        if not srv.wait_answered(2.0):
+            log.warning("exiting with answers still being written")
         mcp.close()
         log.info("ollama-mcp stopped")
 

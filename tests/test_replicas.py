@@ -64,6 +64,7 @@ def deployment(fake, tmp_path):
         ports = [free_port() for _ in range(n)]
         for port in ports:
             penv = {"PATH": "/usr/bin:/bin", "MCP_TOOLS_DIR": str(tmp_path / "no-packs"), "LOG_LEVEL": "WARNING"}
+            penv["MCP_RATE_LIMIT"] = "0"  # every request comes from nginx's one address (a test sets its own)
             penv.update(MCP_DATA_DIR=str(tmp_path / f"data{len(procs)}"), **env)
             cmd = [sys.executable, str(ROOT / "ollama_mcp.py"), "--host", "127.0.0.1", "--port", str(port)]
             procs.append(subprocess.Popen([*cmd, "--ollama-url", fake.url], env=penv, stderr=subprocess.DEVNULL))
@@ -105,6 +106,25 @@ def test_without_shared_state_round_robin_loses_sessions(deployment):
     served = sessions_served(deployment(2))
     print(f"without MCP_STATE_URL: {served}/10 sessions served through round robin")
     assert served < 10
+
+
+def burst_answered(url, calls=12):
+    """How many of `calls` stateless calls in a row were answered (the others: 429)."""
+    from test_protocol_stateless import modern
+
+    params = {"name": "ollama_get_version", "arguments": {}}
+    codes = [modern(url, "tools/call", params).status_code for _ in range(calls)]
+    assert set(codes) <= {200, 429}, codes
+    return codes.count(200)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_burst_limit_through_nginx_holds_for_the_deployment_only_with_shared_state(deployment, redis_url, shared):
+    # Two replicas, a burst of 6 each, 12 calls round robin: one bucket with Redis, two without.
+    env = {"MCP_RATE_LIMIT": "1", "MCP_RATE_BURST": "6"} | ({"MCP_STATE_URL": redis_url} if shared else {})
+    answered = burst_answered(deployment(2, **env))
+    print(f"MCP_STATE_URL {'set' if shared else 'unset'}: {answered}/12 answered under a burst of 6")
+    assert answered == (6 if shared else 12)
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
@@ -173,6 +193,7 @@ def test_gunicorn_with_two_workers_on_shared_state_as_documented(fake, redis_url
     command = [sys.executable, "-m", *[f"127.0.0.1:{port}" if w == "127.0.0.1:4838" else w for w in command]]
     env |= {"MCP_STATE_URL": redis_url, "OLLAMA_HOST": fake.url, "MCP_DATA_DIR": str(tmp_path / "d")}
     env |= {"MCP_TOOLS_DIR": str(tmp_path / "none"), "LOG_LEVEL": "WARNING", "PATH": os.environ["PATH"]}
+    env["MCP_RATE_LIMIT"] = "0"  # ~70 requests from one address would pass the default burst of 60
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: listening(port), timeout=20), "gunicorn did not start"
