@@ -5,6 +5,7 @@ with MCP_STATE_URL; without it (the old per-process behaviour) they do not. Skip
 redis-server or nginx (Debian: apt-get install redis-server nginx) or the redis package."""
 
 import importlib.util
+import json
 import re
 import shutil
 import socket
@@ -12,8 +13,9 @@ import subprocess
 import sys
 
 import pytest
+from test_protocol_stateless import listen, modern
 
-from conftest import ROOT, McpHttpClient, wait_for
+from conftest import INIT, ROOT, McpHttpClient, error_text, iter_sse, wait_for
 
 pytestmark = [
     pytest.mark.replicas,
@@ -44,15 +46,49 @@ def doc_nginx(listen_port, replica_ports):
     return "\n".join(lines)
 
 
+class Redis:
+    """A redis-server of its own on a loopback port; AOF on, so a restart keeps what it held."""
+
+    def __init__(self, folder):
+        self.folder, self.port = folder, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+
+    def start(self):
+        args = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.folder),
+        ]
+        self.proc = subprocess.Popen(
+            [*args, "--appendonly", "yes", "--appendfsync", "always"], stdout=subprocess.DEVNULL
+        )
+        assert wait_for(lambda: listening(self.port), timeout=10), "redis-server did not start"
+        return self
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(10)
+
+
 @pytest.fixture
-def redis_url(tmp_path):
-    port = free_port()
-    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-    assert wait_for(lambda: listening(port), timeout=10), "redis-server did not start"
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(10)
+def redis(tmp_path):
+    server = Redis(tmp_path).start()
+    yield server
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        server.proc.wait(10)
+
+
+@pytest.fixture
+def redis_url(redis):
+    return redis.url
 
 
 @pytest.fixture
@@ -110,7 +146,6 @@ def test_without_shared_state_round_robin_loses_sessions(deployment):
 
 def burst_answered(url, calls=12):
     """How many of `calls` stateless calls in a row were answered (the others: 429)."""
-    from test_protocol_stateless import modern
 
     params = {"name": "ollama_get_version", "arguments": {}}
     codes = [modern(url, "tools/call", params).status_code for _ in range(calls)]
@@ -153,9 +188,6 @@ def test_three_replicas_behind_the_documented_nginx_serve_the_official_client(de
 
 def test_a_call_on_one_replica_is_listed_and_cancelled_through_nginx(deployment, redis_url, fake):
     # The slow stream lands on one replica; the listing and the cancel, round robin, on the others.
-    import json
-
-    from conftest import iter_sse
 
     url = deployment(2, MCP_STATE_URL=redis_url)
     fake.chunk_delay = 0.2
@@ -218,3 +250,65 @@ def test_gunicorn_with_two_workers_on_shared_state_as_documented(fake, redis_url
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_listen_through_nginx_hears_copies_made_through_either_replica(deployment, redis_url):
+    # Round robin: the listen lands on one replica, the two copies on the other and on the same one.
+
+    url = deployment(2, MCP_STATE_URL=redis_url)
+    uris = ["ollama://models/copy-a", "ollama://models/copy-b"]
+    r = listen(url, {"resourceSubscriptions": uris})
+    events = iter_sse(r)
+    assert json.loads(next(events)["data"])["method"] == "notifications/subscriptions/acknowledged"
+    for name in ("copy-a", "copy-b"):
+        copy = {"name": "ollama_copy_model", "arguments": {"source": "gemma3:270m", "destination": name}}
+        assert modern(url, "tools/call", copy).json()["result"]["isError"] is False
+    heard = {json.loads(next(events)["data"])["params"]["uri"] for _ in range(2)}
+    assert heard == set(uris)
+    r.close()
+
+
+def test_the_per_client_cap_through_nginx_holds_for_the_deployment(deployment, redis_url, fake):
+    # Every request comes from nginx's address: one client, one slot across both replicas.
+    url = deployment(2, MCP_STATE_URL=redis_url, MCP_MAX_CONCURRENT_PER_CLIENT="1")
+    fake.chunk_delay = 0.2
+    runner = McpHttpClient(url)
+    runner.initialize()
+    r = runner.start("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, msg_id=3)
+
+    next(iter_sse(r))
+    busy = []
+    for i in range(2):  # one lands on each replica
+        other = McpHttpClient(url)
+        other.initialize()
+        busy.append(other.post({"jsonrpc": "2.0", "id": 4 + i, "method": "tools/call",
+                                "params": {"name": "ollama_get_version", "arguments": {}}}).text)  # fmt: skip
+    assert all("Server busy" in text and "MCP_MAX_CONCURRENT_PER_CLIENT=1" in text for text in busy), busy
+    assert any("across the deployment" in text for text in busy), busy  # the replica not running it knew too
+    r.close()
+    assert fake.aborted.wait(5)
+    later = McpHttpClient(url)
+    later.initialize()
+    assert wait_for(lambda: later.call("ollama_get_version")[0]["isError"] is False, timeout=5)
+
+
+def test_redis_killed_and_restarted_behind_nginx(deployment, redis, fake):
+    # While Redis is gone: what needs it says so, the rest answers. Back (AOF): the session and the
+    # saved context are there again, on whichever replica; no replica restarted.
+
+    url = deployment(2, MCP_STATE_URL=redis.url)
+    client = McpHttpClient(url)
+    client.initialize()
+    messages = [{"role": "user", "content": "kept"}]
+    assert client.call("ollama_save_context", {"session_id": "k", "messages": messages})[0]["isError"] is False
+    redis.kill()
+    for _ in range(2):  # each replica
+        text = error_text(modern(url, "tools/call", {"name": "ollama_load_context", "arguments":
+                          {"session_id": "k"}}).json()["result"])  # fmt: skip
+        assert redis.url in text and "does not answer" in text, text
+        version = modern(url, "tools/call", {"name": "ollama_get_version", "arguments": {}}).json()
+        assert version["result"]["isError"] is False
+        assert McpHttpClient(url).post(INIT).status_code == 503
+    redis.start()
+    loaded = [client.call("ollama_load_context", {"session_id": "k"})[0] for _ in range(2)]
+    assert all(r["isError"] is False and r["structuredContent"]["messages"] == messages for r in loaded), loaded
