@@ -30,7 +30,7 @@ __all__ = [  # the Python API of a copied-in file (docs/api_reference.md); the b
     "Ollama", "OllamaClient", "read_body", "BodyTooLarge", "BodyTimeout", "human_bytes", "full_model_name",
     "tool", "Tool", "Call", "Progress", "Log", "Registry", "check_tool", "strict_object", "open_object", "whole",
     "checked", "described", "nullable", "published", "ecma_regex",
-    "Resource", "ResourceTemplate", "Prompt", "Catalogue", "BUILTIN",
+    "Resource", "ResourceTemplate", "Blob", "Prompt", "Catalogue", "BUILTIN", "IMAGES_URI",
     "MODEL", "OPTIONS", "KEEP_ALIVE", "IMAGES", "FORMAT", "THINK", "SESSION_ID", "BUILTIN_TOOLS",
     "ContextStore", "load_tool_packs", "build_registry",
     "McpServer", "RequestContext", "Session", "Who", "Stream", "Exchange",
@@ -129,7 +129,8 @@ MODELS_URI = "ollama://models"  # resources: the installed models; + "/<name>" f
 RUNNING_URI = "ollama://running"
 CONTEXTS_URI = "ollama://contexts"  # + "/<session_id>" for one saved conversation
 DEFAULT_OLLAMA_PORT = 11434
-JSON_MIME = "application/json"  # every resource of this server is JSON
+JSON_MIME = "application/json"  # every resource of this server is JSON, but the images
+IMAGES_URI = "ollama://images"  # + "/<path>" (percent-encoded): an image file inside MCP_IMAGE_DIRS
 PROGRESS_INTERVAL = 0.25  # seconds between count-style progress notifications
 DISCONNECT_PROBE_INTERVAL = 0.25  # seconds between checks that the client of a running call is still there
 TICKER_LINGER = 60.0  # seconds a helper thread (keep-alives, the call watcher) waits for work before it ends
@@ -429,7 +430,8 @@ class Config:
         (),
         "MCP_IMAGE_DIRS",
         _paths,
-        "folders, `:`-separated, an image path in `images` may read (at most MCP_MAX_BODY_BYTES each)",
+        "folders, `:`-separated, that `images` may read (by path, `ollama://images/` or `file://` URI; at most "
+        "MCP_MAX_BODY_BYTES each) and resources/list offers",
         shown="none (image paths refused)",
     )
     batch_concurrency: int = setting(
@@ -3699,7 +3701,7 @@ def whole(body):
     ECMAScript; the validator reads patterns so, see `ecma_regex`), so `"abc\\n"` does not pass.
     Keep `body` free of nested repetition: jsonschema runs patterns holding the GIL, so a
     backtracking pattern stalls the whole server."""
-    return f"^(?:{body})$"
+    return f"^(?:{body})$" if "|" in body else f"^{body}$"  # the group only where an alternation needs it
 
 
 def published(schema):
@@ -3929,13 +3931,19 @@ Resource.__doc__ = (
     "A fixed resource; `tool` is the tool whose exposure it follows; `read(server, principal)` gives its JSON."
 )
 ResourceTemplate = namedtuple(
-    "ResourceTemplate", "uri_template prefix variable name title description tool read complete private listed"
+    "ResourceTemplate",
+    "uri_template prefix variable name title description tool read complete private listed mime offered",
+    defaults=(JSON_MIME, None),
 )
 ResourceTemplate.__doc__ = (
     "Resources named by one variable after `prefix`; `read(server, principal, value)`, "
     "`complete(server, principal, prefix)`; `private`: each principal reads its own (no shared caching); "
-    "`listed(server, principal)`: resources/list entries of the values worth listing (or None)."
+    "`listed(server, principal)`: resources/list entries of the values worth listing (or None); `mime`: what "
+    "`read` gives (JSON; None when its Blobs differ); `offered(config)`: whether this configuration offers it "
+    "at all (None: always, while its tool is exposed)."
 )
+Blob = namedtuple("Blob", "mime data")
+Blob.__doc__ = "What a reader returns for a binary resource: its media type and its bytes (sent base64)."
 Prompt = namedtuple("Prompt", "name title description arguments tool render complete")
 Prompt.__doc__ = (
     "A prompt template; `arguments` are (name, description, required); `render(server, principal, "
@@ -4582,7 +4590,9 @@ class McpServer:
         self._tool_specs = [t.spec() for t in self.registry]
         self.catalogue = catalogue
         self.resources = [r for r in catalogue.resources if r.tool in self.registry]
-        self.templates = [t for t in catalogue.templates if t.tool in self.registry]
+        self.templates = [
+            t for t in catalogue.templates if t.tool in self.registry and (t.offered is None or t.offered(config))
+        ]
         self.prompts = {p.name: p for p in catalogue.prompts if p.tool in self.registry}
         self.server_info = {"name": SERVER_NAME, "title": SERVER_TITLE, "version": __version__}
         # Without tokens every client sees the same lists; with them, shared caches stay out.
@@ -5262,13 +5272,8 @@ class McpServer:
 
     def rpc_resources_templates_list(self, params, request):
         entries = [
-            {
-                "uriTemplate": t.uri_template,
-                "name": t.name,
-                "title": t.title,
-                "description": t.description,
-                "mimeType": JSON_MIME,
-            }
+            {"uriTemplate": t.uri_template, "name": t.name, "title": t.title, "description": t.description}
+            | ({"mimeType": t.mime} if t.mime else {})
             for t in self.templates
         ]
         return self._listing(request, entries, params, "resourceTemplates", LIST_TTL_MS)
@@ -5305,7 +5310,11 @@ class McpServer:
                 f"Resource not found: {uri}. resources/list and resources/templates/list show what can be read.",
                 {"uri": uri},
             )
-        result = {"contents": [{"uri": uri, "mimeType": JSON_MIME, "text": dumps(content)}]}
+        if isinstance(content, Blob):
+            entry = {"uri": uri, "mimeType": content.mime, "blob": base64.b64encode(content.data).decode("ascii")}
+        else:
+            entry = {"uri": uri, "mimeType": JSON_MIME, "text": dumps(content)}
+        result = {"contents": [entry]}
         return self._cached(result, 0 if private else MODELS_TTL_MS, private) if request.modern else result
 
     def rpc_prompts_list(self, params, request):
@@ -6239,12 +6248,13 @@ THINK = {
     "anyOf": [_BOOL, {"type": "string", "enum": ["low", "medium", "high", "max"]}],
 }
 IMAGES = checked(
-    {"type": "array", "items": _STR, "description": "base64 or a path"},
+    {"type": "array", "items": _STR, "description": "base64, path or URI"},
     maxItems=16,
     items={
         "type": "string",
         "minLength": 4,
-        "description": "an image as base64 (no data: prefix), or a .png/.jpg/.gif/.webp path inside MCP_IMAGE_DIRS",
+        "description": "an image as base64 (no data: prefix), or a .png/.jpg/.gif/.webp path inside MCP_IMAGE_DIRS, "
+        "or its ollama://images/... or file:// URI",
     },
 )
 SESSION_ID = checked(
@@ -6945,17 +6955,35 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")  # PNG, JPEG, GIF; WEBP below
 
 
+def _image_path(raw):
+    """The file path an image URI names (`ollama://images/<path>`, its resource, or `file://<path>`),
+    percent-decoded; None for any other URI."""
+    for prefix in (IMAGES_URI + "/", "file://"):
+        if raw.startswith(prefix):
+            return urllib.parse.unquote(raw[len(prefix) :])
+    return None
+
+
 def _image(config, raw, field):
     """One entry of `images` as Ollama takes it (base64). Base64 has no '.' nor ':', so a value with
-    an image suffix is a path (read inside MCP_IMAGE_DIRS only) and one with '://' a URI; which is
-    which is decided from the text alone."""
+    '://' is a URI (an image resource of this server, or file://) and one with an image suffix a
+    path (read inside MCP_IMAGE_DIRS only); which is which is decided from the text alone."""
     if "://" in raw:
-        raise ToolError(
-            f"{field}: {raw[:100]!r} is a URI, and this server serves no image resources (its ollama:// resources "
-            "are JSON): pass the image as base64, or as a file path inside MCP_IMAGE_DIRS"
-        )
+        path = _image_path(raw)
+        if path is None:
+            raise ToolError(
+                f"{field}: {raw[:100]!r} is a URI this server cannot read: pass the image as base64, as a path "
+                f"inside MCP_IMAGE_DIRS, or as its {IMAGES_URI}/... resource (resources/list shows them)"
+            )
+        return base64.b64encode(_image_file(config, path, field)[1]).decode("ascii")
     if not raw.lower().endswith(_IMAGE_SUFFIXES):
         return raw
+    return base64.b64encode(_image_file(config, raw, field)[1]).decode("ascii")
+
+
+def _image_file(config, raw, field):
+    """(media type, bytes) of the image file `raw` inside MCP_IMAGE_DIRS, checked by suffix, size
+    and first bytes; ToolError naming `field` otherwise (the same words for every path outside)."""
     allowed = tuple(Path(d).expanduser().resolve() for d in config.image_dirs)
     path = _inside(raw, allowed) if allowed else None
     if path is None:  # the same words for every path outside, whether it exists or not
@@ -6963,8 +6991,8 @@ def _image(config, raw, field):
             f"{field}: image path {raw[:300]!r} refused: it is outside MCP_IMAGE_DIRS (the folders the operator "
             "lets this server read images from; none when unset): pass the image as base64"
         )
-    if not path.is_file():  # inside the folders, so saying so tells nothing new; a FIFO would block
-        raise ToolError(f"{field}: {raw[:300]!r} is not a file (inside MCP_IMAGE_DIRS)")
+    if not raw.lower().endswith(_IMAGE_SUFFIXES) or not path.is_file():  # a FIFO would block
+        raise ToolError(f"{field}: {raw[:300]!r} is not a .png/.jpg/.gif/.webp file (inside MCP_IMAGE_DIRS)")
     limit = config.max_body_bytes
     try:
         with open(path, "rb") as f:
@@ -6973,10 +7001,12 @@ def _image(config, raw, field):
         raise ToolError(f"{field}: cannot read {raw[:300]!r}: {e.strerror or e}") from None
     if len(data) > limit:
         raise ToolError(f"{field}: {raw[:300]!r} is over {limit} bytes (MCP_MAX_BODY_BYTES): use a smaller image")
-    webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    if not webp and not data.startswith(_IMAGE_MAGIC):
+    mime = "image/webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else None
+    for magic, kind in zip(_IMAGE_MAGIC, ("image/png", "image/jpeg", "image/gif", "image/gif"), strict=True):
+        mime = mime or (kind if data.startswith(magic) else None)
+    if mime is None:
         raise ToolError(f"{field}: {raw[:300]!r} is not a PNG, JPEG, GIF or WEBP image (by its first bytes)")
-    return base64.b64encode(data).decode("ascii")
+    return mime, data
 
 
 def _with_images(config, body):
@@ -8836,6 +8866,45 @@ def _read_context(server, principal, session_id):
     return server.store.load(principal, session_id)
 
 
+IMAGES_LISTED = 100  # image files resources/list shows at most (any inside MCP_IMAGE_DIRS can be read)
+IMAGES_SCANNED = 10_000  # entries of each folder looked at for that list
+
+
+def _read_image(server, principal, path):
+    """An image file inside MCP_IMAGE_DIRS as a Blob; None (not found) for anything else, whatever
+    exists there."""
+    try:
+        return Blob(*_image_file(server.config, path, "uri"))
+    except ToolError:
+        return None
+
+
+def _image_files(server):
+    """The first IMAGES_LISTED image files in MCP_IMAGE_DIRS (a link that leads outside: not one)."""
+    files = []
+    allowed = tuple(Path(d).expanduser().resolve() for d in server.config.image_dirs)
+    for root in allowed:
+        try:
+            found = sorted(
+                p
+                for p in itertools.islice(root.rglob("*"), IMAGES_SCANNED)  # a huge folder costs no more
+                if p.suffix.lower() in _IMAGE_SUFFIXES and _inside(str(p), allowed)
+            )
+        except OSError:
+            continue
+        files += [p for p in found if p.is_file()][: IMAGES_LISTED - len(files)]
+    return files
+
+
+def _listed_images(server, principal):
+    entries = []
+    for path in _image_files(server):
+        uri = f"{IMAGES_URI}/{urllib.parse.quote(str(path), safe='')}"
+        mime = "image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else f"image/{path.suffix.lower()[1:]}"
+        entries.append({"uri": uri, "name": path.name, "title": path.name, "description": str(path), "mimeType": mime})
+    return entries
+
+
 RESOURCES = (
     Resource(
         MODELS_URI,
@@ -8884,6 +8953,21 @@ RESOURCE_TEMPLATES = (
         lambda server, principal, prefix: _context_ids(server, principal, prefix),
         True,
         None,
+    ),
+    ResourceTemplate(
+        f"{IMAGES_URI}/{{path}}",
+        f"{IMAGES_URI}/",
+        "path",
+        "image",
+        "An image",
+        "An image file inside MCP_IMAGE_DIRS, by its path; pass the URI in `images` of generate or chat.",
+        "ollama_generate",
+        _read_image,
+        lambda server, principal, prefix: [str(p) for p in _image_files(server) if str(p).startswith(prefix)],
+        False,
+        _listed_images,
+        None,  # PNG, JPEG, GIF or WEBP: each read says which
+        lambda config: bool(config.image_dirs),
     ),
 )
 

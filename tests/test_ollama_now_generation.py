@@ -307,10 +307,59 @@ def test_a_message_image_refused_names_its_field(vision_client):
     assert result["isError"] and "messages[0].images[1]" in error_text(result)
 
 
-def test_an_image_by_resource_uri_is_refused_clearly(vision_client, fake):
-    result = generate_image(vision_client, "ollama://models/qwen3:0.6b")
-    assert result["isError"] and "serves no image resources" in error_text(result)
+def test_a_uri_that_names_no_image_resource_is_refused_clearly(vision_client, fake):
+    for uri in ("ollama://models/qwen3:0.6b", "https://example.org/cat.png"):
+        result = generate_image(vision_client, uri)
+        assert result["isError"] and "a URI this server cannot read" in error_text(result)
+        assert "ollama://images/" in error_text(result)
     assert fake.bodies("/api/generate") == []
+
+
+def test_images_in_the_allowed_dirs_are_resources_a_tool_takes_by_uri(start_server, fake, images):
+    # resources/list names each image (not the link that leads outside), the official client reads
+    # one as a blob, and generate and chat take its URI, or a file:// URI, as they take a path.
+    import urllib.parse
+
+    import anyio
+    from mcp import Client
+
+    fake.models["qwen3:0.6b"].show["capabilities"].append("vision")
+    server = start_server(image_dirs=(str(images),), max_body_bytes=4096)
+    cat = f"ollama://images/{urllib.parse.quote(str(images.resolve() / 'cat.png'), safe='')}"
+
+    async def main():
+        async with Client(server.url, mode="2026-07-28") as client:
+            listed = {str(r.uri): r for r in (await client.list_resources()).resources}
+            templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+            read = await client.read_resource(cat)
+            by_uri = await client.call_tool("ollama_generate", {"model": "qwen3:0.6b", "prompt": "?", "images": [cat]})
+            message = {"role": "user", "content": "?", "images": [f"file://{images / 'cat.png'}"]}
+            by_file = await client.call_tool("ollama_chat", {"model": "qwen3:0.6b", "messages": [message]})
+            return listed, templates, read, by_uri, by_file
+
+    listed, templates, read, by_uri, by_file = anyio.run(main)
+    assert "ollama://images/{path}" in templates
+    assert cat in listed and listed[cat].mime_type == "image/png"
+    assert not any("link.png" in uri for uri in listed), "the link to a file outside is not offered"
+    (content,) = read.contents
+    assert content.mime_type == "image/png" and base64.b64decode(content.blob) == PNG
+    assert by_uri.is_error is False and by_file.is_error is False
+    sent = base64.b64encode(PNG).decode()
+    assert fake.bodies("/api/generate")[-1]["images"] == [sent]
+    assert fake.bodies("/api/chat")[-1]["messages"][0]["images"] == [sent]
+    c = server.client()
+    c.initialize()
+    secret = f"ollama://images/{urllib.parse.quote(str(images / 'link.png'), safe='')}"
+    for uri in (secret, cat.replace("cat.png", "missing.png")):  # one answer for both
+        response, _ = c.request("resources/read", {"uri": uri})
+        assert response["error"]["code"] in (-32002, -32602) and "Resource not found" in response["error"]["message"]
+    result = generate_image(c, secret)
+    assert result["isError"] and "outside MCP_IMAGE_DIRS" in error_text(result)
+
+
+def test_without_image_dirs_there_is_no_image_template(client):
+    response, _ = client.request("resources/templates/list")
+    assert "ollama://images/{path}" not in [t["uriTemplate"] for t in response["result"]["resourceTemplates"]]
 
 
 # --- against a real Ollama v0.24.0 (OLLAMA_TEST_URL): what it supports of these -----------------------
@@ -388,4 +437,4 @@ def test_an_image_path_that_is_no_file_is_refused_without_blocking(vision_client
     (images / "dir.png").mkdir()
     for name in ("pipe.png", "dir.png", "missing.png"):
         result = generate_image(vision_client, str(images / name))
-        assert result["isError"] and "is not a file" in error_text(result)
+        assert result["isError"] and "is not a .png/.jpg/.gif/.webp file" in error_text(result)
