@@ -1648,11 +1648,12 @@ class OllamaClient:
         self._pool = self._new_pool()
         self._retries = config.ollama_retries
         self._retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_retry_safe),
+            retry=tenacity.retry_if_exception(self._retry_safe),
             stop=tenacity.stop_after_attempt(config.ollama_retries + 1),
             wait=tenacity.wait_exponential(multiplier=0.1, max=1.0),
             reraise=True,
         )
+        self.hands_over = False  # one of several hosts: a refused connection goes to the next host, not again here
         self.in_flight = 0  # calls of this server running on this host (routing of several hosts)
         self.up = None  # what the last call found: None (not asked yet), True, or False with `error`
         self.error = None
@@ -1703,7 +1704,7 @@ class OllamaClient:
         try:
             return self._send(*args)
         except Exception as e:
-            if self._retries == 0 or not _retry_safe(e):
+            if self._retries == 0 or not self._retry_safe(e):
                 raise
             first = [e]
 
@@ -1713,6 +1714,13 @@ class OllamaClient:
             return self._send(*args)
 
         return self._retrying(attempt)
+
+    def _retry_safe(self, e):
+        """Whether to send again after `e`: nothing reached Ollama (see `_retry_safe`), and no other
+        host takes a refused request (retrying a host that refuses would only delay the move)."""
+        if self.hands_over and isinstance(e, urllib3.exceptions.NewConnectionError):
+            return False
+        return _retry_safe(e)
 
     def request(self, method, path, body=None, *, timeout=None, data=None, headers=None, call=None):
         """Send one request; return its whole body (bytes) or raise OllamaError. `body` goes as
@@ -2072,6 +2080,8 @@ class Ollama:
         self.members = [HostState(c) for c in clients]
         self.url = ", ".join(h.url for h in self.members)
         self.several = len(self.members) > 1  # results name the hosts; routing needs the inventory
+        for host in self.members:
+            host.client.hands_over = self.several
         self._lock = threading.Lock()
         self._thread = None
         self._stop = threading.Event()
@@ -6307,6 +6317,7 @@ OPTIONS = checked(
         "main_gpu": {"type": "integer", "minimum": 0},
         "num_thread": {"type": "integer", "minimum": 0},
         "use_mmap": _BOOL,
+        "draft_num_predict": {"type": "integer", "minimum": 0, "description": "tokens the DRAFT model proposes"},
         **{
             name: {"type": kind, "description": f"accepted for compatibility; Ollama ignores it: {why}"}
             for name, (kind, why) in IGNORED_OPTIONS.items()
@@ -7280,6 +7291,7 @@ CHAT_TOOL = checked(
     **strict_object(
         {
             "type": {"type": "string", "enum": ["function"]},
+            "items": {"description": "Ollama's Tool.items, passed on as given"},
             "function": strict_object(
                 {"name": _STR, "description": _STR, "parameters": _OPEN},
                 ["name"],
@@ -7923,7 +7935,13 @@ def _embed(call, args, inputs):
 
 
 def _embed_legacy(call, client, common, inputs):
-    """Old servers: /api/embeddings, one prompt per request."""
+    """Old servers: /api/embeddings, one prompt per request. What it cannot do is refused, not dropped."""
+    for name, wanted in (("dimensions", "dimensions" in common), ("truncate", common.get("truncate") is False)):
+        if wanted:
+            raise ToolError(
+                f"{name}: the Ollama at {client.base_url} is too old for it (it has no /api/embed, only "
+                f"/api/embeddings): leave {name} out, or update Ollama"
+            )
     vectors = []
     started = time.perf_counter()
     for text in inputs:

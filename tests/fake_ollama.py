@@ -6,25 +6,26 @@ against it, and a few bodies it serves verbatim): the same field names, status c
 empty bodies, NDJSON streams and error texts, Go's JSON syntax errors included. Where the captures
 are silent it follows Ollama's v0.24.0 source (server/routes.go, server/create.go, api/types.go,
 openai/ and middleware/openai.go): the order of its checks, "missing request body", the
-/v1 OpenAI-compatible routes. What came after v0.24.0 follows Ollama's v0.32.15 source (the newest
-release tag: api/types.go, api/client.go, server/routes.go, server/images.go, docs/api.md,
-docs/api/authentication.mdx, docs/capabilities/web-search.mdx): cloud models (`remote_model`,
-`remote_host` in tags and show; a 401 `{"error": "unauthorized", "signin_url": ...}` for one while
-not signed in), show's newer fields (renderer, parser, requires, projector_info, tensors), the
-streamed /api/push, and ollama.com's side: with `api_key` set every request needs
-`Authorization: Bearer <api_key>`, and /api/web_search and /api/web_fetch answer.
-`fake.newest()` adds what only the newer Ollama has (the cloud model, projector_info);
-the captures' replay runs without it. It records every request (and its Authorization header),
-streams with a configurable delay per chunk, and notices when a client closes a stream early (as
-Ollama does, it then stops).
+/v1 OpenAI-compatible routes, and what v0.24.0 already had beyond the captures: the think levels
+("max" included) and the "invalid think value" error, a tool message's `tool_call_id`, show's
+renderer, parser, requires, remote_model/remote_host, projector_info and tensors, create's
+renderer/parser/requires, /api/push and /api/status. What came after v0.24.0 follows Ollama's
+v0.32.15 source (the newest release tag; v0.33.0-rc2's api/types.go and server/routes.go are the
+same: api/types.go, api/client.go, server/routes.go, server/create.go, server/images.go,
+docs/api.md, docs/api/authentication.mdx, docs/capabilities/web-search.mdx): create's
+draft_files (a DRAFT line) checked like files, cloud models in the
+listings (a 401 `{"error": "unauthorized", "signin_url": ...}` for one while not signed in), and
+ollama.com's side: with `api_key` set every request needs `Authorization: Bearer <api_key>`, and
+/api/web_search and /api/web_fetch answer. `/api/version` says 0.24.0 either way.
+`fake.newest()` adds what only a current Ollama serves (the cloud model, projector_info,
+/api/status); the captures' replay runs without it. It records every request (and its
+Authorization header), streams with a configurable delay per chunk, and notices when a client
+closes a stream early (as Ollama does, it then stops).
 
 Its state is plain attributes a test may set: `models` (name -> tags entry and show body), `blobs`
 (digest -> bytes), `loaded` (name -> expires_at). It cannot read weights, so a model created from
 files is what the model of that name already was (Ollama reuses the layers, as capture 38 shows),
 or a copy of gemma3:270m when the name is new.
-
-From Ollama v0.32.15's source (api/types.go ThinkValue, server/create.go): the think levels
-("max" included) and the "invalid think value" error; create's draft_files checked like files.
 
     fake = FakeOllama().start()
     fake.url                      # http://127.0.0.1:PORT

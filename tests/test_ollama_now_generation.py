@@ -33,6 +33,21 @@ def test_a_tool_round_trip_with_tool_call_id_reaches_ollama_intact(client, fake)
     assert fake.bodies("/api/chat")[-1]["messages"] == messages
 
 
+def test_current_ollamas_tool_items_and_draft_num_predict_reach_it(client, fake):
+    # v0.32's api.Tool has `items` and its Runner options `draft_num_predict` (with DRAFT models).
+    tools = [{"type": "function", "items": {"type": "string"}, "function": {"name": "f", "parameters": {}}}]
+    args = chat_args(tools=tools, options={"draft_num_predict": 4})
+    result = client.call("ollama_chat", args)[0]
+    assert not result.get("isError"), error_text(result)
+    sent = fake.bodies("/api/chat")[-1]
+    assert sent["tools"] == tools and sent["options"]["draft_num_predict"] == 4
+    modelfile = "FROM gemma3:270m\nPARAMETER draft_num_predict 6\n"
+    assert client.call("ollama_create_model", {"model": "drafted", "modelfile": modelfile})[0]["isError"] is False
+    assert fake.bodies("/api/create")[-1]["parameters"] == {"draft_num_predict": 6}
+    bad = client.call("ollama_chat", chat_args(options={"draft_num_predict": -1}))[0]
+    assert bad["isError"] and "draft_num_predict" in error_text(bad)
+
+
 def test_a_message_field_ollama_does_not_know_is_still_refused(client):
     bad = {"role": "tool", "content": "x", "tool_call": "call_1"}
     result = client.call("ollama_chat", {"model": "qwen3:0.6b", "messages": [bad]})[0]

@@ -57,6 +57,16 @@ def test_embeddings_fall_back_to_the_legacy_endpoint(client, server, fake):
     assert fake.bodies("/api/embeddings") == [{"model": "all-minilm", "prompt": "hi"}]
 
 
+def test_the_legacy_endpoint_refuses_what_it_cannot_do_instead_of_dropping_it(client, fake):
+    fake.fail("/api/embed", 404, "404 page not found", times=2)
+    for extra, name in (({"dimensions": 8}, "dimensions"), ({"truncate": False}, "truncate")):
+        result = client.call("ollama_embeddings", {"model": "all-minilm", "input": "hi", **extra})[0]
+        assert (
+            result["isError"] and error_text(result).startswith(f"{name}: ") and "update Ollama" in error_text(result)
+        )
+    assert fake.bodies("/api/embeddings") == []
+
+
 def test_embeddings_too_long_without_truncate(client):
     text = error_text(
         client.call("ollama_embeddings", {"model": "all-minilm", "input": "word " * 600, "truncate": False})[0]
