@@ -337,6 +337,7 @@ def test_images_in_the_allowed_dirs_are_resources_a_tool_takes_by_uri(start_serv
 
     import anyio
     from mcp import Client
+    from mcp.types import ResourceTemplateReference
 
     fake.models["qwen3:0.6b"].show["capabilities"].append("vision")
     server = start_server(image_dirs=(str(images),), max_body_bytes=4096)
@@ -347,12 +348,15 @@ def test_images_in_the_allowed_dirs_are_resources_a_tool_takes_by_uri(start_serv
             listed = {str(r.uri): r for r in (await client.list_resources()).resources}
             templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
             read = await client.read_resource(cat)
+            ref = ResourceTemplateReference(type="ref/resource", uri="ollama://images/{path}")
+            completed = await client.complete(ref, {"name": "path", "value": str(images.resolve() / "c")})
             by_uri = await client.call_tool("ollama_generate", {"model": "qwen3:0.6b", "prompt": "?", "images": [cat]})
             message = {"role": "user", "content": "?", "images": [f"file://{images / 'cat.png'}"]}
             by_file = await client.call_tool("ollama_chat", {"model": "qwen3:0.6b", "messages": [message]})
-            return listed, templates, read, by_uri, by_file
+            return listed, templates, read, completed, by_uri, by_file
 
-    listed, templates, read, by_uri, by_file = anyio.run(main)
+    listed, templates, read, completed, by_uri, by_file = anyio.run(main)
+    assert completed.completion.values == [str(images.resolve() / "cat.png")]
     assert "ollama://images/{path}" in templates
     assert cat in listed and listed[cat].mime_type == "image/png"
     assert not any("link.png" in uri for uri in listed), "the link to a file outside is not offered"
