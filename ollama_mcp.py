@@ -596,7 +596,7 @@ class Config:
         "MCP_SHUTDOWN_GRACE",
         _seconds(0, 3600),
         "on SIGTERM: seconds running calls get to finish before they are cancelled (each still answered, with "
-        "the text so far)",
+        "the text so far); the process exits at most 4 s later",
         group="limits",
     )
     max_sessions: int = setting(
@@ -1168,6 +1168,7 @@ class Upstream:
 
 
 ATTACHING = threading.local()  # .upstream: the Upstream of the request this thread is sending
+HANDOVER = threading.local()  # .possible: another host takes this thread's request if its host fails to connect
 
 
 class _OneWrite:
@@ -1403,6 +1404,10 @@ class _RequestHandler(WSGIRequestHandler):
 
     def _refuse(self, problem, code=400):
         """A plain answer and a closed connection, for a request that cannot be served safely."""
+        with self.server.answering():
+            self._refuse_now(problem, code)
+
+    def _refuse_now(self, problem, code):
         status = HTTPStatus(code)
         body = f"{status.phrase}: {problem}\n".encode()
         head = (
@@ -1653,7 +1658,6 @@ class OllamaClient:
             wait=tenacity.wait_exponential(multiplier=0.1, max=1.0),
             reraise=True,
         )
-        self.hands_over = False  # one of several hosts: a refused connection goes to the next host, not again here
         self.in_flight = 0  # calls of this server running on this host (routing of several hosts)
         self.up = None  # what the last call found: None (not asked yet), True, or False with `error`
         self.error = None
@@ -1715,11 +1719,13 @@ class OllamaClient:
 
         return self._retrying(attempt)
 
-    def _retry_safe(self, e):
+    @staticmethod
+    def _retry_safe(e):
         """Whether to send again after `e`: nothing reached Ollama (see `_retry_safe`), and no other
-        host takes a refused request (retrying a host that refuses would only delay the move)."""
-        if self.hands_over and isinstance(e, urllib3.exceptions.NewConnectionError):
-            return False
+        host would take the request at once (HANDOVER): retrying a host that refuses or does not
+        answer the connection would only delay the move."""
+        if getattr(HANDOVER, "possible", False) and isinstance(e, urllib3.exceptions.ConnectTimeoutError):
+            return False  # NewConnectionError (refused) is a ConnectTimeoutError in urllib3 2
         return _retry_safe(e)
 
     def request(self, method, path, body=None, *, timeout=None, data=None, headers=None, call=None):
@@ -2019,6 +2025,14 @@ class _Failover:
     def __getattr__(self, attr):
         return getattr(self.client, attr)
 
+    def _sending(self):
+        """HANDOVER.possible while a request goes out: set when another host that answers has the
+        model (a connect failure then moves the request there instead of retrying this host)."""
+        wanted = full_model_name(self._name)
+        HANDOVER.possible = any(
+            h.client is not self.client and h.up and wanted in h.installed for h in self._ollama.members
+        )
+
     def _moved(self, error):
         """Whether the request may go to another host after `error`, and if so to which."""
         if not getattr(error, "host_down", False):
@@ -2032,11 +2046,14 @@ class _Failover:
 
     def _each(self, method, *args, **kwargs):
         for _ in self._ollama.members:
+            self._sending()
             try:
                 return getattr(self.client, method)(*args, **kwargs)
             except OllamaError as e:
                 if not self._moved(e):
                     raise
+            finally:
+                HANDOVER.possible = False
         return getattr(self.client, method)(*args, **kwargs)
 
     def request(self, *args, **kwargs):
@@ -2048,14 +2065,17 @@ class _Failover:
     def stream(self, *args, **kwargs):
         for _ in self._ollama.members:
             chunks = self.client.stream(*args, **kwargs)
+            self._sending()
             try:
-                first = next(chunks)
+                first = next(chunks)  # the request goes out here
             except StopIteration as stop:
                 return stop.value
             except OllamaError as e:
                 if self._moved(e):
                     continue
                 raise
+            finally:
+                HANDOVER.possible = False
             yield first
             return (yield from chunks)
         return (yield from self.client.stream(*args, **kwargs))
@@ -2080,8 +2100,6 @@ class Ollama:
         self.members = [HostState(c) for c in clients]
         self.url = ", ".join(h.url for h in self.members)
         self.several = len(self.members) > 1  # results name the hosts; routing needs the inventory
-        for host in self.members:
-            host.client.hands_over = self.several
         self._lock = threading.Lock()
         self._thread = None
         self._stop = threading.Event()
@@ -2819,6 +2837,7 @@ class Slots:
 
 STATE_KEEP_SECONDS = 2.0  # how often a replica renews what it holds
 STATE_LEASE_SECONDS = 10  # what a replica holds outlives its last renewal by this much
+STATE_SUBSCRIBE_WAIT = 1.0  # seconds a new listen waits for the pub/sub subscription to be confirmed
 
 _TOKEN_BUCKET = """
 local now = redis.call('TIME')
@@ -2943,6 +2962,7 @@ class SharedState:
         self._handlers = {}  # channel -> function(message dict)
         self._keepers = []  # functions(pipeline) the keeper runs each round
         self._started = False
+        self._subscribed = threading.Event()  # Redis confirmed the listener's subscriptions
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._warned = 0.0
@@ -2997,6 +3017,12 @@ class SharedState:
             threading.Thread(target=self._keep, name="state-keeper", daemon=True).start()
             threading.Thread(target=self._listen, name="state-listener", daemon=True).start()
 
+    def wait_subscribed(self):
+        """Wait (at most STATE_SUBSCRIBE_WAIT) until Redis has confirmed this replica's
+        subscriptions, so that what another replica publishes from now on is heard."""
+        self.start()
+        return self._subscribed.wait(STATE_SUBSCRIBE_WAIT)
+
     def alive(self, replicas):
         """The replicas among `replicas` whose keeper renewed their lease in time."""
         replicas = sorted(set(replicas))
@@ -3021,12 +3047,16 @@ class SharedState:
     def _listen(self):
         backoff = 0.5
         while not self._stop.is_set():
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.redis.pubsub()
             try:
                 pubsub.subscribe(*self._handlers)
-                backoff = 0.5
+                backoff, confirmed = 0.5, 0
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "subscribe":
+                        confirmed += 1
+                        if confirmed == len(self._handlers):
+                            self._subscribed.set()
                     if message is None or message.get("type") != "message":
                         continue
                     handler = self._handlers.get(message["channel"])
@@ -3035,6 +3065,7 @@ class SharedState:
                     except Exception:
                         log.exception("a shared-state message could not be handled")
             except self.errors as e:
+                self._subscribed.clear()
                 if self._stop.is_set():
                     break
                 self.down(e, "listening for cancels and changes")
@@ -3264,8 +3295,8 @@ class SharedChangeFeed(ChangeFeed):
 
     def add(self, subscription):
         super().add(subscription)
-        if isinstance(subscription, Subscription):
-            self.shared.start()
+        if isinstance(subscription, Subscription):  # before its acknowledgement: it hears what follows
+            self.shared.wait_subscribed()
 
     def publish(self, uri, principal=None, listed=False):
         super().publish(uri, principal, listed)
@@ -6951,8 +6982,10 @@ def _inside(raw, allowed):
     """`raw` resolved (symlinks followed) when it lies inside one of the `allowed` folders, else
     None: one answer for every path outside, whatever exists there. `~user` is never expanded
     (which users exist is not the caller's business), nor is a path that cannot be resolved told
-    apart."""
+    apart; a `..` part is refused (whether `x/..` resolves inside depends on what `x` is)."""
     if raw.startswith("~") and not raw.startswith(("~/", "~\\")) and raw != "~":
+        return None
+    if ".." in re.split(r"[/\\]", raw):  # resolve() reads `..` after a missing part as text: an oracle
         return None
     try:
         path = Path(raw).expanduser()
@@ -6967,11 +7000,13 @@ _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")  # 
 
 
 def _image_path(raw):
-    """The file path an image URI names (`ollama://images/<path>`, its resource, or `file://<path>`),
-    percent-decoded; None for any other URI."""
-    for prefix in (IMAGES_URI + "/", "file://"):
-        if raw.startswith(prefix):
-            return urllib.parse.unquote(raw[len(prefix) :])
+    """The file path an image URI names (`ollama://images/<path>`, its resource, or a local
+    `file:///<path>`, RFC 8089), percent-decoded; None for any other URI."""
+    if raw.startswith(IMAGES_URI + "/"):
+        return urllib.parse.unquote(raw[len(IMAGES_URI) + 1 :])
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost") and not parts.query and not parts.fragment:
+        return urllib.parse.unquote(parts.path)
     return None
 
 
@@ -6992,6 +7027,16 @@ def _image(config, raw, field):
     return base64.b64encode(_image_file(config, raw, field)[1]).decode("ascii")
 
 
+def _image_kind(head):
+    """The media type its first 12 bytes say an image is (PNG, JPEG, GIF, WEBP), else None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, kind in zip(_IMAGE_MAGIC, ("image/png", "image/jpeg", "image/gif", "image/gif"), strict=True):
+        if head.startswith(magic):
+            return kind
+    return None
+
+
 def _image_file(config, raw, field):
     """(media type, bytes) of the image file `raw` inside MCP_IMAGE_DIRS, checked by suffix, size
     and first bytes; ToolError naming `field` otherwise (the same words for every path outside)."""
@@ -7002,7 +7047,11 @@ def _image_file(config, raw, field):
             f"{field}: image path {raw[:300]!r} refused: it is outside MCP_IMAGE_DIRS (the folders the operator "
             "lets this server read images from; none when unset): pass the image as base64"
         )
-    if not raw.lower().endswith(_IMAGE_SUFFIXES) or not path.is_file():  # a FIFO would block
+    try:
+        is_file = path.is_file()  # a FIFO would block
+    except OSError as e:  # a folder it may not enter, a name too long
+        raise ToolError(f"{field}: cannot read {raw[:300]!r}: {e.strerror or e}") from None
+    if not raw.lower().endswith(_IMAGE_SUFFIXES) or not is_file:
         raise ToolError(f"{field}: {raw[:300]!r} is not a .png/.jpg/.gif/.webp file (inside MCP_IMAGE_DIRS)")
     limit = config.max_body_bytes
     try:
@@ -7012,9 +7061,7 @@ def _image_file(config, raw, field):
         raise ToolError(f"{field}: cannot read {raw[:300]!r}: {e.strerror or e}") from None
     if len(data) > limit:
         raise ToolError(f"{field}: {raw[:300]!r} is over {limit} bytes (MCP_MAX_BODY_BYTES): use a smaller image")
-    mime = "image/webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else None
-    for magic, kind in zip(_IMAGE_MAGIC, ("image/png", "image/jpeg", "image/gif", "image/gif"), strict=True):
-        mime = mime or (kind if data.startswith(magic) else None)
+    mime = _image_kind(data)
     if mime is None:
         raise ToolError(f"{field}: {raw[:300]!r} is not a PNG, JPEG, GIF or WEBP image (by its first bytes)")
     return mime, data
@@ -8885,7 +8932,7 @@ def _read_context(server, principal, session_id):
 
 
 IMAGES_LISTED = 100  # image files resources/list shows at most (any inside MCP_IMAGE_DIRS can be read)
-IMAGES_SCANNED = 10_000  # entries of each folder looked at for that list
+IMAGES_SCANNED = 2_000  # folder entries looked at for that list, in all
 
 
 def _read_image(server, principal, path):
@@ -8898,27 +8945,47 @@ def _read_image(server, principal, path):
 
 
 def _image_files(server):
-    """The first IMAGES_LISTED image files in MCP_IMAGE_DIRS (a link that leads outside: not one)."""
-    files = []
-    allowed = tuple(Path(d).expanduser().resolve() for d in server.config.image_dirs)
-    for root in allowed:
+    """(path, media type) of the first IMAGES_LISTED images in MCP_IMAGE_DIRS that a read would
+    serve (magic bytes, size), folder by folder in name order, looking at no more than
+    IMAGES_SCANNED entries in all; links are followed only where they stay inside the folders,
+    and an entry that cannot be read is left out."""
+    config = server.config
+    allowed = tuple(Path(d).expanduser().resolve() for d in config.image_dirs)
+    found, seen, pending = [], 0, list(reversed(allowed))
+    while pending and len(found) < IMAGES_LISTED and seen < IMAGES_SCANNED:
+        folder = pending.pop()
         try:
-            found = sorted(
-                p
-                for p in itertools.islice(root.rglob("*"), IMAGES_SCANNED)  # a huge folder costs no more
-                if p.suffix.lower() in _IMAGE_SUFFIXES and _inside(str(p), allowed)
-            )
+            with os.scandir(folder) as it:
+                entries = sorted(itertools.islice(it, IMAGES_SCANNED - seen), key=lambda e: e.name)
         except OSError:
             continue
-        files += [p for p in found if p.is_file()][: IMAGES_LISTED - len(files)]
-    return files
+        seen += len(entries)
+        folders = []
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+                    continue
+                if not entry.name.lower().endswith(_IMAGE_SUFFIXES) or len(found) >= IMAGES_LISTED:
+                    continue
+                if entry.is_symlink() and _inside(entry.path, allowed) is None:
+                    continue
+                if not entry.is_file() or entry.stat().st_size > config.max_body_bytes:
+                    continue
+                with open(entry.path, "rb") as f:
+                    mime = _image_kind(f.read(12))
+                if mime:
+                    found.append((Path(entry.path), mime))
+            except OSError:  # not readable: not offered
+                continue
+        pending.extend(reversed(folders))
+    return found
 
 
 def _listed_images(server, principal):
     entries = []
-    for path in _image_files(server):
+    for path, mime in _image_files(server):
         uri = f"{IMAGES_URI}/{urllib.parse.quote(str(path), safe='')}"
-        mime = "image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else f"image/{path.suffix.lower()[1:]}"
         entries.append({"uri": uri, "name": path.name, "title": path.name, "description": str(path), "mimeType": mime})
     return entries
 
@@ -8981,7 +9048,7 @@ RESOURCE_TEMPLATES = (
         "An image file inside MCP_IMAGE_DIRS, by its path; pass the URI in `images` of generate or chat.",
         "ollama_generate",
         _read_image,
-        lambda server, principal, prefix: [str(p) for p in _image_files(server) if str(p).startswith(prefix)],
+        lambda server, principal, prefix: [str(p) for p, _ in _image_files(server) if str(p).startswith(prefix)],
         False,
         _listed_images,
         None,  # PNG, JPEG, GIF or WEBP: each read says which

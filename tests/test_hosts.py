@@ -160,3 +160,71 @@ def test_check_reports_every_host(two):
     out = printed.getvalue()
     assert f"Ollama: 0.24.0 at {a.url}" in out and f"Ollama: 0.24.0 at {b.url}" in out
     assert "NOT reachable at http://127.0.0.1:9" in out
+
+
+@pytest.fixture
+def retrying(two, start_server):
+    """`two`'s hosts behind a server that retries as the default does (OLLAMA_RETRIES=2)."""
+    _, a, b = two
+    return start_server(ollama_hosts=(a.url, b.url), ollama_url=a.url, ollama_retries=2), a, b
+
+
+def count_attempts(client):
+    """Count the sends `client` makes (each retry is one more), through its own method."""
+    sent = []
+    send = client._send
+
+    def counted(*args):
+        sent.append(args[1])
+        return send(*args)
+
+    client._send = counted
+    return sent
+
+
+def kill(fake, server):
+    """As the kernel does when a process dies: nothing listens, its connections are closed."""
+    fake.stop()
+    for host in server.mcp.ollama.members:
+        host.client.close()
+
+
+def test_a_refused_host_is_left_at_once_when_another_has_the_model(retrying):
+    # No retry on the host that refuses while another host can take the request: the move is the retry.
+    server, a, b = retrying
+    c = client_of(server)
+    assert c.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x"})[0]["isError"] is False
+    dead, alive = (a, b) if generations(a) else (b, a)
+    host = next(h for h in server.mcp.ollama.members if h.url == dead.url)
+    sent = count_attempts(host.client)
+    kill(dead, server)
+    before = generations(alive)
+    assert c.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x"})[0]["isError"] is False
+    assert generations(alive) == before + 1
+    assert sent == ["/api/generate"], sent  # one attempt, no retries
+
+
+def test_a_refused_host_with_no_other_for_the_model_is_retried(retrying):
+    # Only host a has qwen3:0.6b: its refusal is retried (OLLAMA_RETRIES) before the call fails.
+    server, a, b = retrying
+    c = client_of(server)
+    assert c.call("ollama_generate", {"model": "qwen3:0.6b", "prompt": "x"})[0]["isError"] is False
+    host = next(h for h in server.mcp.ollama.members if h.url == a.url)
+    sent = count_attempts(host.client)
+    url = a.url
+    kill(a, server)
+    result = c.call("ollama_generate", {"model": "qwen3:0.6b", "prompt": "x"})[0]
+    assert result["isError"] and url in error_text(result)
+    assert sent == ["/api/generate"] * 3, sent  # the first attempt and OLLAMA_RETRIES=2
+
+
+def test_a_call_on_a_named_host_keeps_its_retries(retrying):
+    server, a, b = retrying
+    c = client_of(server)
+    host = next(h for h in server.mcp.ollama.members if h.url == b.url)
+    sent = count_attempts(host.client)
+    url = b.url
+    kill(b, server)
+    result = c.call("ollama_pull_model", {"model": "tinyllama", "host": url})[0]
+    assert result["isError"] and url in error_text(result)
+    assert sent == ["/api/pull"] * 3, sent

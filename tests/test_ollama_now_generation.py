@@ -369,11 +369,52 @@ def test_images_in_the_allowed_dirs_are_resources_a_tool_takes_by_uri(start_serv
     c = server.client()
     c.initialize()
     secret = f"ollama://images/{urllib.parse.quote(str(images / 'link.png'), safe='')}"
-    for uri in (secret, cat.replace("cat.png", "missing.png")):  # one answer for both
+    answers = []
+    for uri in (secret, cat.replace("cat.png", "missing.png"), cat.replace("cat.png", "fake.png")):
         response, _ = c.request("resources/read", {"uri": uri})
-        assert response["error"]["code"] in (-32002, -32602) and "Resource not found" in response["error"]["message"]
+        answers.append((response["error"]["code"], response["error"]["message"].replace(uri, "URI")))
+    assert len(set(answers)) == 1 and "Resource not found" in answers[0][1], answers  # one answer for all
     result = generate_image(c, secret)
     assert result["isError"] and "outside MCP_IMAGE_DIRS" in error_text(result)
+
+
+def test_an_image_uri_is_held_to_the_same_rules_as_a_path(vision_client, fake, images, tmp_path):
+    # `..` parts (plain or percent-encoded), NUL bytes, ~user and file:// on another host never read a
+    # file; every outside case gets the same words; a name too long is a clear error, not a crash.
+    inside = str(images.resolve())
+    outside = [
+        f"{inside}/../secret.png",
+        f"{inside}/nowhere/../cat.png",  # resolve() reads `..` after a missing part as text: no oracle
+        f"ollama://images/{inside}/%2e%2e/secret.png",
+        f"ollama://images/{inside}/cat.png%00.png",
+        "ollama://images/~root/x.png",
+        f"file://{inside}/../secret.png",
+    ]
+    texts = []
+    for raw in outside:
+        result = generate_image(vision_client, raw)
+        assert result["isError"], raw
+        texts.append(error_text(result).split(" refused: ")[-1])
+    assert len(set(texts)) == 1 and "outside MCP_IMAGE_DIRS" in texts[0], texts
+    far = generate_image(vision_client, f"file://example.org{inside}/cat.png")
+    assert far["isError"] and "a URI this server cannot read" in error_text(far)
+    assert generate_image(vision_client, f"file://localhost{inside}/cat.png").get("isError") is not True
+    long = generate_image(vision_client, f"{inside}/{'a' * 300}.png")
+    assert long["isError"] and "cannot read" in error_text(long), error_text(long)
+    assert [b["images"] for b in fake.bodies("/api/generate")] == [[base64.b64encode(PNG).decode()]]
+
+
+def test_resources_list_offers_only_images_a_read_would_serve(start_server, images):
+    (images / "big.png").write_bytes(PNG + b"\x00" * 5000)  # over MCP_MAX_BODY_BYTES below
+    (images / "gone.png").symlink_to(images / "nowhere.png")
+    (images / "sub").mkdir()
+    (images / "sub" / "dog.gif").write_bytes(b"GIF89a" + b"\x00" * 20)
+    server = start_server(image_dirs=(str(images),), max_body_bytes=4096)
+    c = server.client()
+    c.initialize()
+    listed = {r["name"]: r["mimeType"] for r in c.request("resources/list")[0]["result"]["resources"]
+              if r["uri"].startswith("ollama://images/")}  # fmt: skip
+    assert listed == {"cat.png": "image/png", "dog.gif": "image/gif"}, listed
 
 
 def test_without_image_dirs_there_is_no_image_template(client):
