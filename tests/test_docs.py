@@ -3,6 +3,8 @@
 import importlib.util
 import json
 
+import pytest
+
 import ollama_mcp
 from conftest import ROOT
 
@@ -43,6 +45,7 @@ def python_blocks(path):
     return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
 
 
+@pytest.mark.slow
 def test_every_api_reference_example_runs(fake, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("OLLAMA_HOST", fake.url)
     monkeypatch.setenv("MCP_DATA_DIR", str(tmp_path))

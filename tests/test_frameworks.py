@@ -25,7 +25,7 @@ sys.path.insert(0, str(FRAMEWORKS_DIR))
 import _common  # noqa: E402
 import build_venvs  # noqa: E402
 
-pytestmark = pytest.mark.frameworks
+pytestmark = [pytest.mark.frameworks, pytest.mark.slow]  # a venv and a driver process per framework
 DRIVER_TIMEOUT = 300
 
 

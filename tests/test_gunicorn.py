@@ -46,6 +46,7 @@ def gunicorn(fake, tmp_path):
     proc.wait(10)
 
 
+@pytest.mark.slow
 def test_tools_and_streaming_work_under_gunicorn(gunicorn):
     url, _ = gunicorn
 
@@ -69,6 +70,7 @@ def test_tools_and_streaming_work_under_gunicorn(gunicorn):
     assert len(seen) == 9 and streamed.structured_content["response"].startswith("The sky")
 
 
+@pytest.mark.slow
 def test_a_client_leaving_a_stream_cancels_it_under_gunicorn(gunicorn, fake):
     _, port = gunicorn
     fake.chunk_delay = 0.1

@@ -299,6 +299,7 @@ def test_the_total_of_listens_is_capped_and_ordinary_calls_still_answer(spawn, l
     assert wait_for(lambda: status_kb(proc.pid, "Threads") <= bound), f"threads {threads_before} -> {threads}"
 
 
+@pytest.mark.slow
 def test_an_idle_listen_ends_with_its_result(spawn, listens):
     proc, url = spawn(MCP_SUBSCRIPTION_IDLE="1")
     listen = Listen(url, "127.0.0.1", "idle-1", timeout=(5, 4))
@@ -344,6 +345,7 @@ def assert_refused(result, fake):
     return text
 
 
+@pytest.mark.slow
 def test_a_gzip_bomb_on_tags_is_refused_in_bounded_memory(spawn, fake):
     bomb = gzip_of(b'{"models":[],"pad":"', 300 * MIB, b'"}')
     assert len(bomb) < 400_000
@@ -357,6 +359,7 @@ def test_a_gzip_bomb_on_tags_is_refused_in_bounded_memory(spawn, fake):
     assert call_tool(url, "ollama_get_version")["isError"] is False
 
 
+@pytest.mark.slow
 def test_a_gzip_encoded_stream_is_refused_in_bounded_memory(spawn, fake):
     packed = gzip_of(b"", 200 * MIB, b"\n")
     headers = [("Content-Type", "application/x-ndjson"), ("Content-Encoding", "gzip")]
@@ -395,6 +398,7 @@ def test_a_200_mb_error_body_is_read_and_shown_in_part(spawn, fake):
     assert call_tool(url, "ollama_get_version")["isError"] is False
 
 
+@pytest.mark.slow
 def test_a_dripping_library_page_leaves_local_results_within_12_s(start_server, fake):
     server = start_server(model_library_url=fake.url)
     page = b'<a href="/library/gemma3">'
@@ -406,6 +410,7 @@ def test_a_dripping_library_page_leaves_local_results_within_12_s(start_server, 
     assert out["remote_error"] and out["local"], out
 
 
+@pytest.mark.slow
 def test_a_trickling_answer_cannot_stretch_ollama_timeout(start_server, fake):
     server = start_server(ollama_timeout=2.0)
     body = b'{"models": []}' + b" " * 16
@@ -422,6 +427,7 @@ def bad_fake():
     server.stop()
 
 
+@pytest.mark.slow
 def test_a_trickling_host_does_not_hold_up_the_good_one(start_server, fake, bad_fake):
     body = b'{"models": []}' + b" " * 16
     for path in ("/api/tags", "/api/ps"):
@@ -478,6 +484,7 @@ def test_a_method_over_128_characters_is_invalid_request(server, client):
     assert r.status_code == 400 and r.json()["error"]["code"] == -32600, r.text[:300]
 
 
+@pytest.mark.slow
 def test_a_2_mb_id_leaves_no_log_line_over_64_kib(spawn):
     proc, url = spawn(LOG_FORMAT="json")
     stderr = Stderr(proc)
@@ -493,6 +500,7 @@ def test_a_2_mb_id_leaves_no_log_line_over_64_kib(spawn):
     assert longest <= 64 * 1024, f"a log line of {longest:,} bytes"
 
 
+@pytest.mark.slow
 def test_a_stuck_stderr_holds_a_bounded_queue_of_log_lines(spawn):
     proc, url = spawn(LOG_FORMAT="json")  # its stderr is a pipe nobody reads from now on
     assert call_tool(url, "ollama_get_version")["isError"] is False
@@ -711,6 +719,7 @@ def serve_json(fake, method, path, payload):
     fake.raw(method, path, data, headers=[("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
 
 
+@pytest.mark.slow
 def test_a_forged_version_neither_forges_a_log_line_nor_reaches_the_terminal_raw(spawn, fake):
     serve_json(fake, "GET", "/api/version", {"version": FORGED})
     proc, url = spawn()
@@ -821,6 +830,7 @@ def save(client, session_id, size):
     return result
 
 
+@pytest.mark.slow
 def test_one_principal_holds_at_most_64_mib_of_contexts(client):
     for n in range(16):  # 16 contexts just under MCP_CONTEXT_MAX_BYTES: just under 64 MiB in all
         assert structured(save(client, f"c{n}", 4 * MIB - 1024))["bytes"] <= 4 * MIB
@@ -936,6 +946,7 @@ def tracebacks_at_warning(records):
     ]
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_a_clear_result_and_loses_nothing(spawn, tmpfs):
     folder = tmpfs("full")
     proc, url = spawn(MCP_DATA_DIR=str(folder), LOG_FORMAT="json")
@@ -959,6 +970,7 @@ def test_a_full_disk_is_a_clear_result_and_loses_nothing(spawn, tmpfs):
     assert tracebacks_at_warning(stderr.records()) == []
 
 
+@pytest.mark.slow
 def test_a_read_only_data_folder_is_a_clear_result(spawn, tmpfs):
     folder = tmpfs("read-only", read_only=True)
     proc, url = spawn(MCP_DATA_DIR=str(folder), LOG_FORMAT="json")
@@ -997,6 +1009,7 @@ def pack_explode(call, args):
 """
 
 
+@pytest.mark.slow
 def test_a_crashing_tool_tells_the_client_a_reference_and_the_log_the_details(spawn, tmp_path):
     (tmp_path / "explode_pack.py").write_text(EXPLODING_PACK)
     proc, url = spawn(LOG_FORMAT="json")

@@ -82,6 +82,7 @@ def test_a_loaded_model_is_preferred(two):
     assert generations(b) == 3 and generations(a) == 0
 
 
+@pytest.mark.slow
 def test_a_batch_spreads_over_the_hosts_that_have_the_model(two):
     server, a, b = two
     a.chunk_delay = b.chunk_delay = 0.05
@@ -127,6 +128,7 @@ def test_health_version_and_processes_report_per_host(two):
     assert [(p["name"], p["host"]) for p in processes["models"]] == [("qwen3:0.6b", a.url)]
 
 
+@pytest.mark.slow
 def test_a_host_going_down_is_skipped_and_used_again_when_it_returns(two):
     server, a, b = two
     c = client_of(server)

@@ -146,6 +146,7 @@ def test_context_store_survives_a_killed_process(tmp_path):
     assert {f"message {i}" for i in range(acknowledged + 1)} <= contents
 
 
+@pytest.mark.slow
 def test_server_process_killed_keeps_saved_contexts(fake, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "MCP_TOOLS_DIR": str(tmp_path), "MCP_DATA_DIR": str(tmp_path / "data")}
     cmd = [sys.executable, str(ROOT / "ollama_mcp.py"), "--transport", "stdio", "--ollama-url", fake.url]

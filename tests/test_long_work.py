@@ -52,6 +52,7 @@ def answers(response):
     return [m for m in (json.loads(e["data"]) for e in iter_sse(response) if "data" in e) if "method" not in m]
 
 
+@pytest.mark.slow
 def test_a_cancel_notification_during_silence_closes_ollama_at_once(start_server, silent):
     server = start_server(heartbeat=0.2)  # the stream (and with it the response's headers) starts with a heartbeat
     client = server.client()
@@ -66,6 +67,7 @@ def test_a_cancel_notification_during_silence_closes_ollama_at_once(start_server
     assert answers(r) == [], "a cancelled call gets no answer"
 
 
+@pytest.mark.slow
 def test_a_stateless_client_closing_its_stream_during_silence_closes_ollama_within_a_second(server, silent):
     r = modern(server.url, "tools/call", tool_params("ollama_generate_stream", STREAM_ARGS, 1), stream=True,
                name="ollama_generate_stream")  # fmt: skip
@@ -76,6 +78,7 @@ def test_a_stateless_client_closing_its_stream_during_silence_closes_ollama_with
     assert silent.aborted.wait(1.5) and silent.aborted_at - started < 1.0
 
 
+@pytest.mark.slow
 def test_the_cancel_tool_during_silence_closes_ollama_and_the_call_is_answered_within_a_second(start_server, silent):
     server = start_server(heartbeat=0.2)
     first, other = server.client(), server.client()
@@ -108,6 +111,7 @@ def send(proc, msg):
     proc.stdin.flush()
 
 
+@pytest.mark.slow
 def test_a_cancel_over_stdio_during_silence_closes_ollama_at_once(fake, tmp_path):
     fake.silence = 30.0
     proc = stdio(fake, tmp_path)
@@ -137,6 +141,7 @@ def heartbeats(messages):
     return [m["params"] for m in messages if m.get("method") == "notifications/progress"]
 
 
+@pytest.mark.slow
 def test_heartbeats_in_the_handshake_era_say_ollama_reads_the_prompt(start_server, fake):
     fake.silence = 1.6
     server = start_server(heartbeat=0.3)
@@ -151,6 +156,7 @@ def test_heartbeats_in_the_handshake_era_say_ollama_reads_the_prompt(start_serve
     assert values == sorted(set(values)), "progress only ever increases, heartbeats included"
 
 
+@pytest.mark.slow
 def test_a_heartbeat_says_ollama_loads_the_model_when_it_is_not_loaded(start_server, fake):
     fake.silence = 1.0
     fake.route("GET", "/api/ps", lambda start_response, *_: fake._json(start_response, 200, {"models": []}))
@@ -161,6 +167,7 @@ def test_a_heartbeat_says_ollama_loads_the_model_when_it_is_not_loaded(start_ser
     assert any("Ollama is loading gemma3:270m" in p.get("message", "") for p in heartbeats(notes)), notes
 
 
+@pytest.mark.slow
 def test_a_heartbeat_says_a_call_is_queued_behind_another_for_the_same_model(start_server, fake):
     fake.silence = 1.5
     server = start_server(heartbeat=0.3)
@@ -173,6 +180,7 @@ def test_a_heartbeat_says_a_call_is_queued_behind_another_for_the_same_model(sta
     assert any("queued behind 1 other request(s) for gemma3:270m" in p.get("message", "") for p in heartbeats(notes))
 
 
+@pytest.mark.slow
 def test_heartbeats_in_the_stateless_era(start_server, fake):
     fake.silence = 1.0
     server = start_server(heartbeat=0.3)
@@ -182,6 +190,7 @@ def test_heartbeats_in_the_stateless_era(start_server, fake):
     assert len(heartbeats(messages)) >= 2 and messages[-1]["result"]["isError"] is False
 
 
+@pytest.mark.slow
 def test_heartbeats_over_stdio(fake, tmp_path):
     fake.silence = 1.6
     proc = stdio(fake, tmp_path)
@@ -199,6 +208,7 @@ def test_heartbeats_over_stdio(fake, tmp_path):
         proc.stdout.close()
 
 
+@pytest.mark.slow
 def test_no_heartbeat_without_a_progress_token(start_server, fake):
     fake.silence = 0.8
     server = start_server(heartbeat=0.2)
@@ -220,6 +230,7 @@ def test_discover_declares_the_tasks_extension(server):
     assert result["capabilities"]["extensions"] == {"io.modelcontextprotocol/tasks": {}}
 
 
+@pytest.mark.slow
 def test_a_pull_runs_as_a_task_that_outlives_its_client_and_is_fetched_later(server, fake):
     fake.chunk_delay = 0.1
     r = modern(server.url, "tools/call", tool_params("ollama_pull_model", {"model": "tinyllama"}), meta=TASKS,
@@ -247,6 +258,7 @@ def test_a_task_is_cancelled_by_its_id_and_its_ollama_request_ends(server, fake)
     assert wait_for(lambda: task_get(server.url, created["taskId"])["result"]["status"] == "cancelled", 3)
 
 
+@pytest.mark.slow
 def test_a_working_task_reports_what_it_waits_for(start_server, fake):
     fake.silence = 2.0
     server = start_server(heartbeat=0.3)
@@ -275,6 +287,7 @@ def test_without_the_extension_a_pull_is_an_ordinary_call_and_tasks_methods_need
     assert modern(server.url, "tasks/list", {}).status_code == 404, "2026-07-28 has no tasks/list"
 
 
+@pytest.mark.slow
 def test_a_principal_holds_a_bounded_number_of_tasks_and_a_finished_one_is_kept_for_a_while(start_server, fake):
     server = start_server(max_tasks_per_client=1, task_keep=1.0)
     pull = tool_params("ollama_pull_model", {"model": "tinyllama"})
@@ -338,6 +351,7 @@ def test_default_num_ctx_sets_the_window_of_calls_that_set_none(start_server, fa
 # --- shutdown that answers; a stream that dies keeps its text -------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigterm_during_four_streams_answers_all_four(fake, tmp_path):
     fake.chunk_delay = 0.3
     proc, url = start_process(fake, process_env(tmp_path, MCP_SHUTDOWN_GRACE="0.5"), tmp_path)
@@ -363,6 +377,7 @@ def test_sigterm_during_four_streams_answers_all_four(fake, tmp_path):
         assert "the text generated so far:\nThe" in error_text(answer["result"])
 
 
+@pytest.mark.slow
 def test_sigterm_lets_calls_that_finish_within_the_grace_period_finish(fake, tmp_path):
     fake.chunk_delay = 0.1
     proc, url = start_process(fake, process_env(tmp_path, MCP_SHUTDOWN_GRACE="5"), tmp_path)
@@ -416,6 +431,7 @@ def unloads(fake):
     return [b for b in fake.bodies("/api/generate") if b.get("keep_alive") == 0 and not b.get("prompt")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setting, expected", [(True, 1), (False, 0)])
 def test_a_generation_cancelled_while_ollama_reads_its_prompt_unloads_the_model(start_server, fake, setting, expected):
     # With MCP_UNLOAD_ON_CANCEL=true the model of a prompt still being read is unloaded; off by default.
@@ -430,6 +446,7 @@ def test_a_generation_cancelled_while_ollama_reads_its_prompt_unloads_the_model(
     assert [b["model"] for b in unloads(fake)] == ["gemma3:270m"] * expected
 
 
+@pytest.mark.slow
 def test_a_generation_cancelled_once_tokens_flow_keeps_its_model(client, fake):
     fake.chunk_delay = 0.2
     r = client.start("ollama_generate_stream", STREAM_ARGS, msg_id=6)

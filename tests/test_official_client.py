@@ -162,6 +162,7 @@ def test_every_tool_works_in_both_eras(target, mode):
     assert out["ollama_batch_generate"].structured_content["succeeded"] == 2
 
 
+@pytest.mark.slow
 def test_progress_and_cancellation_in_both_eras(target, mode, fake):
     async def main():
         seen = []
@@ -300,6 +301,7 @@ def test_a_listen_stream_hears_models_change(target):
 # --- long work: heartbeats and tasks through the official client ----------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("connect", MODES)
 def test_heartbeats_reach_the_progress_callback_while_ollama_is_silent(start_server, fake, connect):
     fake.silence = 1.6
@@ -380,6 +382,7 @@ def tasks_extension():
     return Tasks(), seen
 
 
+@pytest.mark.slow
 def test_the_official_client_runs_a_pull_as_a_task(server, fake):
     fake.chunk_delay = 0.05
     extension, handles = tasks_extension()

@@ -102,6 +102,7 @@ def test_the_cloud_host_says_cleanly_what_it_does_not_serve(monkeypatch):
     assert "ollama.com (a cloud host) has no /api/ps" in str(e.value) and "local Ollama host" in str(e.value)
 
 
+@pytest.mark.slow
 def test_the_key_never_reaches_logs_errors_check_output_or_metrics(fake, tmp_path):
     env = process_env(tmp_path, OLLAMA_API_KEY=KEY, LOG_LEVEL="DEBUG", OLLAMA_WEB_SEARCH_URL=fake.url)
     proc, url = start_process(fake, env, tmp_path)

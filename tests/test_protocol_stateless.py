@@ -255,6 +255,7 @@ def test_both_eras_share_the_endpoint_at_once(server, client):
     assert len(server.mcp.sessions) == 1
 
 
+@pytest.mark.slow
 def test_closing_the_stream_cancels_the_call_and_ollama(server, fake):
     fake.chunk_delay = 0.1
     r = modern_stream(server.url)

@@ -61,6 +61,7 @@ def test_the_readme_shows_the_inspector_cli_over_http_and_stdio():
     assert any(c.endswith("python ollama_mcp.py -- --transport stdio") for c in commands)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", [0, 1])
 def test_inspector_cli_commands_of_the_readme_list_the_tools(node_tools, server, tmp_path, index):
     command = as_run_here(readme_commands("npx @modelcontextprotocol/inspector --cli")[index], server.url)
@@ -219,6 +220,7 @@ def readme_python_client(url, model):
     return code.replace(README_URL, url).replace('"gemma3:270m"', json.dumps(model))
 
 
+@pytest.mark.slow
 def test_the_python_client_example_streams_and_says_when_the_model_is_missing(server, tmp_path):
     run = [sys.executable, "-c"]
     ok = subprocess.run(
@@ -430,6 +432,7 @@ def client_home(tmp_path):
     return home
 
 
+@pytest.mark.slow
 def test_claude_code_adds_the_readme_entries_and_lists_them_connected(client_home, start_server, fake, monkeypatch):
     claude = cli("claude")
     locked = start_server(auth_tokens=(TOKEN,))
@@ -479,6 +482,7 @@ def test_codex_adds_the_readme_entry_and_lists_it(client_home):
     assert written["env"] == readme["env"] and written["args"] == [str(ROOT / "ollama_mcp.py")]
 
 
+@pytest.mark.slow
 def test_gemini_adds_the_readme_entry_and_lists_it_connected(client_home, fake):
     gemini = cli("gemini")
     project = client_home / "project"

@@ -19,6 +19,7 @@ from conftest import INIT, ROOT, McpHttpClient, error_text, iter_sse, wait_for
 
 pytestmark = [
     pytest.mark.replicas,
+    pytest.mark.slow,  # processes: nginx, redis-server, replicas
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server (apt-get install redis-server)"),
     pytest.mark.skipif(shutil.which("nginx") is None, reason="no nginx (apt-get install nginx)"),
     pytest.mark.skipif(importlib.util.find_spec("redis") is None, reason="pip install -r requirements-redis.txt"),

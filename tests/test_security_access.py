@@ -55,6 +55,7 @@ def test_open_server_needs_no_token(server):
     assert post(server.url, INIT).status_code == 200
 
 
+@pytest.mark.slow
 def test_token_and_authorization_header_never_reach_the_logs(fake, tmp_path):
     env = process_env(tmp_path, MCP_AUTH_TOKEN=TOKEN, LOG_LEVEL="DEBUG", LOG_FORMAT="json")
     proc, url = start_process(fake, env, tmp_path)
@@ -169,6 +170,7 @@ def test_tool_globs_choose_the_exposed_set(start_server):
 # --- rate limit, concurrency and connection caps ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rate_limit_gives_429_with_retry_after_then_recovers(start_server):
     server = start_server(rate_limit=120, rate_burst=3)  # 2 per second after a burst of 3
     c = server.client()
@@ -192,6 +194,7 @@ def test_rate_limit_is_per_client(start_server):
     assert post(server.url, INIT, Authorization=f"Bearer {TOKEN}").status_code == 429
 
 
+@pytest.mark.slow
 def test_per_client_concurrency_cap_then_recovers(start_server, fake):
     server = start_server(max_concurrent_per_client=1)
     c = server.client()
@@ -204,6 +207,7 @@ def test_per_client_concurrency_cap_then_recovers(start_server, fake):
     assert result["isError"] is False
 
 
+@pytest.mark.slow
 def test_total_concurrency_cap(start_server, fake):
     server = start_server(max_concurrent=1, auth_tokens=(TOKEN, "another-token-0123456789"))
     first = server.client()
@@ -234,6 +238,7 @@ def test_connection_cap_answers_503_at_once_and_recovers(start_server):
     assert post(server.url, INIT).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_silent_client_is_dropped_after_the_timeout(start_server):
     server = start_server(client_timeout=0.5)
     port = server.port
@@ -245,6 +250,7 @@ def test_a_silent_client_is_dropped_after_the_timeout(start_server):
     s.close()
 
 
+@pytest.mark.slow
 def test_a_slow_drip_client_is_dropped_at_the_deadline(start_server):
     server = start_server(client_timeout=0.6)
     port = server.port
@@ -290,6 +296,7 @@ def test_deeply_nested_json_is_refused(client):
 # --- SSE keep-alive -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_silent_stream_gets_keepalive_comments(start_server, fake):
     server = start_server(keepalive_interval=0.1)
     c = server.client()
@@ -309,6 +316,7 @@ def test_silent_stream_gets_keepalive_comments(start_server, fake):
     assert json.loads(r.text.rstrip().rsplit("data: ", 1)[1])["result"]["structuredContent"]["status"] == "success"
 
 
+@pytest.mark.slow
 def test_silent_call_without_progress_token_is_kept_alive_too(start_server, fake):
     server = start_server(keepalive_interval=0.1)
     c = server.client()
@@ -367,6 +375,7 @@ def test_metrics_count_calls_outcomes_tokens_and_rejections(server, client):
 # --- the process: graceful shutdown and structured logs ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigterm_answers_streams_it_cancels_after_the_grace_period_and_exits_promptly(fake, tmp_path):
     env = process_env(tmp_path, LOG_FORMAT="json", MCP_SHUTDOWN_GRACE="0.3")
     proc, url = start_process(fake, env, tmp_path)

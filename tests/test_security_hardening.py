@@ -144,6 +144,7 @@ def test_invented_http_methods_share_one_metric_label(server):
 # --- 3. sessions: never evict a busy one; a cap per client --------------------------------------
 
 
+@pytest.mark.slow
 def test_a_session_with_a_running_call_is_never_evicted(start_server, fake):
     server = start_server(max_sessions=2)
     busy = server.client()
@@ -162,6 +163,7 @@ def test_a_session_with_a_running_call_is_never_evicted(start_server, fake):
     assert busy.post({"jsonrpc": "2.0", "id": 2, "method": "ping"}).status_code == 200
 
 
+@pytest.mark.slow
 def test_when_every_session_is_busy_a_new_one_gets_503(start_server, fake):
     server = start_server(max_sessions=1)
     busy = server.client()
@@ -250,6 +252,7 @@ def as_token(server, token):
     return c
 
 
+@pytest.mark.slow
 def test_another_token_cannot_use_list_cancel_or_delete_a_session(two_tokens, fake):
     owner = as_token(two_tokens, TOKEN)
     owner.initialize()
@@ -277,6 +280,7 @@ def test_another_token_cannot_use_list_cancel_or_delete_a_session(two_tokens, fa
     assert owner.post({"jsonrpc": "2.0", "id": 2, "method": "ping"}).status_code == 200
 
 
+@pytest.mark.slow
 def test_logs_carry_a_short_hash_of_the_session_id_not_the_id(fake, tmp_path):
     env = process_env(tmp_path, LOG_FORMAT="json")
     proc, url = start_process(fake, env, tmp_path)
@@ -394,6 +398,7 @@ def test_a_batch_larger_than_the_burst_is_refused(start_server):
     assert r.status_code == 400 and "MCP_RATE_BURST" in r.json()["error"]["message"]
 
 
+@pytest.mark.slow
 def test_a_batch_stops_when_its_client_leaves(start_server, fake):
     server = start_server()
     sid = batch_session(server)
@@ -424,6 +429,7 @@ def test_a_batch_stops_when_its_client_leaves(start_server, fake):
     assert fake.streams_started <= 2, f"{fake.streams_started} of 20 batch calls started after the client left"
 
 
+@pytest.mark.slow
 def test_batch_generate_takes_a_slot_for_each_parallel_prompt(start_server, fake):
     server = start_server(max_concurrent_per_client=3)
     c = server.client()
@@ -474,6 +480,7 @@ def test_ambiguous_framing_gets_400_and_a_closed_connection(server, headers):
     assert b"<timeout>" not in answer
 
 
+@pytest.mark.slow
 def test_a_malformed_request_line_gets_400_and_no_traceback(fake, tmp_path):
     env = process_env(tmp_path, LOG_FORMAT="json")
     proc, url = start_process(fake, env, tmp_path)
@@ -604,6 +611,7 @@ def test_unreadable_paths_are_plain_refusals(make_config, tmp_path, monkeypatch,
     assert "internal error" not in text and "home directory" not in text and str(tmp_path) not in text
 
 
+@pytest.mark.slow
 def test_a_request_id_reused_while_running_is_refused(client, fake):
     r, events = slow_stream(client, fake, 5)
     response, _ = client.request("tools/call", {"name": "ollama_list_models", "arguments": {}}, msg_id=5)

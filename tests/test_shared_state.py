@@ -21,6 +21,7 @@ from fake_ollama import FakeOllama
 
 REDIS = shutil.which("redis-server")
 pytestmark = [
+    pytest.mark.slow,  # a redis-server of its own
     pytest.mark.skipif(REDIS is None, reason="no redis-server (apt-get install redis-server)"),
     pytest.mark.skipif(importlib.util.find_spec("redis") is None, reason="pip install -r requirements-redis.txt"),
 ]

@@ -3,6 +3,8 @@
 import threading
 import time
 
+import pytest
+
 from conftest import call_ok, error_text, structured, wait_for
 
 
@@ -66,6 +68,7 @@ def test_batch_prompt_count_is_capped(start_server):
     assert "over the limit of 3" in text and "MCP_BATCH_MAX_PROMPTS" in text
 
 
+@pytest.mark.slow
 def test_cancelling_a_batch_stops_every_outstanding_prompt(client, fake):
     fake.chunk_delay = 0.1
     reply = {}

@@ -96,6 +96,7 @@ def test_generate_without_token_sends_json_not_sse(client):
     assert r.headers["Content-Type"] == "application/json"
 
 
+@pytest.mark.slow
 def test_generate_with_token_sends_count_progress_a_few_times_a_second(client, fake):
     fake.chunk_delay = 0.1
     result, notes = client.call("ollama_generate", {"model": "gemma3:270m", "prompt": "x"}, progress=True)

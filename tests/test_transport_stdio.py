@@ -86,6 +86,7 @@ def test_bad_json_line_gets_parse_error(proc):
     assert reply["error"]["code"] == -32700 and reply["id"] is None
 
 
+@pytest.mark.slow
 def test_ping_is_answered_while_a_call_streams_and_cancel_stops_it(proc, fake):
     fake.chunk_delay = 0.1
     initialize(proc)
@@ -106,6 +107,7 @@ def test_ping_is_answered_while_a_call_streams_and_cancel_stops_it(proc, fake):
             break
 
 
+@pytest.mark.slow
 def test_eof_cancels_in_flight_calls_and_exits(proc, fake):
     fake.chunk_delay = 0.2
     initialize(proc)

@@ -21,6 +21,7 @@ def start_stream(client, tool="ollama_generate_stream", args=STREAM_ARGS, msg_id
     return client.post({"jsonrpc": "2.0", "id": msg_id, "method": "tools/call", "params": params}, stream=True)
 
 
+@pytest.mark.slow
 def test_tokens_arrive_as_they_are_generated(client, fake):
     fake.chunk_delay = 0.15  # 9 tokens: the whole answer takes about 1.5 s
     started = time.monotonic()
@@ -84,6 +85,7 @@ def test_cancel_of_a_call_without_progress_token_stops_ollama(client, fake):
     assert b'"id":81' not in result["body"]
 
 
+@pytest.mark.slow
 def test_client_leaving_a_json_mode_call_stops_ollama(server, client, fake):
     """Without a progressToken the answer is one JSON body at the end; leaving early still stops Ollama."""
     fake.chunk_delay = 0.1
@@ -118,6 +120,7 @@ def test_cancel_with_unknown_id_is_ignored(client):
     assert response["result"] == {}
 
 
+@pytest.mark.slow
 def test_cancel_from_another_session_does_not_reach_the_call(server, client, fake):
     fake.chunk_delay = 0.05
     other = server.client()
@@ -131,6 +134,7 @@ def test_cancel_from_another_session_does_not_reach_the_call(server, client, fak
     assert fake.streams_aborted == 0
 
 
+@pytest.mark.slow
 def test_concurrent_streams_are_independent(server, fake):
     fake.chunk_delay = 0.05
     clients = [server.client() for _ in range(4)]
@@ -153,6 +157,7 @@ def test_concurrent_streams_are_independent(server, fake):
     assert elapsed < 4 * 9 * 0.05, "streams run in parallel, not one after another"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux scheduling policies")
 @pytest.mark.parametrize("setting, policy", [(None, "SCHED_BATCH"), ("false", "SCHED_OTHER")])
 def test_every_server_thread_yields_to_ollama_unless_told_not_to(fake, tmp_path, setting, policy):
