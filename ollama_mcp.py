@@ -1653,7 +1653,7 @@ class OllamaClient:
         self._pool = self._new_pool()
         self._retries = config.ollama_retries
         self._retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(self._retry_safe),
+            retry=tenacity.retry_if_exception(self._may_retry),
             stop=tenacity.stop_after_attempt(config.ollama_retries + 1),
             wait=tenacity.wait_exponential(multiplier=0.1, max=1.0),
             reraise=True,
@@ -1708,7 +1708,7 @@ class OllamaClient:
         try:
             return self._send(*args)
         except Exception as e:
-            if self._retries == 0 or not self._retry_safe(e):
+            if self._retries == 0 or not self._may_retry(e):
                 raise
             first = [e]
 
@@ -1720,8 +1720,8 @@ class OllamaClient:
         return self._retrying(attempt)
 
     @staticmethod
-    def _retry_safe(e):
-        """Whether to send again after `e`: nothing reached Ollama (see `_retry_safe`), and no other
+    def _may_retry(e):
+        """Whether to send again after `e`: nothing reached Ollama (`_retry_safe`), and no other
         host would take the request at once (HANDOVER): retrying a host that refuses or does not
         answer the connection would only delay the move."""
         if getattr(HANDOVER, "possible", False) and isinstance(e, urllib3.exceptions.ConnectTimeoutError):
