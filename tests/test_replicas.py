@@ -14,6 +14,7 @@ import sys
 
 import pytest
 from test_protocol_stateless import listen, modern
+from test_shared_state import RedisServer, free_port
 
 from conftest import INIT, ROOT, McpHttpClient, error_text, iter_sse, wait_for
 
@@ -24,12 +25,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("nginx") is None, reason="no nginx (apt-get install nginx)"),
     pytest.mark.skipif(importlib.util.find_spec("redis") is None, reason="pip install -r requirements-redis.txt"),
 ]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening(port):
@@ -47,44 +42,12 @@ def doc_nginx(listen_port, replica_ports):
     return "\n".join(lines)
 
 
-class Redis:
-    """A redis-server of its own on a loopback port; AOF on, so a restart keeps what it held."""
-
-    def __init__(self, folder):
-        self.folder, self.port = folder, free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = None
-
-    def start(self):
-        args = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            str(self.folder),
-        ]
-        self.proc = subprocess.Popen(
-            [*args, "--appendonly", "yes", "--appendfsync", "always"], stdout=subprocess.DEVNULL
-        )
-        assert wait_for(lambda: listening(self.port), timeout=10), "redis-server did not start"
-        return self
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait(10)
-
-
 @pytest.fixture
 def redis(tmp_path):
-    server = Redis(tmp_path).start()
+    server = RedisServer(tmp_path, aof=True).start()
     yield server
     if server.proc.poll() is None:
-        server.proc.terminate()
-        server.proc.wait(10)
+        server.stop()
 
 
 @pytest.fixture
@@ -147,7 +110,6 @@ def test_without_shared_state_round_robin_loses_sessions(deployment):
 
 def burst_answered(url, calls=12):
     """How many of `calls` stateless calls in a row were answered (the others: 429)."""
-
     params = {"name": "ollama_get_version", "arguments": {}}
     codes = [modern(url, "tools/call", params).status_code for _ in range(calls)]
     assert set(codes) <= {200, 429}, codes
@@ -189,7 +151,6 @@ def test_three_replicas_behind_the_documented_nginx_serve_the_official_client(de
 
 def test_a_call_on_one_replica_is_listed_and_cancelled_through_nginx(deployment, redis_url, fake):
     # The slow stream lands on one replica; the listing and the cancel, round robin, on the others.
-
     url = deployment(2, MCP_STATE_URL=redis_url)
     fake.chunk_delay = 0.2
     runner = McpHttpClient(url)
@@ -255,7 +216,6 @@ def test_gunicorn_with_two_workers_on_shared_state_as_documented(fake, redis_url
 
 def test_a_listen_through_nginx_hears_copies_made_through_either_replica(deployment, redis_url):
     # Round robin: the listen lands on one replica, the two copies on the other and on the same one.
-
     url = deployment(2, MCP_STATE_URL=redis_url)
     uris = ["ollama://models/copy-a", "ollama://models/copy-b"]
     r = listen(url, {"resourceSubscriptions": uris})
@@ -281,7 +241,6 @@ def test_the_per_client_cap_through_nginx_holds_for_the_deployment(deployment, r
     runner = McpHttpClient(url)
     runner.initialize()
     r = runner.start("ollama_generate_stream", {"model": "gemma3:270m", "prompt": "x"}, msg_id=3)
-
     next(iter_sse(r))
     busy = []
     for i in range(2):  # one lands on each replica
@@ -301,7 +260,6 @@ def test_the_per_client_cap_through_nginx_holds_for_the_deployment(deployment, r
 def test_redis_killed_and_restarted_behind_nginx(deployment, redis, fake):
     # While Redis is gone: what needs it says so, the rest answers. Back (AOF): the session and the
     # saved context are there again, on whichever replica; no replica restarted.
-
     url = deployment(2, MCP_STATE_URL=redis.url)
     client = McpHttpClient(url)
     client.initialize()

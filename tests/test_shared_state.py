@@ -34,16 +34,18 @@ def free_port():
 
 
 class RedisServer:
-    """A redis-server of its own on a loopback port, no persistence."""
+    """A redis-server of its own on a loopback port; no persistence, or with `aof` an append-only
+    file written at every command, so a restart (even after kill()) keeps what it held."""
 
-    def __init__(self, folder):
-        self.folder, self.port = folder, free_port()
+    def __init__(self, folder, aof=False):
+        self.folder, self.port, self.aof = folder, free_port(), aof
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = None
 
     def start(self):
-        args = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(args + ["--dir", str(self.folder)], stdout=subprocess.DEVNULL)
+        args = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.folder)]
+        args += ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else ["--appendonly", "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
         import redis
 
         client = redis.Redis.from_url(self.url)
@@ -52,6 +54,11 @@ class RedisServer:
 
     def stop(self):
         self.proc.terminate()
+        self.proc.wait(10)
+
+    def kill(self):
+        """As a crash: no shutdown, nothing saved on the way out."""
+        self.proc.kill()
         self.proc.wait(10)
 
 
